@@ -1,1 +1,6 @@
-//! s1-actions
+//! s1-actions: a SentinelOne action bundle for ThreatQ TDR Orchestrator.
+
+pub mod connection;
+pub mod error;
+pub mod log;
+pub mod redact;
