@@ -1,0 +1,360 @@
+//! Protocol v1 input: the envelope exactly as it arrives on stdin (stage 1 of 2).
+//!
+//! These types mirror the wire and accept the shapes the ThreatQ REST API produces (`type` as a
+//! string or `{"name": …}`, tags and sources as strings or objects, two date formats). Each
+//! object is kept as its raw JSON text so that every field — understood or not — is written back
+//! unchanged; a typed [`ObjectView`] is read from it for the fields actions use, and a malformed
+//! object fails only itself. Checking the envelope against an action's manifest is stage 2
+//! (`request`).
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::error::{ErrorCode, Failure};
+
+/// The protocol major this build speaks.
+pub const PROTOCOL: u32 = 1;
+
+/// The input document.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct Envelope {
+    /// Protocol major version (1). `"1"`/`"1.0"` are accepted too.
+    #[serde(default)]
+    pub protocol: Option<ProtocolVersion>,
+    /// The action: the manifest's numeric `id` or its `name` slug.
+    pub action: ActionRef,
+    #[serde(default)]
+    pub run: RunInfo,
+    /// Parameter values keyed by manifest parameter `name`.
+    #[serde(default)]
+    pub config: Map<String, Value>,
+    /// The data collection's objects, as the ThreatQ REST API shapes them.
+    #[serde(default)]
+    pub objects: Vec<InputObject>,
+    /// The checkpoint a previous run of an ingest action returned.
+    #[serde(default)]
+    pub state: Option<Value>,
+}
+
+/// `protocol`: a number or a `"MAJOR[.MINOR]"` string.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ProtocolVersion {
+    Number(f64),
+    Text(String),
+}
+
+impl ProtocolVersion {
+    /// The major version, if the value is readable.
+    pub fn major(&self) -> Option<u32> {
+        match self {
+            Self::Number(number) if *number >= 0.0 && number.is_finite() => {
+                Some(number.trunc() as u32)
+            }
+            Self::Number(_) => None,
+            Self::Text(text) => text.trim().split('.').next()?.parse().ok(),
+        }
+    }
+}
+
+/// `action`: numeric ID or name slug.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ActionRef {
+    Id(u64),
+    Name(String),
+}
+
+impl std::fmt::Display for ActionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Id(id) => write!(f, "{id}"),
+            Self::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// `run`: how this run should behave.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct RunInfo {
+    /// The orchestrator's run identifier, echoed in logs.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Plan the writes without sending them.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Stop starting new requests after this many seconds.
+    #[serde(default)]
+    pub deadline_seconds: Option<f64>,
+    /// Pins the clock (RFC 3339), for reproducible expiry dates and time windows.
+    #[serde(default)]
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// Reads an envelope, naming the field of the first problem (`run.deadline_seconds`).
+pub fn parse(text: &str) -> Result<Envelope, Failure> {
+    let deserializer = &mut serde_json::Deserializer::from_str(text);
+    let envelope: Envelope = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            Failure::new(
+                ErrorCode::InputInvalidValue,
+                format!("The envelope is not valid JSON: {inner}"),
+            )
+            .with_field("envelope")
+        } else if path == "." && inner.to_string().contains("`action`") {
+            Failure::config_missing("action", "The envelope names no action (field action)")
+        } else if path == "." {
+            Failure::new(
+                ErrorCode::InputInvalidValue,
+                format!("The envelope is not valid: {inner}"),
+            )
+            .with_field("envelope")
+        } else {
+            let code = if path == "action" {
+                ErrorCode::ConfigInvalid
+            } else {
+                ErrorCode::InputInvalidValue
+            };
+            Failure::new(
+                code,
+                format!("The envelope field {path} is not valid: {inner}"),
+            )
+            .with_field(path)
+        }
+    })?;
+    Ok(envelope)
+}
+
+/// One input object: its raw JSON (written back unchanged) and the fields actions read.
+#[derive(Debug)]
+pub struct InputObject {
+    raw: Box<RawValue>,
+    view: Result<ObjectView, String>,
+}
+
+impl InputObject {
+    /// The object exactly as received.
+    pub fn raw(&self) -> &RawValue {
+        &self.raw
+    }
+
+    pub fn into_raw(self) -> Box<RawValue> {
+        self.raw
+    }
+
+    /// The fields actions read, or why they could not be read.
+    pub fn view(&self) -> Result<&ObjectView, &str> {
+        self.view.as_ref().map_err(String::as_str)
+    }
+}
+
+impl<'de> Deserialize<'de> for InputObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        let view = if raw.get().trim_start().starts_with('{') {
+            serde_json::from_str::<ObjectView>(raw.get()).map_err(|err| err.to_string())
+        } else {
+            Err("the object is not a JSON object".to_string())
+        };
+        Ok(Self { raw, view })
+    }
+}
+
+impl JsonSchema for InputObject {
+    fn schema_name() -> Cow<'static, str> {
+        "InputObject".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        ObjectView::json_schema(generator)
+    }
+}
+
+/// The fields of a ThreatQ object that actions read. Every other field is kept in the raw text.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct ObjectView {
+    /// ThreatQ's id of the object.
+    #[serde(default)]
+    pub id: Option<ObjectId>,
+    /// Indicator type: `"SHA-1"` or `{"name": "SHA-1"}`.
+    #[serde(rename = "type", default)]
+    pub kind: Option<Named>,
+    /// The indicator value.
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `"YYYY-MM-DD HH:MM:SS"` (UTC) or RFC 3339.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub tags: Vec<Named>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub sources: Vec<Named>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub attributes: Vec<Attribute>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub adversaries: Vec<Named>,
+}
+
+impl ObjectView {
+    /// The value of the first attribute called `name`, as text.
+    pub fn attribute(&self, name: &str) -> Option<String> {
+        self.attributes
+            .iter()
+            .find(|attribute| attribute.name == name)
+            .map(|attribute| attribute.value_text())
+    }
+
+    /// `created_at` as a UTC time, when it is in one of the two accepted formats.
+    pub fn created_at(&self) -> Option<DateTime<Utc>> {
+        self.created_at.as_deref().and_then(parse_threatq_time)
+    }
+}
+
+/// An object id: ThreatQ uses numbers; strings are accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ObjectId {
+    Number(u64),
+    Text(String),
+}
+
+impl std::fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Number(id) => write!(f, "{id}"),
+            Self::Text(id) => f.write_str(id),
+        }
+    }
+}
+
+/// A name given as a string or as an object with a `name` field.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Named {
+    Text(String),
+    Object { name: String },
+}
+
+impl Named {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Text(name) | Self::Object { name } => name,
+        }
+    }
+}
+
+/// A ThreatQ attribute: `{name, value}` (other fields kept only in the raw object).
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema, serde::Serialize)]
+pub struct Attribute {
+    pub name: String,
+    #[serde(default)]
+    pub value: Value,
+}
+
+impl Attribute {
+    /// The value as text: strings as they are, other JSON as written.
+    pub fn value_text(&self) -> String {
+        match &self.value {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Reads ThreatQ's `YYYY-MM-DD HH:MM:SS` (UTC) or an RFC 3339 time.
+pub fn parse_threatq_time(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Some(time.with_timezone(&Utc));
+    }
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .map(|naive| naive.and_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_threatq_shapes_and_keeps_raw_objects() {
+        let text = r#"{"action": 2, "config": {}, "objects": [
+            {"id": 1, "type": {"name": "SHA-1", "id": 9}, "value": "abc", "score": 7,
+             "tags": [{"name": "t1"}, "t2"], "attributes": [{"name": "Severity", "value": "High"}]},
+            {"type": "FQDN", "value": "x.example", "tags": null},
+            42
+        ]}"#;
+        let envelope = parse(text).unwrap();
+        assert!(matches!(envelope.action, ActionRef::Id(2)));
+        let first = envelope.objects[0].view().unwrap();
+        assert_eq!(first.kind.as_ref().unwrap().name(), "SHA-1");
+        assert_eq!(
+            first.tags.iter().map(Named::name).collect::<Vec<_>>(),
+            ["t1", "t2"]
+        );
+        assert_eq!(first.attribute("Severity").as_deref(), Some("High"));
+        assert!(envelope.objects[0].raw().get().contains(r#""score": 7"#));
+        assert!(envelope.objects[1].view().unwrap().tags.is_empty());
+        assert!(envelope.objects[2].view().is_err());
+    }
+
+    #[test]
+    fn a_malformed_object_fails_only_itself() {
+        let envelope =
+            parse(r#"{"action": "x", "objects": [{"value": 5}, {"value": "ok"}]}"#).unwrap();
+        assert!(envelope.objects[0].view().is_err());
+        assert!(envelope.objects[1].view().is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = parse(r#"{"action": 1, "run": {"deadline_seconds": "soon"}}"#).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("run.deadline_seconds"));
+        let err = parse("{not json").unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("envelope"));
+        assert_eq!(err.code, ErrorCode::InputInvalidValue);
+        let err = parse(r#"{"config": {}}"#).unwrap_err();
+        assert!(err.message.contains("action"), "{}", err.message);
+    }
+
+    #[test]
+    fn protocol_major_from_number_or_text() {
+        assert_eq!(ProtocolVersion::Number(1.0).major(), Some(1));
+        assert_eq!(ProtocolVersion::Text("2.1".into()).major(), Some(2));
+        assert_eq!(ProtocolVersion::Text("x".into()).major(), None);
+    }
+
+    #[test]
+    fn threatq_times() {
+        let expected = "2025-08-06T18:09:05Z";
+        for text in [
+            "2025-08-06 18:09:05",
+            "2025-08-06T18:09:05Z",
+            "2025-08-06T20:09:05+02:00",
+        ] {
+            let time = parse_threatq_time(text).unwrap();
+            assert_eq!(
+                time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                expected
+            );
+        }
+        assert!(parse_threatq_time("yesterday").is_none());
+    }
+}

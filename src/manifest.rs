@@ -1,0 +1,561 @@
+//! Action manifests: the typed form of `manifests/<name>.json`, their self-consistency rules, and
+//! the validation of one configuration value against one parameter.
+//!
+//! Manifests are the single source of truth for an action's configuration page: labels, types,
+//! options, defaults and limits. The binary embeds the files (see `action::ACTIONS`); `spec`
+//! prints them with the JSON Schema of [`Manifest`]. This module does not know which actions
+//! exist, and it does not read envelopes (see `request`).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Number, Value};
+
+use crate::connection::CONNECTION_PARAMS;
+use crate::error::Failure;
+use crate::indicator::IndicatorType;
+
+/// The manifest format version this build reads.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// Hard upper bound of `objects_per_run`, and of the objects one envelope may hold.
+pub const MAX_OBJECTS_PER_RUN: u64 = 50_000;
+
+/// Name of the parameter that bounds how many objects one run handles.
+pub const OBJECTS_PER_RUN: &str = "objects_per_run";
+
+/// One action's manifest.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Path of the JSON Schema this file follows (for editors); ignored by the runner.
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Always 1 for this format.
+    pub manifest_version: u32,
+    /// The numeric action ID shown on ThreatQ's integration page.
+    pub id: u32,
+    /// Stable slug, e.g. `sentinelone-mitigate-threats`; accepted in the envelope's `action`.
+    pub name: String,
+    /// Title shown to ThreatQ users.
+    pub label: String,
+    /// Semantic version of this action's configuration contract.
+    pub version: String,
+    /// What the action does, for the integration page.
+    pub description: String,
+    /// What kind of work the action does.
+    pub kind: ActionKind,
+    /// Sumo Logic SentinelOne action(s) this action covers, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covers: Option<String>,
+    /// Indicator types the action works on; other objects are reported `skipped`.
+    pub accepts: Vec<IndicatorType>,
+    /// The configuration page, in display order.
+    pub params: Vec<Param>,
+    /// What the action adds to objects.
+    pub outputs: Outputs,
+}
+
+/// What kind of work an action does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    /// Changes SentinelOne to contain a threat (block, mitigate, isolate).
+    Containment,
+    /// Reads SentinelOne to add attributes to objects.
+    Enrichment,
+    /// Sends ThreatQ objects to SentinelOne.
+    Export,
+    /// Lists SentinelOne records.
+    Listing,
+    /// Brings new objects from SentinelOne into ThreatQ, with a checkpoint.
+    Ingest,
+    /// Changes the state of SentinelOne records (verdicts, statuses).
+    Notification,
+}
+
+/// One configuration parameter.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Param {
+    /// Key in the envelope's `config`, snake_case, unique in the manifest.
+    pub name: String,
+    /// Label on the configuration page.
+    pub label: String,
+    /// Help text under the field.
+    pub description: String,
+    #[serde(rename = "type")]
+    pub kind: ParamType,
+    /// A required parameter without a value is `config.missing`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub required: bool,
+    /// The value is masked in the UI and never printed by the runner.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub secret: bool,
+    /// Value used when the envelope gives none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+    /// Choices of a `select` or `multiselect`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<ParamOption>,
+    /// Smallest accepted number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Largest accepted number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// `connection` for the parameters every action shares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// The type of a parameter's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamType {
+    /// One line of text.
+    String,
+    /// Several lines of text.
+    Text,
+    /// Line-separated values (commas also separate); given as a string or an array.
+    StringList,
+    Integer,
+    Number,
+    Boolean,
+    /// One of `options`, given by value or label.
+    Select,
+    /// Any of `options`, as an array or a line-separated string.
+    Multiselect,
+}
+
+/// One choice of a select parameter.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParamOption {
+    /// The value the action receives (a string or a number).
+    pub value: Value,
+    /// What the configuration page shows.
+    pub label: String,
+}
+
+/// What an action writes back.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Outputs {
+    /// Attributes added to input (or produced) objects.
+    #[serde(default)]
+    pub attributes: Vec<OutputAttribute>,
+}
+
+/// One attribute an action may add.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutputAttribute {
+    pub name: String,
+    pub description: String,
+}
+
+impl Manifest {
+    /// Parses and checks a manifest file's text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let manifest: Manifest = serde_json::from_str(text).map_err(|err| err.to_string())?;
+        manifest.check()?;
+        Ok(manifest)
+    }
+
+    /// The parameter called `name`.
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|param| param.name == name)
+    }
+
+    /// Rules a manifest must follow beyond its schema; each broken rule is one sentence.
+    pub fn check(&self) -> Result<(), String> {
+        let fail = |message: String| Err(format!("manifest {}: {message}", self.name));
+        if self.manifest_version != MANIFEST_VERSION {
+            return fail(format!("manifest_version must be {MANIFEST_VERSION}"));
+        }
+        let slug_ok = !self.name.is_empty()
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !slug_ok {
+            return fail("name must be a lower-case slug".into());
+        }
+        for (index, param) in self.params.iter().enumerate() {
+            if self.params[..index]
+                .iter()
+                .any(|earlier| earlier.name == param.name)
+            {
+                return fail(format!("parameter {} is listed twice", param.name));
+            }
+            let has_options = matches!(param.kind, ParamType::Select | ParamType::Multiselect);
+            if has_options == param.options.is_empty() {
+                return fail(format!(
+                    "parameter {}: options are required for select types and only for them",
+                    param.name
+                ));
+            }
+            if param.secret && param.default.is_some() {
+                return fail(format!(
+                    "secret parameter {} must not have a default",
+                    param.name
+                ));
+            }
+            if let Some(default) = &param.default {
+                param.normalise(default).map_err(|err| {
+                    format!(
+                        "manifest {}: default of {}: {}",
+                        self.name, param.name, err.message
+                    )
+                })?;
+            }
+        }
+        for name in CONNECTION_PARAMS {
+            match self.param(name) {
+                Some(param) if param.group.as_deref() == Some("connection") => {}
+                _ => {
+                    return fail(format!(
+                        "connection parameter {name} is missing or not in group connection"
+                    ));
+                }
+            }
+        }
+        match self.param(OBJECTS_PER_RUN) {
+            Some(param)
+                if param.kind == ParamType::Integer
+                    && param.max == Some(MAX_OBJECTS_PER_RUN as f64)
+                    && param.default.is_some() => {}
+            _ => {
+                return fail(format!(
+                    "{OBJECTS_PER_RUN} must be an integer with a default and max {MAX_OBJECTS_PER_RUN}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Param {
+    fn field(&self) -> String {
+        format!("config.{}", self.name)
+    }
+
+    /// Checks one value against this parameter and returns its normal form: trimmed strings,
+    /// string lists as arrays, selects as their option value, numbers as numbers. Returns
+    /// `Ok(None)` when the value is empty and the parameter is optional.
+    pub fn validate(&self, value: Option<&Value>) -> Result<Option<Value>, Failure> {
+        let value = match value {
+            Some(Value::Null) | None => self.default.as_ref(),
+            Some(value) => Some(value),
+        };
+        let normal = match value {
+            Some(value) => self.normalise(value)?,
+            None => None,
+        };
+        if normal.is_none() && self.required {
+            return Err(Failure::config_missing(
+                self.field(),
+                format!("{} ({}) is required", self.label, self.name),
+            ));
+        }
+        Ok(normal)
+    }
+
+    /// The normal form of a present value; `None` when it is empty.
+    fn normalise(&self, value: &Value) -> Result<Option<Value>, Failure> {
+        let invalid = |what: String| {
+            Failure::config_invalid(
+                self.field(),
+                format!("{} ({}) {what}", self.label, self.name),
+            )
+        };
+        match self.kind {
+            ParamType::String | ParamType::Text => {
+                let text = match value {
+                    Value::String(text) => text.trim().to_string(),
+                    Value::Number(number) => number.to_string(),
+                    _ => return Err(invalid("must be text".into())),
+                };
+                Ok((!text.is_empty()).then_some(Value::String(text)))
+            }
+            ParamType::StringList => {
+                let items = list_items(value)
+                    .ok_or_else(|| invalid("must be a line-separated list of values".into()))?;
+                let items: Vec<Value> = items.into_iter().map(Value::String).collect();
+                Ok((!items.is_empty()).then_some(Value::Array(items)))
+            }
+            ParamType::Integer | ParamType::Number => {
+                let number = match value {
+                    Value::Number(number) => number.as_f64(),
+                    Value::String(text) if !text.trim().is_empty() => {
+                        text.trim().parse::<f64>().ok()
+                    }
+                    Value::String(_) => return Ok(None),
+                    _ => None,
+                };
+                let Some(number) = number.filter(|n| n.is_finite()) else {
+                    return Err(invalid("must be a number".into()));
+                };
+                if self.kind == ParamType::Integer && number.fract() != 0.0 {
+                    return Err(invalid("must be a whole number".into()));
+                }
+                if let Some(min) = self.min.filter(|min| number < *min) {
+                    return Err(invalid(format!("must be at least {min}")));
+                }
+                if let Some(max) = self.max.filter(|max| number > *max) {
+                    return Err(invalid(format!("must be at most {max}")));
+                }
+                let number = if self.kind == ParamType::Integer {
+                    Number::from(number as i64)
+                } else {
+                    Number::from_f64(number).ok_or_else(|| invalid("must be a number".into()))?
+                };
+                Ok(Some(Value::Number(number)))
+            }
+            ParamType::Boolean => {
+                let flag = match value {
+                    Value::Bool(flag) => Some(*flag),
+                    Value::String(text) => match text.trim().to_ascii_lowercase().as_str() {
+                        "true" | "yes" | "1" | "on" => Some(true),
+                        "false" | "no" | "0" | "off" => Some(false),
+                        "" => return Ok(None),
+                        _ => None,
+                    },
+                    Value::Number(number) => number.as_u64().filter(|n| *n <= 1).map(|n| n == 1),
+                    _ => None,
+                };
+                flag.map(|flag| Some(Value::Bool(flag)))
+                    .ok_or_else(|| invalid("must be true or false".into()))
+            }
+            ParamType::Select => {
+                if value.as_str().is_some_and(|text| text.trim().is_empty()) {
+                    return Ok(None);
+                }
+                self.option_value(value)
+                    .map(Some)
+                    .ok_or_else(|| invalid(self.options_sentence(value)))
+            }
+            ParamType::Multiselect => {
+                let items: Vec<Value> = match value {
+                    Value::Array(items) => items.clone(),
+                    Value::String(_) => list_items(value)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(Value::String)
+                        .collect(),
+                    other => vec![other.clone()],
+                };
+                let mut chosen: Vec<Value> = Vec::new();
+                for item in &items {
+                    let option = self
+                        .option_value(item)
+                        .ok_or_else(|| invalid(self.options_sentence(item)))?;
+                    if !chosen.contains(&option) {
+                        chosen.push(option);
+                    }
+                }
+                Ok((!chosen.is_empty()).then_some(Value::Array(chosen)))
+            }
+        }
+    }
+
+    /// The option whose value or label matches `given` (case-insensitive for text).
+    fn option_value(&self, given: &Value) -> Option<Value> {
+        let given_text = match given {
+            Value::String(text) => text.trim().to_string(),
+            Value::Number(number) => number.to_string(),
+            _ => return None,
+        };
+        self.options
+            .iter()
+            .find(|option| {
+                let value_text = match &option.value {
+                    Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                value_text.eq_ignore_ascii_case(&given_text)
+                    || option.label.eq_ignore_ascii_case(&given_text)
+            })
+            .map(|option| option.value.clone())
+    }
+
+    fn options_sentence(&self, given: &Value) -> String {
+        let choices: Vec<String> = self
+            .options
+            .iter()
+            .map(|option| match &option.value {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        let shown = match given {
+            Value::String(text) => text.chars().take(60).collect::<String>(),
+            other => other.to_string().chars().take(60).collect(),
+        };
+        format!("must be one of {} (got '{shown}')", choices.join(", "))
+    }
+}
+
+/// Items of a list given as an array of strings/numbers or as a string separated by new lines
+/// or commas; trimmed, empty ones dropped, duplicates removed in order.
+fn list_items(value: &Value) -> Option<Vec<String>> {
+    let raw: Vec<String> = match value {
+        Value::String(text) => text.split(['\n', '\r', ',']).map(str::to_string).collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(text) => Some(text.clone()),
+                Value::Number(number) => Some(number.to_string()),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?,
+        Value::Number(number) => vec![number.to_string()],
+        _ => return None,
+    };
+    let mut items: Vec<String> = Vec::new();
+    for item in raw {
+        let item = item.trim();
+        if !item.is_empty() && !items.iter().any(|seen| seen == item) {
+            items.push(item.to_string());
+        }
+    }
+    Some(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::error::ErrorCode;
+
+    fn param(kind: ParamType) -> Param {
+        Param {
+            name: "p".into(),
+            label: "P".into(),
+            description: String::new(),
+            kind,
+            required: false,
+            secret: false,
+            default: None,
+            options: Vec::new(),
+            min: None,
+            max: None,
+            group: None,
+        }
+    }
+
+    fn select(kind: ParamType) -> Param {
+        Param {
+            options: vec![
+                ParamOption {
+                    value: json!("Blacklist"),
+                    label: "Blacklist".into(),
+                },
+                ParamOption {
+                    value: json!(14),
+                    label: "After 14 Days".into(),
+                },
+            ],
+            ..param(kind)
+        }
+    }
+
+    #[test]
+    fn required_without_value_or_default_is_missing() {
+        let p = Param {
+            required: true,
+            ..param(ParamType::String)
+        };
+        let err = p.validate(Some(&json!("  "))).unwrap_err();
+        assert_eq!(err.code, ErrorCode::ConfigMissing);
+        assert_eq!(err.field.as_deref(), Some("config.p"));
+    }
+
+    #[test]
+    fn defaults_fill_absent_and_null_values() {
+        let p = Param {
+            default: Some(json!(5)),
+            ..param(ParamType::Integer)
+        };
+        assert_eq!(p.validate(None).unwrap(), Some(json!(5)));
+        assert_eq!(p.validate(Some(&Value::Null)).unwrap(), Some(json!(5)));
+    }
+
+    #[test]
+    fn numbers_accept_numeric_strings_and_enforce_bounds() {
+        let p = Param {
+            min: Some(1.0),
+            max: Some(50_000.0),
+            ..param(ParamType::Integer)
+        };
+        assert_eq!(p.validate(Some(&json!("42"))).unwrap(), Some(json!(42)));
+        assert!(p.validate(Some(&json!(50_001))).is_err());
+        assert!(p.validate(Some(&json!(0))).is_err());
+        assert!(p.validate(Some(&json!(1.5))).is_err());
+        assert!(p.validate(Some(&json!("ten"))).is_err());
+        assert!(p.validate(Some(&json!([1]))).is_err());
+    }
+
+    #[test]
+    fn selects_match_value_or_label_case_insensitively() {
+        let p = select(ParamType::Select);
+        assert_eq!(
+            p.validate(Some(&json!("blacklist"))).unwrap(),
+            Some(json!("Blacklist"))
+        );
+        assert_eq!(
+            p.validate(Some(&json!("After 14 days"))).unwrap(),
+            Some(json!(14))
+        );
+        assert_eq!(p.validate(Some(&json!("14"))).unwrap(), Some(json!(14)));
+        let err = p.validate(Some(&json!("Greylist"))).unwrap_err();
+        assert!(
+            err.message.contains("must be one of Blacklist, 14"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn multiselect_accepts_arrays_and_line_separated_text() {
+        let p = select(ParamType::Multiselect);
+        assert_eq!(
+            p.validate(Some(&json!("Blacklist\n14\nblacklist")))
+                .unwrap(),
+            Some(json!(["Blacklist", 14]))
+        );
+        assert_eq!(
+            p.validate(Some(&json!(["Blacklist"]))).unwrap(),
+            Some(json!(["Blacklist"]))
+        );
+        assert!(p.validate(Some(&json!(["Nope"]))).is_err());
+    }
+
+    #[test]
+    fn string_lists_split_lines_and_commas() {
+        let p = param(ParamType::StringList);
+        assert_eq!(
+            p.validate(Some(&json!("1\r\n2, 3\n\n1"))).unwrap(),
+            Some(json!(["1", "2", "3"]))
+        );
+        assert_eq!(
+            p.validate(Some(&json!([12, "13"]))).unwrap(),
+            Some(json!(["12", "13"]))
+        );
+        assert_eq!(p.validate(Some(&json!(""))).unwrap(), None);
+        assert!(p.validate(Some(&json!({"a": 1}))).is_err());
+    }
+
+    #[test]
+    fn booleans_accept_common_spellings() {
+        let p = param(ParamType::Boolean);
+        assert_eq!(p.validate(Some(&json!("No"))).unwrap(), Some(json!(false)));
+        assert_eq!(p.validate(Some(&json!(true))).unwrap(), Some(json!(true)));
+        assert!(p.validate(Some(&json!("maybe"))).is_err());
+    }
+}
