@@ -1,9 +1,24 @@
 //! s1-actions: a SentinelOne action bundle for ThreatQ TDR Orchestrator.
+//!
+//! One synchronous binary: an envelope (action, configuration, indicator objects) in on stdin,
+//! one result document out on stdout. The modules, in the order a run passes through them:
+//! `cli` (commands) → `envelope` (wire input) → `request` (validated against `manifest`) →
+//! `action` (the table, and each action in its own file, over `api`, the SentinelOne client) →
+//! `runner` (outcomes into a `result`) → `output` (the only stdout writer). `log` and `redact`
+//! keep stderr useful and the token secret.
 
+pub mod action;
+pub mod api;
+pub mod cli;
 pub mod connection;
 pub mod envelope;
 pub mod error;
 pub mod indicator;
 pub mod log;
 pub mod manifest;
+pub mod output;
 pub mod redact;
+pub mod request;
+pub mod result;
+pub mod runner;
+pub mod spec;

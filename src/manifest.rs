@@ -23,6 +23,31 @@ pub const MAX_OBJECTS_PER_RUN: u64 = 50_000;
 /// Name of the parameter that bounds how many objects one run handles.
 pub const OBJECTS_PER_RUN: &str = "objects_per_run";
 
+/// The manifest files, embedded at build time; `manifests/` in the repository is the source.
+const MANIFEST_FILES: &[(&str, &str)] = &[
+    ("sentinelone-blacklist-whitelist-hashes", include_str!("../manifests/sentinelone-blacklist-whitelist-hashes.json")),
+    ("sentinelone-mitigate-threats", include_str!("../manifests/sentinelone-mitigate-threats.json")),
+    ("sentinelone-delete-hashes", include_str!("../manifests/sentinelone-delete-hashes.json")),
+    ("sentinelone-ioc-export", include_str!("../manifests/sentinelone-ioc-export.json")),
+];
+
+static MANIFESTS: std::sync::LazyLock<Vec<Manifest>> = std::sync::LazyLock::new(|| {
+    MANIFEST_FILES
+        .iter()
+        .map(|(file, text)| match Manifest::parse(text) {
+            Ok(manifest) if manifest.name == *file => manifest,
+            Ok(manifest) => panic!("manifests/{file}.json is named {}", manifest.name),
+            // The test suite parses every embedded manifest, so this cannot ship broken.
+            Err(err) => panic!("manifests/{file}.json is invalid: {err}"),
+        })
+        .collect()
+});
+
+/// Every embedded manifest, in action ID order.
+pub fn all() -> &'static [Manifest] {
+    &MANIFESTS
+}
+
 /// One action's manifest.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -429,6 +454,27 @@ fn list_items(value: &Value) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+
+    #[test]
+    fn embedded_manifests_parse_and_have_unique_ids() {
+        let manifests = all();
+        assert!(!manifests.is_empty());
+        for (index, manifest) in manifests.iter().enumerate() {
+            assert!(manifests[..index].iter().all(|earlier| earlier.id < manifest.id), "ids ascend and are unique");
+        }
+    }
+
+    #[test]
+    fn connection_parameters_are_identical_in_every_manifest() {
+        let first = &all()[0];
+        for manifest in all() {
+            for name in CONNECTION_PARAMS {
+                let a = serde_json::to_value(first.param(name).unwrap()).unwrap();
+                let b = serde_json::to_value(manifest.param(name).unwrap()).unwrap();
+                assert_eq!(a, b, "{}: {name} differs from {}", manifest.name, first.name);
+            }
+        }
+    }
 
     use super::*;
     use crate::error::ErrorCode;

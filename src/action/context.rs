@@ -1,0 +1,274 @@
+//! What an action works through: its targets, their outcomes, batching and the dry-run plan.
+//!
+//! The runner groups valid input objects into [`Target`]s — one per distinct (type, normalised
+//! value), so duplicates are sent once and every copy gets the outcome. An action records one
+//! outcome per target; a failure always wins over a success recorded earlier, so an object is
+//! only `succeeded` when every request made for it succeeded. [`RunContext::batches`] runs one
+//! request per batch on the client's workers and fails the targets of a batch whose request
+//! failed; a failure that would fail every later request too (credentials, an unavailable
+//! console, the deadline) becomes the run error, and no further batch is started.
+//!
+//! This module does not validate input (see `request`) and does not write the result document
+//! (see `runner`).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::api::ApiClient;
+use crate::api::batch::chunk_for_query;
+use crate::envelope::{InputObject, ObjectView};
+use crate::error::Failure;
+use crate::indicator::IndicatorType;
+use crate::log;
+use crate::result::{AddedAttribute, PlannedRequest, Warning};
+
+/// Index of a target in [`RunContext::targets`].
+pub type TargetId = usize;
+
+/// One distinct indicator of the run, and the input objects that carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub kind: IndicatorType,
+    /// Normalised value, as sent to SentinelOne.
+    pub value: String,
+    /// Indexes of the input objects with this type and value, ascending.
+    pub indices: Vec<usize>,
+}
+
+/// The outcome recorded for a target.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Pending,
+    Succeeded { detail: String, attributes: Vec<AddedAttribute> },
+    Skipped { detail: String },
+    Failed(Failure),
+}
+
+/// Everything a run produced, handed back to the runner.
+#[derive(Debug, Default)]
+pub struct RunOutput {
+    pub outcomes: Vec<Outcome>,
+    pub plan: Vec<PlannedRequest>,
+    pub run_error: Option<Failure>,
+    pub records: Vec<Value>,
+    pub produced: Vec<Value>,
+    pub state: Option<Value>,
+    pub warnings: Vec<Warning>,
+}
+
+/// The state of one run.
+pub struct RunContext<'a> {
+    client: &'a ApiClient,
+    objects: &'a [InputObject],
+    targets: Vec<Target>,
+    now: DateTime<Utc>,
+    dry_run: bool,
+    input_state: Option<&'a Value>,
+    output: RunOutput,
+}
+
+impl<'a> RunContext<'a> {
+    pub fn new(
+        client: &'a ApiClient,
+        objects: &'a [InputObject],
+        targets: Vec<Target>,
+        now: DateTime<Utc>,
+        dry_run: bool,
+        input_state: Option<&'a Value>,
+    ) -> Self {
+        let outcomes = vec![Outcome::Pending; targets.len()];
+        Self {
+            client,
+            objects,
+            targets,
+            now,
+            dry_run,
+            input_state,
+            output: RunOutput { outcomes, ..RunOutput::default() },
+        }
+    }
+
+    pub fn client(&self) -> &'a ApiClient {
+        self.client
+    }
+
+    /// The run's clock: `run.now` when the envelope pins it.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// Whether writes are planned instead of sent.
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// The checkpoint the previous run returned (ingest actions).
+    pub fn input_state(&self) -> Option<&'a Value> {
+        self.input_state
+    }
+
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    pub fn target(&self, id: TargetId) -> &Target {
+        &self.targets[id]
+    }
+
+    /// The fields of the first input object carrying target `id`.
+    pub fn view(&self, id: TargetId) -> &'a ObjectView {
+        static EMPTY: std::sync::OnceLock<ObjectView> = std::sync::OnceLock::new();
+        let index = self.targets[id].indices[0];
+        // Targets are made only from objects whose view was read, so the fallback is unreachable.
+        self.objects[index].view().unwrap_or_else(|_| EMPTY.get_or_init(ObjectView::default))
+    }
+
+    /// Targets that have no outcome yet, in order.
+    pub fn pending(&self) -> Vec<TargetId> {
+        (0..self.targets.len()).filter(|id| self.is_pending(*id)).collect()
+    }
+
+    pub fn is_pending(&self, id: TargetId) -> bool {
+        matches!(self.output.outcomes[id], Outcome::Pending)
+    }
+
+    /// Records success, unless the target already has an outcome.
+    pub fn succeed(&mut self, id: TargetId, detail: impl Into<String>, attributes: Vec<AddedAttribute>) {
+        if self.is_pending(id) {
+            self.output.outcomes[id] = Outcome::Succeeded { detail: detail.into(), attributes };
+        }
+    }
+
+    /// Records a skip, unless the target already has an outcome.
+    pub fn skip(&mut self, id: TargetId, detail: impl Into<String>) {
+        if self.is_pending(id) {
+            self.output.outcomes[id] = Outcome::Skipped { detail: detail.into() };
+        }
+    }
+
+    /// Records a failure; it replaces a success recorded earlier, never an earlier failure.
+    pub fn fail(&mut self, id: TargetId, failure: Failure) {
+        if !matches!(self.output.outcomes[id], Outcome::Failed(_)) {
+            self.output.outcomes[id] = Outcome::Failed(failure);
+        }
+    }
+
+    /// Adds a write to the dry-run plan.
+    pub fn plan(&mut self, method: &str, path: &str, body: Option<Value>, targets: &[TargetId]) {
+        let mut objects: Vec<usize> =
+            targets.iter().flat_map(|id| self.targets[*id].indices.iter().copied()).collect();
+        objects.sort_unstable();
+        objects.dedup();
+        self.output.plan.push(PlannedRequest {
+            method: method.to_string(),
+            path: path.to_string(),
+            query: Vec::new(),
+            body,
+            objects,
+        });
+    }
+
+    pub fn record(&mut self, record: Value) {
+        self.output.records.push(record);
+    }
+
+    pub fn produce(&mut self, object: Value) {
+        self.output.produced.push(object);
+    }
+
+    pub fn set_state(&mut self, state: Value) {
+        self.output.state = Some(state);
+    }
+
+    pub fn warn(&mut self, warning: Warning) {
+        self.output.warnings.push(warning);
+    }
+
+    /// The error that ended the run, if one did.
+    pub fn run_error(&self) -> Option<&Failure> {
+        self.output.run_error.as_ref()
+    }
+
+    /// Groups `ids` so that each group's values, comma-joined, fit in `budget` bytes of a
+    /// multi-valued query parameter.
+    pub fn query_chunks(&self, ids: &[TargetId], budget: usize) -> Vec<Vec<TargetId>> {
+        let values: Vec<String> = ids.iter().map(|id| self.targets[*id].value.clone()).collect();
+        let mut start = 0;
+        chunk_for_query(&values, budget)
+            .into_iter()
+            .map(|chunk| {
+                let group = ids[start..start + chunk.len()].to_vec();
+                start += chunk.len();
+                group
+            })
+            .collect()
+    }
+
+    /// Sends one request (or one paged read) per batch on the client's workers, and returns each
+    /// batch's result in order: `None` where the batch failed, in which case every target
+    /// `targets_of(batch)` names has been failed with the error.
+    ///
+    /// A run-ending failure (see [`crate::error::ErrorCode::ends_run`]) becomes the run error;
+    /// batches not yet started then fail with it, and so does every later call.
+    pub fn batches<B: Sync, R: Send>(
+        &mut self,
+        phase: &str,
+        batches: &[B],
+        targets_of: impl Fn(&B) -> Vec<TargetId>,
+        work: impl Fn(&ApiClient, &B) -> Result<R, Failure> + Sync,
+    ) -> Vec<Option<R>> {
+        let client = self.client;
+        let total = batches.len();
+        let results: Vec<Result<R, Failure>> = match self.output.run_error.clone() {
+            Some(run_error) => batches.iter().map(|_| Err(run_error.clone())).collect(),
+            None => {
+                let done = AtomicUsize::new(0);
+                client.parallel(batches, |batch| {
+                    let result = work(client, batch);
+                    let done = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    log::info("progress", "", json!({ "phase": phase, "done": done, "total": total }));
+                    result
+                })
+            }
+        };
+        batches
+            .iter()
+            .zip(results)
+            .map(|(batch, result)| match result {
+                Ok(value) => Some(value),
+                Err(failure) => {
+                    if failure.code.ends_run() && self.output.run_error.is_none() {
+                        self.output.run_error = Some(failure.clone());
+                    }
+                    for id in targets_of(batch) {
+                        self.fail(id, failure.clone());
+                    }
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Ends the run with `failure` (if none ended it before).
+    pub fn end_run(&mut self, failure: Failure) {
+        if self.output.run_error.is_none() {
+            self.output.run_error = Some(failure);
+        }
+    }
+
+    /// Hands the outcomes back; targets still pending fail with the run error, or as an internal
+    /// error when the action forgot them.
+    pub fn finish(mut self) -> RunOutput {
+        let fallback = self.output.run_error.clone().unwrap_or_else(|| {
+            Failure::internal("The action finished without reporting an outcome for this object")
+        });
+        for outcome in &mut self.output.outcomes {
+            if matches!(outcome, Outcome::Pending) {
+                *outcome = Outcome::Failed(fallback.clone());
+            }
+        }
+        self.output
+    }
+}

@@ -1,0 +1,103 @@
+//! Action 3 · SentinelOne Delete Hashes (`sentinelone-delete-hashes`).
+//!
+//! Finds every entry of each hash on the chosen list — all scopes, all OS types — with the
+//! batched look-up, then deletes the entries' ids in batches (`DELETE` with a JSON body). A hash
+//! that is not on the list succeeds with `0`, so a second run changes nothing.
+
+use std::collections::BTreeSet;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::hash_list::{HashList, Lookup, LookupScope};
+use super::{Action, RunContext, TargetId};
+use crate::error::Failure;
+use crate::indicator::IndicatorType;
+use crate::result::AddedAttribute;
+
+/// Entry ids per DELETE request.
+const DELETE_BATCH: usize = 1000;
+
+pub struct DeleteHashes;
+
+/// Parameters of action 3.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Which list to remove the hashes from.
+    pub list: HashList,
+}
+
+impl Params {
+    fn attribute_name(&self) -> &'static str {
+        match self.list {
+            HashList::Blacklist => "Removed from SentinelOne Blacklist",
+            HashList::Whitelist => "Removed from SentinelOne Whitelist",
+        }
+    }
+}
+
+impl Action for DeleteHashes {
+    type Params = Params;
+
+    fn accepts(params: &Params, kind: IndicatorType) -> Result<(), String> {
+        params.list.accepts(kind)
+    }
+
+    fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {
+        let ids: Vec<TargetId> = ctx.pending();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let lookup = Lookup { list: params.list, scope: LookupScope::Everywhere, os_types: Vec::new() };
+        let found = lookup.find(ctx, &ids);
+
+        // (entry id, owning target), in target order so that batches stay deterministic.
+        let entries: Vec<(String, TargetId)> = ids
+            .iter()
+            .zip(&found)
+            .filter_map(|(id, entries)| entries.as_ref().map(|entries| (id, entries)))
+            .flat_map(|(id, entries)| entries.iter().map(move |entry| (entry.id.clone(), *id)))
+            .collect();
+        let batches: Vec<&[(String, TargetId)]> = entries.chunks(DELETE_BATCH).collect();
+        let body = |batch: &[(String, TargetId)]| {
+            let entry_ids: Vec<&str> = batch.iter().map(|(entry, _)| entry.as_str()).collect();
+            json!({ "data": { "ids": entry_ids, "type": params.list.entry_type() } })
+        };
+        let owners = |batch: &&[(String, TargetId)]| -> Vec<TargetId> {
+            batch.iter().map(|(_, id)| *id).collect::<BTreeSet<_>>().into_iter().collect()
+        };
+        if ctx.dry_run() {
+            for batch in &batches {
+                ctx.plan("DELETE", params.list.path(), Some(body(batch)), &owners(batch));
+            }
+        } else {
+            ctx.batches("delete", &batches, owners, |client, batch| client.delete(params.list.path(), &body(batch)));
+        }
+
+        let noun = params.list.noun();
+        for (id, entries) in ids.into_iter().zip(found) {
+            let Some(entries) = entries else { continue };
+            let removed = entries.len();
+            let os_types: BTreeSet<&str> = entries.iter().map(|entry| entry.os_type.as_str()).collect();
+            let os_types = os_types.into_iter().collect::<Vec<_>>().join(", ");
+            let detail = match (removed, ctx.dry_run()) {
+                (0, _) => format!("Not on the {noun}; nothing to remove"),
+                (n, true) => format!("Dry run: would remove {n} {noun} entr{} ({os_types})", plural(n)),
+                (n, false) => format!("Removed {n} {noun} entr{} ({os_types})", plural(n)),
+            };
+            let attributes = if ctx.dry_run() {
+                Vec::new()
+            } else {
+                vec![AddedAttribute::new(params.attribute_name(), removed.to_string())]
+            };
+            ctx.succeed(id, detail, attributes);
+        }
+        Ok(())
+    }
+}
+
+fn plural(count: usize) -> &'static str {
+    if count == 1 { "y" } else { "ies" }
+}

@@ -1,0 +1,241 @@
+//! The SentinelOne hash lists — blacklist (`/restrictions`, `black_hash`) and whitelist
+//! (`/exclusions`, `white_hash`) — and the batched look-up of their entries.
+//!
+//! Shared by the actions that add, delete and read list entries. The look-up sends many hashes
+//! per request (`value__contains`, as many as the URL budget allows), reads every page, and
+//! matches entries back to targets exactly and case-insensitively on `value` or `sha256Value`
+//! (SentinelOne's `value` filter is case-sensitive, and `__contains` also returns longer
+//! values that merely contain the hash).
+
+use std::collections::HashMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::action::{RunContext, TargetId};
+use crate::api::batch::{QUERY_VALUES_BUDGET, join_csv};
+use crate::error::{ErrorCode, Failure};
+use crate::indicator::IndicatorType;
+
+/// Which list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum HashList {
+    Blacklist,
+    Whitelist,
+}
+
+impl HashList {
+    /// API path of the list.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Blacklist => "/restrictions",
+            Self::Whitelist => "/exclusions",
+        }
+    }
+
+    /// The entry `type` of a hash on this list.
+    pub fn entry_type(self) -> &'static str {
+        match self {
+            Self::Blacklist => "black_hash",
+            Self::Whitelist => "white_hash",
+        }
+    }
+
+    /// Lower-case name for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Blacklist => "blacklist",
+            Self::Whitelist => "whitelist",
+        }
+    }
+
+    /// Whether this list takes the indicator type: SHA-256 only on the blacklist, where
+    /// SentinelOne stores it as `sha256Value` (the exclusion API has no SHA-256 hash type).
+    pub fn accepts(self, kind: IndicatorType) -> Result<(), String> {
+        match (self, kind) {
+            (_, IndicatorType::Sha1) | (Self::Blacklist, IndicatorType::Sha256) => Ok(()),
+            (Self::Whitelist, IndicatorType::Sha256) => {
+                Err("type SHA-256 is not accepted on the whitelist (SentinelOne hash exclusions are SHA-1 only)".into())
+            }
+            (_, other) => Err(format!("type {} is not accepted by this action", other.name())),
+        }
+    }
+}
+
+/// Where to look for entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupScope {
+    /// Entries of the global scope only.
+    Global,
+    /// Entries scoped to these sites.
+    Sites(Vec<String>),
+    /// Entries of every scope the token can see.
+    Everywhere,
+}
+
+/// One entry of a list, as far as the actions need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListEntry {
+    pub id: String,
+    /// The SHA-1 (`value`) or SHA-256 (`sha256Value`) the entry matched on, lower case.
+    pub hash: String,
+    pub os_type: String,
+    /// Site ids of a site-scoped entry; empty for other scopes.
+    pub site_ids: Vec<String>,
+    /// `global`, `account`, `site` or `group`.
+    pub scope_name: String,
+    pub description: Option<String>,
+}
+
+impl ListEntry {
+    fn from_json(item: &Value) -> Option<(Self, Vec<String>)> {
+        let id = match item.get("id")? {
+            Value::String(id) => id.clone(),
+            Value::Number(id) => id.to_string(),
+            _ => return None,
+        };
+        let hashes: Vec<String> = ["value", "sha256Value"]
+            .iter()
+            .filter_map(|key| item.get(*key).and_then(Value::as_str))
+            .map(str::to_ascii_lowercase)
+            .collect();
+        let strings = |value: Option<&Value>| -> Vec<String> {
+            value
+                .and_then(Value::as_array)
+                .map(|list| list.iter().filter_map(|id| id.as_str().map(str::to_string)).collect())
+                .unwrap_or_default()
+        };
+        let scope = item.get("scope");
+        let site_ids = strings(scope.and_then(|scope| scope.get("siteIds")));
+        let scope_name = item
+            .get("scopeName")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_else(|| if site_ids.is_empty() { "global".into() } else { "site".into() });
+        let entry = Self {
+            id,
+            hash: String::new(),
+            os_type: item.get("osType").and_then(Value::as_str).unwrap_or_default().to_string(),
+            site_ids,
+            scope_name,
+            description: item.get("description").and_then(Value::as_str).map(str::to_string),
+        };
+        Some((entry, hashes))
+    }
+}
+
+/// A look-up: which list, where, and optionally which OS types.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub list: HashList,
+    pub scope: LookupScope,
+    /// SentinelOne OS type values (`windows`, …); empty for every OS.
+    pub os_types: Vec<&'static str>,
+}
+
+impl Lookup {
+    fn query(&self, values: String) -> Vec<(&'static str, String)> {
+        let mut query = vec![("value__contains", values), ("type", self.list.entry_type().to_string())];
+        if !self.os_types.is_empty() {
+            query.push(("osTypes", self.os_types.join(",")));
+        }
+        match &self.scope {
+            LookupScope::Global => query.push(("tenant", "true".into())),
+            LookupScope::Sites(site_ids) => query.push(("siteIds", site_ids.join(","))),
+            LookupScope::Everywhere => {
+                query.push(("includeChildren", "true".into()));
+                query.push(("includeParents", "true".into()));
+            }
+        }
+        query
+    }
+
+    /// The entries of every target in `ids`, in the same order. A target whose look-up request
+    /// failed has been failed in `ctx` and gets `None`.
+    pub fn find(&self, ctx: &mut RunContext<'_>, ids: &[TargetId]) -> Vec<Option<Vec<ListEntry>>> {
+        let chunks = ctx.query_chunks(ids, QUERY_VALUES_BUDGET);
+        let values: Vec<Vec<String>> =
+            chunks.iter().map(|chunk| chunk.iter().map(|id| ctx.target(*id).value.clone()).collect()).collect();
+        let batches: Vec<(Vec<TargetId>, Vec<String>)> = chunks.into_iter().zip(values).collect();
+        let pages = ctx.batches(
+            "lookup",
+            &batches,
+            |(chunk, _)| chunk.clone(),
+            |client, (_, values)| {
+                let mut items = Vec::new();
+                for page in client.pages(self.list.path(), self.query(join_csv(values)), "/data") {
+                    items.extend(page?);
+                }
+                Ok(items)
+            },
+        );
+        let mut found: HashMap<TargetId, Vec<ListEntry>> = HashMap::new();
+        for ((chunk, _), items) in batches.iter().zip(pages) {
+            let Some(items) = items else { continue };
+            let by_hash: HashMap<&str, TargetId> = chunk.iter().map(|id| (ctx.target(*id).value.as_str(), *id)).collect();
+            let mut malformed = 0;
+            for item in &items {
+                let Some((entry, hashes)) = ListEntry::from_json(item) else {
+                    malformed += 1;
+                    continue;
+                };
+                for hash in hashes {
+                    if let Some(id) = by_hash.get(hash.as_str()) {
+                        let list = found.entry(*id).or_default();
+                        if !list.iter().any(|known| known.id == entry.id) {
+                            list.push(ListEntry { hash: hash.clone(), ..entry.clone() });
+                        }
+                    }
+                }
+            }
+            if malformed > 0 {
+                let failure = Failure::new(
+                    ErrorCode::UpstreamBadResponse,
+                    format!("SentinelOne returned {malformed} {} entries without an id", self.list.noun()),
+                );
+                for id in chunk {
+                    ctx.fail(*id, failure.clone());
+                }
+            }
+        }
+        ids.iter()
+            .map(|id| ctx.is_pending(*id).then(|| found.remove(id).unwrap_or_default()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn reads_sha1_and_sha256_entries_and_their_scope() {
+        let item = json!({"id": "12", "value": "ABC", "sha256Value": "DEF", "osType": "windows",
+                          "scope": {"siteIds": ["7"]}, "scopeName": "Site", "description": "d"});
+        let (entry, hashes) = ListEntry::from_json(&item).unwrap();
+        assert_eq!(hashes, ["abc", "def"]);
+        assert_eq!((entry.id.as_str(), entry.os_type.as_str(), entry.scope_name.as_str()), ("12", "windows", "site"));
+        assert_eq!(entry.site_ids, ["7"]);
+        assert!(ListEntry::from_json(&json!({"value": "abc"})).is_none());
+    }
+
+    #[test]
+    fn query_carries_type_os_and_scope() {
+        let lookup = Lookup { list: HashList::Whitelist, scope: LookupScope::Sites(vec!["1".into(), "2".into()]), os_types: vec!["linux"] };
+        let query = lookup.query("a,b".into());
+        assert!(query.contains(&("type", "white_hash".into())));
+        assert!(query.contains(&("siteIds", "1,2".into())));
+        assert!(query.contains(&("osTypes", "linux".into())));
+        assert!(query.contains(&("value__contains", "a,b".into())));
+    }
+
+    #[test]
+    fn sha256_only_on_the_blacklist() {
+        assert!(HashList::Blacklist.accepts(IndicatorType::Sha256).is_ok());
+        assert!(HashList::Whitelist.accepts(IndicatorType::Sha256).is_err());
+        assert!(HashList::Whitelist.accepts(IndicatorType::Sha1).is_ok());
+    }
+}

@@ -1,0 +1,211 @@
+//! Action 2 · SentinelOne Mitigate Threats (`sentinelone-mitigate-threats`).
+//!
+//! Finds the threats of each SHA-1 or file path (batched look-up), then mitigates all of them
+//! with `POST /threats/mitigate/{action}` and `filter.ids` in batches — or, for "Disconnect from
+//! Network", isolates their computers with `POST /agents/actions/disconnect` and the agents' ids.
+//! A filter is never sent without ids: an empty filter would act on every threat or agent.
+//!
+//! `Computers Affected by mitigation` counts, per indicator, the distinct computers whose
+//! threats of that indicator were mitigated: threats SentinelOne reports as skipped in the
+//! response's per-threat `details` (e.g. rollback on Linux) do not count. Where a console sends
+//! no `details`, every threat of a successful request is counted.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::threats::{self, Threat};
+use super::{Action, RunContext, TargetId};
+use crate::error::Failure;
+use crate::result::AddedAttribute;
+
+/// Threat or agent ids per request.
+const IDS_PER_REQUEST: usize = 1000;
+
+const ATTRIBUTE: &str = "Computers Affected by mitigation";
+
+pub struct MitigateThreats;
+
+/// Parameters of action 2.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// What to do to the matching threats.
+    pub mitigation_action: Mitigation,
+    /// Extra free-text filter for the threats.
+    pub query: Option<String>,
+}
+
+/// The mitigation choices of the configuration page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum Mitigation {
+    Quarantine,
+    Kill,
+    Remediate,
+    #[serde(rename = "Rollback Remediate")]
+    RollbackRemediate,
+    #[serde(rename = "Disconnect from Network")]
+    DisconnectFromNetwork,
+    #[serde(rename = "Un_Quarantine")]
+    UnQuarantine,
+}
+
+impl Mitigation {
+    /// The request path.
+    fn path(self) -> &'static str {
+        match self {
+            Self::Quarantine => "/threats/mitigate/quarantine",
+            Self::Kill => "/threats/mitigate/kill",
+            Self::Remediate => "/threats/mitigate/remediate",
+            Self::RollbackRemediate => "/threats/mitigate/rollback-remediation",
+            Self::UnQuarantine => "/threats/mitigate/un-quarantine",
+            Self::DisconnectFromNetwork => "/agents/actions/disconnect",
+        }
+    }
+
+    /// Past tense for details.
+    fn done(self) -> &'static str {
+        match self {
+            Self::Quarantine => "quarantined",
+            Self::Kill => "killed",
+            Self::Remediate => "remediated",
+            Self::RollbackRemediate => "rolled back",
+            Self::UnQuarantine => "released from quarantine",
+            Self::DisconnectFromNetwork => "isolated from the network",
+        }
+    }
+}
+
+/// What one mitigation request achieved: threat (or agent) ids SentinelOne skipped, with why.
+#[derive(Debug, Default)]
+struct Applied {
+    skipped: BTreeMap<String, String>,
+}
+
+fn read_skipped(response: &Value) -> Applied {
+    let mut applied = Applied::default();
+    for detail in response.pointer("/data/details").and_then(Value::as_array).into_iter().flatten() {
+        let Some(threat_id) = detail.get("threatId").and_then(Value::as_str) else { continue };
+        let reasons: Vec<&str> = detail
+            .get("skipped")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|skip| skip.get("reason").and_then(Value::as_str))
+            .collect();
+        if !reasons.is_empty() {
+            applied.skipped.insert(threat_id.to_string(), reasons.join(", "));
+        }
+    }
+    applied
+}
+
+impl Action for MitigateThreats {
+    type Params = Params;
+
+    fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {
+        let ids: Vec<TargetId> = ctx.pending();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let found = threats::find(ctx, &ids, params.query.as_deref());
+        let action = params.mitigation_action;
+        let isolate = action == Mitigation::DisconnectFromNetwork;
+
+        // The ids the requests carry (threats, or agents when isolating), each with its targets.
+        let mut owners: BTreeMap<String, BTreeSet<TargetId>> = BTreeMap::new();
+        for (id, threats) in ids.iter().zip(&found) {
+            for threat in threats.iter().flatten() {
+                let key = if isolate { threat.agent_id.clone() } else { Some(threat.id.clone()) };
+                if let Some(key) = key {
+                    owners.entry(key).or_default().insert(*id);
+                }
+            }
+        }
+        let keys: Vec<&String> = owners.keys().collect();
+        let batches: Vec<&[&String]> = keys.chunks(IDS_PER_REQUEST).collect();
+        let body = |batch: &[&String]| json!({ "filter": { "ids": batch }, "data": {} });
+        let targets_of = |batch: &&[&String]| -> Vec<TargetId> {
+            batch.iter().flat_map(|key| owners[*key].iter().copied()).collect::<BTreeSet<_>>().into_iter().collect()
+        };
+
+        let mut skipped: BTreeMap<String, String> = BTreeMap::new();
+        if ctx.dry_run() {
+            for batch in &batches {
+                ctx.plan("POST", action.path(), Some(body(batch)), &targets_of(batch));
+            }
+        } else {
+            let results = ctx.batches("mitigate", &batches, targets_of, |client, batch| {
+                client.post(action.path(), &body(batch)).map(|response| read_skipped(&response))
+            });
+            for applied in results.into_iter().flatten() {
+                skipped.extend(applied.skipped);
+            }
+        }
+
+        for (id, threats) in ids.into_iter().zip(found) {
+            let Some(threats) = threats else { continue };
+            if threats.is_empty() {
+                let attributes =
+                    if ctx.dry_run() { Vec::new() } else { vec![AddedAttribute::new(ATTRIBUTE, "0")] };
+                ctx.succeed(id, "No matching threats", attributes);
+                continue;
+            }
+            let done: Vec<&Threat> = threats.iter().filter(|threat| !skipped.contains_key(&threat.id)).collect();
+            let computers: HashSet<&str> = done.iter().filter_map(|threat| threat.agent_id.as_deref()).collect();
+            let reasons: BTreeSet<&str> =
+                threats.iter().filter_map(|threat| skipped.get(&threat.id).map(String::as_str)).collect();
+            let mut detail = if ctx.dry_run() {
+                let all: HashSet<&str> = threats.iter().filter_map(|threat| threat.agent_id.as_deref()).collect();
+                format!(
+                    "Dry run: {} threat(s) on {} computer(s) would be {}",
+                    threats.len(),
+                    all.len(),
+                    action.done()
+                )
+            } else if isolate {
+                format!("{} computer(s) with {} threat(s) {}", computers.len(), threats.len(), action.done())
+            } else {
+                format!("{} threat(s) {} on {} computer(s)", done.len(), action.done(), computers.len())
+            };
+            if !reasons.is_empty() {
+                let reasons: Vec<&str> = reasons.into_iter().collect();
+                detail.push_str(&format!(
+                    "; {} skipped by SentinelOne ({})",
+                    threats.len() - done.len(),
+                    reasons.join(", ")
+                ));
+            }
+            let attributes =
+                if ctx.dry_run() { Vec::new() } else { vec![AddedAttribute::new(ATTRIBUTE, computers.len().to_string())] };
+            ctx.succeed(id, detail, attributes);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skipped_threats_are_read_from_details() {
+        let response = json!({"data": {"affected": 1, "details": [
+            {"threatId": "1", "skipped": []},
+            {"threatId": "2", "skipped": [{"action": "rollback", "reason": "not_supported"}]}
+        ]}});
+        let applied = read_skipped(&response);
+        assert_eq!(applied.skipped.len(), 1);
+        assert_eq!(applied.skipped["2"], "not_supported");
+        assert!(read_skipped(&json!({"data": {"affected": 3}})).skipped.is_empty());
+    }
+
+    #[test]
+    fn every_choice_has_a_documented_path() {
+        assert_eq!(Mitigation::RollbackRemediate.path(), "/threats/mitigate/rollback-remediation");
+        assert_eq!(Mitigation::UnQuarantine.path(), "/threats/mitigate/un-quarantine");
+        assert_eq!(Mitigation::DisconnectFromNetwork.path(), "/agents/actions/disconnect");
+    }
+}

@@ -1,0 +1,152 @@
+//! The batched look-up of SentinelOne threats by SHA-1 or file path, shared by the actions that
+//! act on or report threats.
+//!
+//! SHA-1 targets are looked up many per request with `contentHashes`; file paths with
+//! `filePath__contains`. Every page is read, and each threat is matched back to every target it
+//! concerns (a threat's SHA-1 equal to the hash; its path containing the given path, ignoring
+//! case). A path containing a comma cannot be sent in SentinelOne's comma-separated list
+//! filters, so it is looked up through the free-text `query` filter and matched here.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::action::{RunContext, TargetId};
+use crate::api::batch::{QUERY_VALUES_BUDGET, join_csv};
+use crate::indicator::IndicatorType;
+
+/// A threat, as far as the actions need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Threat {
+    pub id: String,
+    pub sha1: Option<String>,
+    pub file_path: Option<String>,
+    pub agent_id: Option<String>,
+    pub computer_name: Option<String>,
+    /// The whole threat as SentinelOne returned it, for actions that report more fields.
+    pub raw: Value,
+}
+
+impl Threat {
+    pub fn from_json(item: &Value) -> Option<Self> {
+        let text = |pointer: &str| item.pointer(pointer).and_then(Value::as_str).map(str::to_string);
+        let id = match item.get("id")? {
+            Value::String(id) => id.clone(),
+            Value::Number(id) => id.to_string(),
+            _ => return None,
+        };
+        Some(Self {
+            id,
+            sha1: text("/threatInfo/sha1").map(|sha1| sha1.to_ascii_lowercase()),
+            file_path: text("/threatInfo/filePath"),
+            agent_id: text("/agentRealtimeInfo/agentId"),
+            computer_name: text("/agentRealtimeInfo/agentComputerName"),
+            raw: item.clone(),
+        })
+    }
+
+    /// Whether this threat concerns the target (`kind`, `value`).
+    fn matches(&self, kind: IndicatorType, value: &str) -> bool {
+        match kind {
+            IndicatorType::Sha1 => self.sha1.as_deref() == Some(value),
+            IndicatorType::FilePath => self
+                .file_path
+                .as_deref()
+                .is_some_and(|path| path.to_lowercase().contains(&value.to_lowercase())),
+            _ => false,
+        }
+    }
+}
+
+/// One look-up request: the filter to send and the targets it covers.
+struct Batch {
+    targets: Vec<TargetId>,
+    query: Vec<(&'static str, String)>,
+}
+
+/// The threats of every target in `ids` (SHA-1 or File Path), in the same order, with `query`
+/// as an extra free-text filter. A target whose look-up failed has been failed in `ctx` and
+/// gets `None`.
+pub fn find(ctx: &mut RunContext<'_>, ids: &[TargetId], query: Option<&str>) -> Vec<Option<Vec<Threat>>> {
+    let extra = |mut filters: Vec<(&'static str, String)>| {
+        if let Some(query) = query {
+            filters.push(("query", query.to_string()));
+        }
+        filters
+    };
+    let of_kind = |kind: IndicatorType, commas: bool| -> Vec<TargetId> {
+        ids.iter()
+            .copied()
+            .filter(|id| ctx.target(*id).kind == kind && ctx.target(*id).value.contains(',') == commas)
+            .collect()
+    };
+    let mut batches = Vec::new();
+    for (kind, filter) in [(IndicatorType::Sha1, "contentHashes"), (IndicatorType::FilePath, "filePath__contains")] {
+        for chunk in ctx.query_chunks(&of_kind(kind, false), QUERY_VALUES_BUDGET) {
+            let values: Vec<String> = chunk.iter().map(|id| ctx.target(*id).value.clone()).collect();
+            batches.push(Batch { targets: chunk, query: extra(vec![(filter, join_csv(&values))]) });
+        }
+    }
+    for id in of_kind(IndicatorType::FilePath, true) {
+        // `query` is a single free-text value; a configured query is then applied here instead.
+        batches.push(Batch { targets: vec![id], query: vec![("query", ctx.target(id).value.clone())] });
+    }
+    let pages = ctx.batches(
+        "threat lookup",
+        &batches,
+        |batch| batch.targets.clone(),
+        |client, batch| {
+            let mut items = Vec::new();
+            for page in client.pages("/threats", batch.query.clone(), "/data") {
+                items.extend(page?);
+            }
+            Ok(items)
+        },
+    );
+    let mut found: HashMap<TargetId, Vec<Threat>> = HashMap::new();
+    for (batch, items) in batches.iter().zip(pages) {
+        let Some(items) = items else { continue };
+        for threat in items.iter().filter_map(Threat::from_json) {
+            let configured_query_holds = query.is_none_or(|query| {
+                batch.query.iter().any(|(key, _)| *key != "query") || threat_text_contains(&threat.raw, query)
+            });
+            for id in &batch.targets {
+                let target = ctx.target(*id);
+                if configured_query_holds && threat.matches(target.kind, &target.value) {
+                    let list = found.entry(*id).or_default();
+                    if !list.iter().any(|known| known.id == threat.id) {
+                        list.push(threat.clone());
+                    }
+                }
+            }
+        }
+    }
+    ids.iter().map(|id| ctx.is_pending(*id).then(|| found.remove(id).unwrap_or_default())).collect()
+}
+
+/// A local stand-in for SentinelOne's free-text `query` where it could not be sent.
+fn threat_text_contains(threat: &Value, query: &str) -> bool {
+    threat.to_string().to_lowercase().contains(&query.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn reads_the_fields_actions_use() {
+        let threat = Threat::from_json(&json!({
+            "id": "9", "threatInfo": {"sha1": "ABC", "filePath": "C:\\Temp\\Evil.exe"},
+            "agentRealtimeInfo": {"agentId": "42", "agentComputerName": "pc-1"}
+        }))
+        .unwrap();
+        assert_eq!(threat.sha1.as_deref(), Some("abc"));
+        assert!(threat.matches(IndicatorType::Sha1, "abc"));
+        assert!(threat.matches(IndicatorType::FilePath, "\\temp\\evil.exe"));
+        assert!(!threat.matches(IndicatorType::FilePath, "other.exe"));
+        assert_eq!(threat.agent_id.as_deref(), Some("42"));
+        assert!(Threat::from_json(&json!({"threatInfo": {}})).is_none());
+    }
+}

@@ -1,0 +1,243 @@
+//! Stage 2 of 2: an envelope checked against its action's manifest, as a typed request that
+//! cannot be invalid, and the input objects sorted into targets, skips and failures.
+//!
+//! Configuration problems are collected (all of them, each with its `field`) and end the run
+//! before any request is sent. Object problems fail or skip only their object (DESIGN §5).
+//! This module sends nothing and prints nothing.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::action::{self, PreparedAction, Target, TargetId};
+use crate::connection::{BaseUrl, CONNECTION_PARAMS, ConnectionConfig};
+use crate::envelope::{Envelope, InputObject, PROTOCOL};
+use crate::error::{ErrorCode, Failure};
+use crate::indicator::IndicatorType;
+use crate::manifest::{MAX_OBJECTS_PER_RUN, Manifest, OBJECTS_PER_RUN};
+use crate::result::Warning;
+
+/// A validated request.
+pub struct Request {
+    pub manifest: &'static Manifest,
+    pub action: Box<dyn PreparedAction>,
+    pub connection: ConnectionConfig,
+    pub objects_per_run: usize,
+    pub run: RunSettings,
+    pub warnings: Vec<Warning>,
+}
+
+/// How this run behaves.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub id: Option<String>,
+    pub dry_run: bool,
+    pub deadline: Option<Duration>,
+    pub now: DateTime<Utc>,
+}
+
+/// Why an envelope was refused, with what is known of it.
+#[derive(Debug)]
+pub struct Rejected {
+    pub manifest: Option<&'static Manifest>,
+    pub errors: Vec<Failure>,
+    pub warnings: Vec<Warning>,
+}
+
+/// Checks `envelope` against its action's manifest. `dry_run` forces a dry run (the `--dry-run`
+/// flag) whatever `run.dry_run` says.
+pub fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
+    let reject = |manifest, errors| Rejected { manifest, errors, warnings: Vec::new() };
+    if let Some(version) = &envelope.protocol {
+        if version.major() != Some(PROTOCOL) {
+            let failure = Failure::new(
+                ErrorCode::InputInvalidValue,
+                format!("This build speaks protocol {PROTOCOL}; the envelope asks for {version:?}"),
+            )
+            .with_field("protocol");
+            return Err(reject(None, vec![failure]));
+        }
+    }
+    let (manifest, entry) = action::resolve(&envelope.action).map_err(|failure| reject(None, vec![failure]))?;
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    if envelope.objects.len() as u64 > MAX_OBJECTS_PER_RUN {
+        errors.push(
+            Failure::new(
+                ErrorCode::InputOverLimit,
+                format!(
+                    "The envelope holds {} objects; at most {MAX_OBJECTS_PER_RUN} are accepted in one run",
+                    envelope.objects.len()
+                ),
+            )
+            .with_field("objects"),
+        );
+    }
+    let deadline = match envelope.run.deadline_seconds {
+        Some(seconds) if seconds.is_finite() && seconds > 0.0 => Some(Duration::from_secs_f64(seconds)),
+        Some(_) => {
+            errors.push(Failure::config_invalid("run.deadline_seconds", "run.deadline_seconds must be a positive number"));
+            None
+        }
+        None => None,
+    };
+
+    let mut connection = Map::new();
+    let mut params = Map::new();
+    let mut objects_per_run = MAX_OBJECTS_PER_RUN as usize;
+    for param in &manifest.params {
+        match param.validate(envelope.config.get(&param.name)) {
+            Ok(Some(value)) if param.name == OBJECTS_PER_RUN => {
+                objects_per_run = value.as_u64().map_or(objects_per_run, |n| n as usize);
+            }
+            Ok(Some(value)) if CONNECTION_PARAMS.contains(&param.name.as_str()) => {
+                connection.insert(param.name.clone(), value);
+            }
+            Ok(Some(value)) => {
+                params.insert(param.name.clone(), value);
+            }
+            Ok(None) if CONNECTION_PARAMS.contains(&param.name.as_str()) || param.name == OBJECTS_PER_RUN => {}
+            // Absent optional parameters reach the typed form as null, so `Option` fields and
+            // `#[serde(default)]` lists both read them.
+            Ok(None) => {
+                params.insert(param.name.clone(), Value::Null);
+            }
+            Err(failure) => errors.push(failure),
+        }
+    }
+    for key in envelope.config.keys() {
+        if manifest.param(key).is_none() {
+            warnings.push(Warning {
+                code: "config.unknown".into(),
+                message: format!("The configuration key '{key}' is not a parameter of {}; it was ignored", manifest.name),
+                field: Some(format!("config.{key}")),
+            });
+        }
+    }
+    if let Some(Value::String(hostname)) = connection.get("hostname") {
+        if let Err(message) = BaseUrl::parse(hostname) {
+            errors.push(Failure::config_invalid("config.hostname", format!("Hostname: {message}")));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Rejected { manifest: Some(manifest), errors, warnings });
+    }
+
+    let connection: ConnectionConfig = serde_json::from_value(Value::Object(connection)).map_err(|err| {
+        reject(Some(manifest), vec![Failure::internal(format!("The connection parameters of {} do not read: {err}", manifest.name))])
+    })?;
+    if !connection.verify_tls {
+        warnings.push(Warning {
+            code: "tls.verification_disabled".into(),
+            message: "TLS certificate verification is off (verify_tls is false): the console's identity is not checked".into(),
+            field: Some("config.verify_tls".into()),
+        });
+    }
+    let action = (entry.prepare)(Value::Object(params)).map_err(|err| {
+        reject(Some(manifest), vec![Failure::internal(format!("The parameters of {} do not read: {err}", manifest.name))])
+    })?;
+    Ok(Request {
+        manifest,
+        action,
+        connection,
+        objects_per_run,
+        run: RunSettings {
+            id: envelope.run.id.clone(),
+            dry_run: dry_run || envelope.run.dry_run,
+            deadline,
+            now: envelope.run.now.unwrap_or_else(Utc::now),
+        },
+        warnings: {
+            warnings.sort_by(|a, b| a.field.cmp(&b.field));
+            warnings
+        },
+    })
+}
+
+/// What becomes of one input object before the action runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ObjectPlan {
+    /// Worked on as this target.
+    Target(TargetId),
+    Skipped { value: Option<String>, reason: Failure },
+    Failed { value: Option<String>, reason: Failure },
+}
+
+/// Sorts the objects into targets (one per distinct type and normalised value), skips (type not
+/// accepted, beyond `objects_per_run`) and failures (unreadable object, invalid value).
+pub fn classify(
+    objects: &[InputObject],
+    manifest: &Manifest,
+    action: &dyn PreparedAction,
+    objects_per_run: usize,
+) -> (Vec<ObjectPlan>, Vec<Target>) {
+    let mut targets: Vec<Target> = Vec::new();
+    let mut by_value: HashMap<(IndicatorType, String), TargetId> = HashMap::new();
+    let plans = objects
+        .iter()
+        .enumerate()
+        .map(|(index, object)| {
+            let field = |name: &str| format!("objects[{index}]{name}");
+            let view = match object.view() {
+                Ok(view) => view,
+                Err(reason) => {
+                    let reason = Failure::new(ErrorCode::InputInvalidValue, format!("The object cannot be read: {reason}"))
+                        .with_field(field(""));
+                    return ObjectPlan::Failed { value: None, reason };
+                }
+            };
+            let value = view.value.clone();
+            if index >= objects_per_run {
+                let reason = Failure::new(
+                    ErrorCode::InputOverLimit,
+                    format!("Beyond objects_per_run ({objects_per_run}); not processed in this run"),
+                );
+                return ObjectPlan::Skipped { value, reason };
+            }
+            let Some(type_name) = view.kind.as_ref().map(|kind| kind.name().to_string()) else {
+                let reason = Failure::new(ErrorCode::InputInvalidValue, "The object has no type").with_field(field(".type"));
+                return ObjectPlan::Failed { value, reason };
+            };
+            let accepted = IndicatorType::from_name(&type_name)
+                .filter(|kind| manifest.accepts.contains(kind))
+                .ok_or_else(|| format!("type {type_name} is not accepted by this action"))
+                .and_then(|kind| action.accepts(kind).map(|()| kind));
+            let kind = match accepted {
+                Ok(kind) => kind,
+                Err(detail) => {
+                    let reason = Failure::new(ErrorCode::InputUnsupportedType, capitalise(&detail));
+                    return ObjectPlan::Skipped { value, reason };
+                }
+            };
+            let Some(raw_value) = view.value.as_deref() else {
+                let reason = Failure::new(ErrorCode::InputInvalidValue, "The object has no value").with_field(field(".value"));
+                return ObjectPlan::Failed { value, reason };
+            };
+            match kind.normalise(raw_value) {
+                Ok(normal) => {
+                    let id = *by_value.entry((kind, normal.clone())).or_insert_with(|| {
+                        targets.push(Target { kind, value: normal, indices: Vec::new() });
+                        targets.len() - 1
+                    });
+                    targets[id].indices.push(index);
+                    ObjectPlan::Target(id)
+                }
+                Err(message) => {
+                    let reason = Failure::new(ErrorCode::InputInvalidValue, capitalise(&message)).with_field(field(".value"));
+                    ObjectPlan::Failed { value, reason }
+                }
+            }
+        })
+        .collect();
+    (plans, targets)
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,266 @@
+//! Protocol v1 output: the result document (DESIGN §3.2), serialize-only.
+//!
+//! The document accounts for every input object twice: `objects` (the object as received plus
+//! the attributes the action added) and `results` (one outcome each, same order). This module
+//! defines the shapes and how an enriched object is written; it does not decide outcomes (see
+//! `action::context`) and does not write stdout (see `output`).
+
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::ser::Error as _;
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::envelope::PROTOCOL;
+use crate::error::Failure;
+
+/// The output document.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RunResult {
+    pub protocol: u32,
+    /// The action that ran; null when the envelope named none that exists.
+    pub action: Option<ActionIdent>,
+    pub status: RunStatus,
+    pub summary: Summary,
+    /// Every input object, in input order, with added attributes appended to `attributes`.
+    pub objects: Vec<OutputObject>,
+    /// One outcome per input object, same order.
+    pub results: Vec<ObjectResult>,
+    /// New ThreatQ objects made by ingest actions.
+    pub produced: Vec<Value>,
+    /// Plain rows of listing actions.
+    pub records: Vec<Value>,
+    /// Run-level errors.
+    pub errors: Vec<Failure>,
+    pub warnings: Vec<Warning>,
+    /// With dry-run: the writes that would be sent.
+    pub plan: Option<Vec<PlannedRequest>>,
+    /// The checkpoint for the next run of an ingest action.
+    pub state: Option<Value>,
+    pub metrics: Metrics,
+}
+
+impl RunResult {
+    /// An empty document for `action`, to be filled in.
+    pub fn new(action: Option<ActionIdent>) -> Self {
+        Self {
+            protocol: PROTOCOL,
+            action,
+            status: RunStatus::Succeeded,
+            summary: Summary::default(),
+            objects: Vec::new(),
+            results: Vec::new(),
+            produced: Vec::new(),
+            records: Vec::new(),
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            plan: None,
+            state: None,
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// Recomputes `summary` and `status` from `results`, `produced` and `errors`.
+    pub fn finish(&mut self) {
+        let mut summary = Summary { total: self.results.len(), ..Summary::default() };
+        for result in &self.results {
+            match result.status {
+                ObjectStatus::Succeeded => summary.succeeded += 1,
+                ObjectStatus::Skipped => summary.skipped += 1,
+                ObjectStatus::Failed => summary.failed += 1,
+            }
+        }
+        summary.attributes_added = self.objects.iter().map(|object| object.added.len()).sum();
+        summary.produced = self.produced.len();
+        self.status = if !self.errors.is_empty() {
+            RunStatus::Failed
+        } else if summary.failed > 0 {
+            RunStatus::Partial
+        } else {
+            RunStatus::Succeeded
+        };
+        self.summary = summary;
+    }
+}
+
+/// `{ "id": 2, "name": "sentinelone-mitigate-threats" }`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ActionIdent {
+    pub id: u32,
+    pub name: String,
+}
+
+/// Outcome of the whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// No object failed and there was no run-level error.
+    Succeeded,
+    /// Some objects failed.
+    Partial,
+    /// A run-level error stopped the run.
+    Failed,
+}
+
+/// Outcome of one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectStatus {
+    Succeeded,
+    Skipped,
+    Failed,
+}
+
+/// Run counts.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct Summary {
+    pub total: usize,
+    pub succeeded: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub attributes_added: usize,
+    pub produced: usize,
+}
+
+/// The outcome of one input object.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ObjectResult {
+    /// Position in the envelope's `objects`.
+    pub index: usize,
+    /// The value as sent to SentinelOne (normalised), or as received when it was not valid.
+    pub value: Option<String>,
+    pub status: ObjectStatus,
+    /// What happened, for a person.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Failure>,
+}
+
+/// A non-fatal remark about the run (an unknown config key, TLS verification off).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct Warning {
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// One write that a dry run would have sent.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PlannedRequest {
+    pub method: String,
+    pub path: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub query: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    /// Indexes of the input objects the write concerns.
+    pub objects: Vec<usize>,
+}
+
+/// Figures operators and benchmarks read.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct Metrics {
+    /// Every HTTP attempt, retries included.
+    pub http_requests: u64,
+    pub retries: u64,
+    pub duration_ms: u64,
+}
+
+/// An added attribute: ThreatQ attribute values are text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct AddedAttribute {
+    pub name: String,
+    pub value: String,
+}
+
+impl AddedAttribute {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self { name: name.into(), value: value.into() }
+    }
+}
+
+/// An input object on its way out: its raw JSON plus the attributes to append.
+#[derive(Debug)]
+pub struct OutputObject {
+    pub raw: Box<RawValue>,
+    pub added: Vec<AddedAttribute>,
+}
+
+impl Serialize for OutputObject {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.added.is_empty() {
+            // Untouched objects are copied through byte for byte.
+            return self.raw.serialize(serializer);
+        }
+        // Only enriched objects are parsed (with key order preserved) to append attributes.
+        let mut object: Map<String, Value> = serde_json::from_str(self.raw.get()).map_err(S::Error::custom)?;
+        let attributes = object.entry("attributes").or_insert_with(|| Value::Array(Vec::new()));
+        if attributes.is_null() {
+            *attributes = Value::Array(Vec::new());
+        }
+        let Value::Array(list) = attributes else {
+            return Err(S::Error::custom("an enriched object's attributes must be a list"));
+        };
+        for attribute in &self.added {
+            list.push(serde_json::json!({ "name": attribute.name, "value": attribute.value }));
+        }
+        object.serialize(serializer)
+    }
+}
+
+impl JsonSchema for OutputObject {
+    fn schema_name() -> Cow<'static, str> {
+        "OutputObject".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        schemars::json_schema!({
+            "type": "object",
+            "description": "The input object as received, with added attributes appended to `attributes`."
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_string()).unwrap()
+    }
+
+    #[test]
+    fn untouched_objects_are_copied_byte_for_byte() {
+        let object = OutputObject { raw: raw(r#"{"z": 1,  "a": [2]}"#), added: vec![] };
+        assert_eq!(serde_json::to_string(&object).unwrap(), r#"{"z": 1,  "a": [2]}"#);
+    }
+
+    #[test]
+    fn added_attributes_are_appended_keeping_key_order() {
+        let object = OutputObject {
+            raw: raw(r#"{"z": 1, "attributes": [{"name": "Severity", "value": "High"}], "a": 2}"#),
+            added: vec![AddedAttribute::new("Computers Affected by mitigation", "1")],
+        };
+        assert_eq!(
+            serde_json::to_string(&object).unwrap(),
+            r#"{"z":1,"attributes":[{"name":"Severity","value":"High"},{"name":"Computers Affected by mitigation","value":"1"}],"a":2}"#
+        );
+        let without = OutputObject { raw: raw(r#"{"v": "x", "attributes": null}"#), added: vec![AddedAttribute::new("n", "v")] };
+        assert_eq!(serde_json::to_string(&without).unwrap(), r#"{"v":"x","attributes":[{"name":"n","value":"v"}]}"#);
+    }
+
+    #[test]
+    fn finish_counts_and_sets_status() {
+        let mut result = RunResult::new(None);
+        for (index, status) in [ObjectStatus::Succeeded, ObjectStatus::Failed, ObjectStatus::Skipped].into_iter().enumerate() {
+            result.results.push(ObjectResult { index, value: None, status, detail: None, error: None });
+        }
+        result.finish();
+        assert_eq!(result.status, RunStatus::Partial);
+        assert_eq!((result.summary.total, result.summary.succeeded, result.summary.failed, result.summary.skipped), (3, 1, 1, 1));
+    }
+}

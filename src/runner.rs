@@ -1,0 +1,274 @@
+//! Drives `run`, `validate` and `check`: envelope text in, result document and exit status out.
+//!
+//! This is where every input object is accounted for: each gets exactly one entry in `results`
+//! and comes back in `objects`, whatever happened — an envelope refused for its configuration,
+//! an object skipped, a run ended by the console. Panics are caught here and become exit 70
+//! with a best-effort document. Printing is left to the caller (`cli` through `output`).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use crate::action::context::{Outcome, RunOutput};
+use crate::action::{RunContext, Target};
+use crate::api::{ApiClient, ClientSettings};
+use crate::envelope::{self, InputObject};
+use crate::error::{ExitStatus, Failure};
+use crate::log;
+use crate::manifest::Manifest;
+use crate::redact;
+use crate::request::{self, ObjectPlan, Rejected};
+use crate::result::{ActionIdent, ObjectResult, ObjectStatus, OutputObject, RunResult, Warning};
+
+/// Which work `execute` does after validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Call SentinelOne; with `dry_run`, plan the writes instead of sending them.
+    Run { dry_run: bool },
+    /// Validate the envelope and every object; no network.
+    Validate,
+    /// One cheap authenticated call: reachability, credentials, token expiry.
+    Check,
+}
+
+/// Runs `mode` on the envelope text, catching panics (exit 70).
+pub fn execute(input: &str, mode: Mode) -> (RunResult, ExitStatus) {
+    match catch_unwind(AssertUnwindSafe(|| execute_inner(input, mode))) {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            let mut result = RunResult::new(None);
+            result.errors.push(Failure::internal(format!("s1-actions hit an internal error: {message}")));
+            result.finish();
+            (result, ExitStatus::Internal)
+        }
+    }
+}
+
+fn execute_inner(input: &str, mode: Mode) -> (RunResult, ExitStatus) {
+    let started = Instant::now();
+    register_token_early(input);
+    let mut envelope = match envelope::parse(input) {
+        Ok(envelope) => envelope,
+        Err(failure) => return refused(Rejected { manifest: None, errors: vec![failure], warnings: Vec::new() }, Vec::new()),
+    };
+    if let Some(Value::String(token)) = envelope.config.get("api_token") {
+        redact::register(token);
+    }
+    let request = match request::build(&envelope, matches!(mode, Mode::Run { dry_run: true })) {
+        Ok(request) => request,
+        Err(rejected) => return refused(rejected, std::mem::take(&mut envelope.objects)),
+    };
+    log::set_context("action", json!(request.manifest.name));
+    if let Some(id) = &request.run.id {
+        log::set_context("run_id", json!(id));
+    }
+    let mut result = RunResult::new(Some(ident(request.manifest)));
+    result.warnings = request.warnings.clone();
+
+    let deadline = request.run.deadline.map(|duration| started + duration);
+    let client = match ClientSettings::from_config(&request.connection, deadline).and_then(ApiClient::new) {
+        Ok(client) => client,
+        Err(failure) => {
+            let rejected = Rejected { manifest: Some(request.manifest), errors: vec![failure], warnings: request.warnings };
+            return refused(rejected, std::mem::take(&mut envelope.objects));
+        }
+    };
+
+    if mode == Mode::Check {
+        check(&client, &mut result);
+        return finish(result, Vec::new(), Vec::new(), &[], RunOutput::default(), &client, started);
+    }
+
+    let (plans, targets) =
+        request::classify(&envelope.objects, request.manifest, request.action.as_ref(), request.objects_per_run);
+    let output = if mode == Mode::Validate {
+        let outcomes = targets
+            .iter()
+            .map(|target| Outcome::Succeeded { detail: format!("Valid {}; would be processed", target.kind.name()), attributes: Vec::new() })
+            .collect();
+        RunOutput { outcomes, ..RunOutput::default() }
+    } else {
+        log::info("start", "", json!({ "objects": envelope.objects.len(), "targets": targets.len(), "dry_run": request.run.dry_run }));
+        let mut ctx =
+            RunContext::new(&client, &envelope.objects, targets.clone(), request.run.now, request.run.dry_run, envelope.state.as_ref());
+        if let Err(failure) = request.action.run(&mut ctx) {
+            ctx.end_run(failure);
+        }
+        let output = ctx.finish();
+        if request.run.dry_run {
+            result.plan = Some(Vec::new());
+        }
+        output
+    };
+    let objects = std::mem::take(&mut envelope.objects);
+    finish(result, objects, plans, &targets, output, &client, started)
+}
+
+/// Fills the document from the run's output and computes the exit status.
+fn finish(
+    mut result: RunResult,
+    objects: Vec<InputObject>,
+    plans: Vec<ObjectPlan>,
+    targets: &[Target],
+    output: RunOutput,
+    client: &ApiClient,
+    started: Instant,
+) -> (RunResult, ExitStatus) {
+    for ((index, object), plan) in objects.into_iter().enumerate().zip(plans) {
+        let (object_result, added) = match plan {
+            ObjectPlan::Target(id) => {
+                let value = Some(targets[id].value.clone());
+                match &output.outcomes[id] {
+                    Outcome::Succeeded { detail, attributes } => (
+                        ObjectResult { index, value, status: ObjectStatus::Succeeded, detail: Some(detail.clone()), error: None },
+                        attributes.clone(),
+                    ),
+                    Outcome::Skipped { detail } => (
+                        ObjectResult { index, value, status: ObjectStatus::Skipped, detail: Some(detail.clone()), error: None },
+                        Vec::new(),
+                    ),
+                    Outcome::Failed(failure) => (
+                        ObjectResult { index, value, status: ObjectStatus::Failed, detail: None, error: Some(failure.clone()) },
+                        Vec::new(),
+                    ),
+                    Outcome::Pending => (
+                        ObjectResult {
+                            index,
+                            value,
+                            status: ObjectStatus::Failed,
+                            detail: None,
+                            error: Some(Failure::internal("No outcome was recorded for this object")),
+                        },
+                        Vec::new(),
+                    ),
+                }
+            }
+            ObjectPlan::Skipped { value, reason } => (
+                ObjectResult { index, value, status: ObjectStatus::Skipped, detail: Some(reason.message.clone()), error: Some(reason) },
+                Vec::new(),
+            ),
+            ObjectPlan::Failed { value, reason } => {
+                (ObjectResult { index, value, status: ObjectStatus::Failed, detail: None, error: Some(reason) }, Vec::new())
+            }
+        };
+        result.objects.push(OutputObject { raw: object.into_raw(), added });
+        result.results.push(object_result);
+    }
+    if let Some(plan) = result.plan.as_mut() {
+        *plan = output.plan;
+    }
+    result.errors.extend(output.run_error);
+    result.records = output.records;
+    result.produced = output.produced;
+    result.state = output.state;
+    result.warnings.extend(output.warnings);
+    let metrics = client.metrics();
+    result.metrics.http_requests = metrics.http_requests;
+    result.metrics.retries = metrics.retries;
+    result.metrics.duration_ms = started.elapsed().as_millis() as u64;
+    conclude(result)
+}
+
+/// A document for an envelope refused before any request: every object echoed and failed with
+/// the first error, so nothing goes missing.
+fn refused(rejected: Rejected, objects: Vec<InputObject>) -> (RunResult, ExitStatus) {
+    let mut result = RunResult::new(rejected.manifest.map(ident));
+    let first = rejected.errors.first().cloned().unwrap_or_else(|| Failure::internal("The envelope was refused"));
+    for (index, object) in objects.into_iter().enumerate() {
+        let value = object.view().ok().and_then(|view| view.value.clone());
+        result.results.push(ObjectResult { index, value, status: ObjectStatus::Failed, detail: None, error: Some(first.clone()) });
+        result.objects.push(OutputObject { raw: object.into_raw(), added: Vec::new() });
+    }
+    result.errors = rejected.errors;
+    result.warnings = rejected.warnings;
+    conclude(result)
+}
+
+fn conclude(mut result: RunResult) -> (RunResult, ExitStatus) {
+    result.finish();
+    let exit = ExitStatus::for_run(result.errors.first(), result.summary.failed > 0);
+    log::info(
+        "summary",
+        "",
+        json!({
+            "status": result.status,
+            "total": result.summary.total,
+            "succeeded": result.summary.succeeded,
+            "skipped": result.summary.skipped,
+            "failed": result.summary.failed,
+            "http_requests": result.metrics.http_requests,
+            "exit": exit.code(),
+        }),
+    );
+    (result, exit)
+}
+
+fn ident(manifest: &Manifest) -> ActionIdent {
+    ActionIdent { id: manifest.id, name: manifest.name.clone() }
+}
+
+/// `check`: reads the token's dates; warns when it expires within 30 days.
+fn check(client: &ApiClient, result: &mut RunResult) {
+    match client.token_details() {
+        Ok(details) => {
+            let expires = details.expires_at.as_deref().and_then(envelope::parse_threatq_time);
+            let days_left = expires.map(|at| (at - chrono::Utc::now()).num_days());
+            if let Some(days) = days_left.filter(|days| *days < 30) {
+                result.warnings.push(Warning {
+                    code: "auth.token_expiring".into(),
+                    message: format!("The API token expires in {days} days; generate a new one in the SentinelOne console"),
+                    field: Some("config.api_token".into()),
+                });
+            }
+            result.records.push(json!({
+                "reachable": true,
+                "authenticated": true,
+                "token_created_at": details.created_at,
+                "token_expires_at": details.expires_at,
+                "token_days_left": days_left,
+            }));
+        }
+        Err(failure) => {
+            let reachable = !matches!(failure.category, crate::error::Category::Network);
+            result.records.push(json!({ "reachable": reachable, "authenticated": false }));
+            result.errors.push(failure);
+        }
+    }
+}
+
+/// Registers the token before the envelope is parsed, so that even the error for an envelope
+/// that does not parse cannot echo it: finds `"api_token": "<value>"` by scanning the text.
+fn register_token_early(input: &str) {
+    let mut rest = input;
+    while let Some(position) = rest.find("\"api_token\"") {
+        rest = &rest[position + "\"api_token\"".len()..];
+        let after_colon = rest.trim_start().strip_prefix(':').map(str::trim_start);
+        if let Some(value) = after_colon.and_then(|text| text.strip_prefix('"')) {
+            let mut end = None;
+            let mut escaped = false;
+            for (offset, ch) in value.char_indices() {
+                match ch {
+                    '\\' if !escaped => escaped = true,
+                    '"' if !escaped => {
+                        end = Some(offset);
+                        break;
+                    }
+                    _ => escaped = false,
+                }
+            }
+            if let Some(end) = end {
+                let literal = &value[..end];
+                redact::register(literal);
+                if let Ok(Value::String(unescaped)) = serde_json::from_str(&format!("\"{literal}\"")) {
+                    redact::register(&unescaped);
+                }
+            }
+        }
+    }
+}
