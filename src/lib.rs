@@ -1,5 +1,6 @@
 //! s1-actions: a SentinelOne action bundle for ThreatQ TDR Orchestrator.
 
+pub mod api;
 pub mod connection;
 pub mod error;
 pub mod log;
