@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::api::ApiClient;
-use crate::api::batch::chunk_for_query;
+use crate::api::chunk_for_query;
 use crate::envelope::{InputObject, ObjectView};
 use crate::error::Failure;
 use crate::indicator::IndicatorType;

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::action::{RunContext, TargetId};
-use crate::api::batch::{QUERY_VALUES_BUDGET, join_csv};
+use crate::api::{QUERY_VALUES_BUDGET, join_csv};
 use crate::error::{ErrorCode, Failure};
 use crate::indicator::IndicatorType;
 

@@ -62,6 +62,7 @@ impl<A: Action> PreparedAction for Prepared<A> {
 }
 
 /// A row of the action table.
+#[derive(Debug)]
 pub struct ActionEntry {
     /// The manifest's `name`.
     pub name: &'static str,

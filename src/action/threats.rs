@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::action::{RunContext, TargetId};
-use crate::api::batch::{QUERY_VALUES_BUDGET, join_csv};
+use crate::api::{QUERY_VALUES_BUDGET, join_csv};
 use crate::indicator::IndicatorType;
 
 /// A threat, as far as the actions need it.

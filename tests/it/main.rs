@@ -1,1 +1,12 @@
+//! The integration test binary: everything here runs the real `s1-actions` binary.
+//!
+//! - `fixtures`: every case under `fixtures/<action>/<case>/`, against the simulator, snapshotted.
+//! - `cli`: commands, help, usage errors and `spec`.
+//! - `batching`: request counts of large runs (batching minimums), asserted exactly.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
+
+mod batching;
+mod cli;
+mod fixtures;
+mod support;
