@@ -283,80 +283,77 @@ impl ApiClient {
     ) -> Result<Value, Failure> {
         let url = self.base.api(path);
         let endpoint = format!("{} {path}", method.as_str());
-        let mut retries_done = 0;
-        let mut last_failure: Option<Failure> = None;
+        let mut attempts: u32 = 0;
+        // The failure being retried, if the next attempt is a retry.
+        let mut retrying: Option<Failure> = None;
         loop {
-            self.wait_for_slot(last_failure.take())?;
-            let failure = match self.attempt(method, &url, query, body, &endpoint) {
+            if !self.wait_for_slot() {
+                // Before a retry, the failure being retried says what actually went wrong.
+                return Err(match retrying.take() {
+                    Some(failure) => self.give_up(
+                        &endpoint,
+                        path,
+                        failure,
+                        attempts,
+                        RetryDecision::PastDeadline,
+                    ),
+                    None => Failure::new(
+                        ErrorCode::RunDeadline,
+                        "The run deadline passed before this request could start",
+                    ),
+                });
+            }
+            if retrying.take().is_some() {
+                self.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            attempts += 1;
+            let (after, failure) = match self.attempt(method, &url, query, body, &endpoint) {
                 Outcome::Success(value) => return Ok(value),
                 Outcome::GiveUp(failure) => return Err(failure),
-                Outcome::Retry { after, failure } => {
-                    let decision = self.policy.decide(
-                        retries_done,
-                        after,
-                        Instant::now(),
-                        self.deadline,
-                        &mut rand::rng(),
-                    );
-                    match decision {
-                        RetryDecision::After(delay) => {
-                            retries_done += 1;
-                            self.retries.fetch_add(1, Ordering::Relaxed);
-                            log::warn(
-                                "retry",
-                                &format!("Retrying {endpoint}: {}", failure.code),
-                                json!({
-                                    "status": failure.http_status,
-                                    "code": failure.code.as_str(),
-                                    "attempt": retries_done + 1,
-                                    "delay_ms": u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                                    "path": path,
-                                }),
-                            );
-                            self.sleeper.sleep(delay);
-                            failure
-                        }
-                        RetryDecision::Exhausted | RetryDecision::PastDeadline => {
-                            return Err(self.give_up(
-                                &endpoint,
-                                path,
-                                failure,
-                                retries_done,
-                                decision,
-                            ));
-                        }
-                    }
-                }
+                Outcome::Retry { after, failure } => (after, failure),
             };
-            last_failure = Some(failure);
+            let decision = self.policy.decide(
+                attempts - 1,
+                after,
+                Instant::now(),
+                self.deadline,
+                &mut rand::rng(),
+            );
+            let RetryDecision::After(delay) = decision else {
+                return Err(self.give_up(&endpoint, path, failure, attempts, decision));
+            };
+            log::warn(
+                "retry",
+                &format!("Retrying {endpoint}: {}", failure.code),
+                json!({
+                    "status": failure.http_status,
+                    "code": failure.code.as_str(),
+                    "attempt": attempts + 1,
+                    "delay_ms": u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "path": path,
+                }),
+            );
+            self.sleeper.sleep(delay);
+            retrying = Some(failure);
         }
     }
 
-    /// Takes the next rate slot and waits for it. Before the first attempt, a passed deadline
-    /// is `run.deadline`; before a retry, the failure being retried is reported instead, since
-    /// it says what actually went wrong.
-    fn wait_for_slot(&self, retrying: Option<Failure>) -> Result<(), Failure> {
-        let too_late = |retrying: Option<Failure>| {
-            retrying.unwrap_or_else(|| {
-                Failure::new(
-                    ErrorCode::RunDeadline,
-                    "The run deadline passed before this request could start",
-                )
-            })
-        };
+    /// Takes the next rate slot and waits for it; `false` when the attempt could only start
+    /// at or after the run deadline (nothing is waited for then).
+    fn wait_for_slot(&self) -> bool {
         let now = Instant::now();
         if self.deadline.is_some_and(|deadline| now >= deadline) {
-            return Err(too_late(retrying));
+            return false;
         }
         let slot = self.limiter.reserve(now);
         if self.deadline.is_some_and(|deadline| slot >= deadline) {
-            return Err(too_late(retrying));
+            return false;
         }
         let wait = slot.saturating_duration_since(now);
         if !wait.is_zero() {
             self.sleeper.sleep(wait);
         }
-        Ok(())
+        true
     }
 
     /// Logs and shapes the failure reported when retries end without success.
@@ -365,10 +362,9 @@ impl ApiClient {
         endpoint: &str,
         path: &str,
         mut failure: Failure,
-        retries_done: u32,
+        attempts: u32,
         decision: RetryDecision,
     ) -> Failure {
-        let attempts = retries_done + 1;
         let reason = match decision {
             RetryDecision::PastDeadline => "the run deadline leaves no time for another attempt",
             _ => "no retries left",
@@ -384,7 +380,7 @@ impl ApiClient {
             }),
         );
         if attempts > 1 {
-            failure.message = format!("{} (gave up after {attempts} attempts)", failure.message);
+            failure.message = format!("{}; gave up after {attempts} attempts", failure.message);
         }
         failure
     }
@@ -523,5 +519,571 @@ fn is_loopback(base: &BaseUrl) -> bool {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+    use crate::api::RecordingSleeper;
+    use crate::api::test_server::{Reply, TEST_TOKEN, TestServer, test_settings};
+
+    fn client_with(settings: ClientSettings) -> (ApiClient, Arc<RecordingSleeper>) {
+        let sleeper = Arc::new(RecordingSleeper::new());
+        let client = ApiClient::new(settings)
+            .unwrap()
+            .with_sleeper(Arc::clone(&sleeper) as Arc<dyn Sleeper>);
+        (client, sleeper)
+    }
+
+    fn client_of(server: &TestServer) -> (ApiClient, Arc<RecordingSleeper>) {
+        client_with(test_settings(server))
+    }
+
+    fn ok_body() -> Reply {
+        Reply::json(200, json!({ "data": { "affected": 1 } }))
+    }
+
+    fn assert_token_absent(failure: &Failure) {
+        let text = serde_json::to_string(failure).unwrap();
+        assert!(!text.contains(TEST_TOKEN), "{text}");
+        assert!(!text.contains("ApiToken"), "{text}");
+    }
+
+    #[test]
+    fn client_is_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<ApiClient>();
+    }
+
+    #[test]
+    fn requests_carry_auth_json_headers_and_compact_bodies() {
+        let server = TestServer::start(vec![ok_body(), ok_body(), ok_body()]);
+        let (client, _) = client_of(&server);
+        let query = [("ids", "1,2".to_string()), ("tenant", "true".to_string())];
+        client.get("/restrictions", &query).unwrap();
+        let body = json!({ "filter": { "ids": ["1"] }, "data": { "value": "x" } });
+        let answer = client.post("/restrictions", &body).unwrap();
+        assert_eq!(answer, json!({ "data": { "affected": 1 } }));
+        client.delete("/restrictions", &body).unwrap();
+
+        let requests = server.requests();
+        let methods: Vec<&str> = requests.iter().map(|r| r.method.as_str()).collect();
+        assert_eq!(methods, ["GET", "POST", "DELETE"]);
+        let version = env!("CARGO_PKG_VERSION");
+        for request in &requests {
+            assert_eq!(request.path, "/web/api/v2.1/restrictions");
+            assert_eq!(
+                request.header("authorization"),
+                Some(format!("ApiToken {TEST_TOKEN}").as_str())
+            );
+            assert_eq!(request.header("accept"), Some("application/json"));
+            assert_eq!(
+                request.header("user-agent"),
+                Some(format!("s1-actions/{version}").as_str())
+            );
+        }
+        assert_eq!(requests[0].query_value("ids").as_deref(), Some("1,2"));
+        assert_eq!(requests[0].query_value("tenant").as_deref(), Some("true"));
+        assert!(requests[0].body.is_empty());
+        for request in &requests[1..] {
+            assert_eq!(request.header("content-type"), Some("application/json"));
+            assert_eq!(request.body, serde_json::to_vec(&body).unwrap());
+        }
+        assert_eq!(
+            client.metrics(),
+            Metrics {
+                http_requests: 3,
+                retries: 0
+            }
+        );
+    }
+
+    #[test]
+    fn retries_on_rate_limit_and_honours_retry_after() {
+        let server = TestServer::start(vec![
+            Reply::json(429, json!({ "errors": [{ "title": "Too Many Requests" }] }))
+                .with_header("Retry-After", "3"),
+            ok_body(),
+        ]);
+        let (client, sleeper) = client_of(&server);
+        let answer = client.get("/threats", &[]).unwrap();
+        assert_eq!(answer["data"]["affected"], 1);
+        assert_eq!(
+            client.metrics(),
+            Metrics {
+                http_requests: 2,
+                retries: 1
+            }
+        );
+        assert_eq!(sleeper.slept(), [Duration::from_secs(3)]);
+    }
+
+    #[test]
+    fn persistent_server_errors_give_up_after_max_retries() {
+        let script = (0..5)
+            .map(|_| {
+                Reply::json(
+                    503,
+                    json!({ "errors": [{ "title": "Service Unavailable" }] }),
+                )
+            })
+            .collect();
+        let server = TestServer::start(script);
+        let (client, sleeper) = client_of(&server);
+        let failure = client.get("/threats", &[]).unwrap_err();
+        assert_eq!(failure.code, ErrorCode::UpstreamServerError);
+        assert_eq!(failure.http_status, Some(503));
+        assert!(failure.retryable);
+        assert_eq!(
+            failure.message,
+            "SentinelOne failed GET /threats with HTTP 503: Service Unavailable; gave up after 3 attempts"
+        );
+        assert_eq!(server.requests().len(), 3);
+        assert_eq!(
+            client.metrics(),
+            Metrics {
+                http_requests: 3,
+                retries: 2
+            }
+        );
+        let slept = sleeper.slept();
+        assert_eq!(slept.len(), 2);
+        assert!(slept[0] <= Duration::from_millis(250) && slept[1] <= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn retried_post_resends_the_same_bytes() {
+        let server =
+            TestServer::start(vec![Reply::raw(502, "<html>bad gateway</html>"), ok_body()]);
+        let (client, _) = client_of(&server);
+        let body = json!({ "data": { "b": 2, "a": [1, 2] }, "filter": {} });
+        client.post("/threats/mitigate/kill", &body).unwrap();
+        let requests = server.requests();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0].body, requests[1].body);
+        assert_eq!(requests[1].json(), body);
+    }
+
+    #[test]
+    fn a_dropped_connection_is_retried() {
+        let server = TestServer::start(vec![Reply::Drop, ok_body()]);
+        let (client, _) = client_of(&server);
+        client.get("/agents", &[]).unwrap();
+        assert_eq!(client.metrics().retries, 1);
+
+        let server = TestServer::start(vec![Reply::Drop, Reply::Drop, Reply::Drop]);
+        let (client, _) = client_of(&server);
+        let failure = client.get("/agents", &[]).unwrap_err();
+        assert_eq!(failure.code, ErrorCode::NetworkConnect);
+        assert_eq!(server.requests().len(), 3);
+        assert_token_absent(&failure);
+    }
+
+    #[test]
+    fn a_refused_connection_is_retried_then_reported() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let server = TestServer::start(vec![]);
+        let mut settings = test_settings(&server);
+        settings.base = BaseUrl::parse(&format!("http://{addr}")).unwrap();
+        let (client, sleeper) = client_with(settings);
+        let failure = client.get("/agents", &[]).unwrap_err();
+        assert_eq!(failure.code, ErrorCode::NetworkConnect);
+        assert!(
+            failure.message.contains("GET /agents"),
+            "{}",
+            failure.message
+        );
+        assert_eq!(client.metrics().http_requests, 3);
+        assert_eq!(sleeper.slept().len(), 2);
+    }
+
+    #[test]
+    fn rejected_token_is_not_retried() {
+        let server = TestServer::start(vec![Reply::json(
+            401,
+            json!({ "errors": [{ "code": 4010010, "detail": null, "title": "Authentication Failed" }] }),
+        )]);
+        let (client, sleeper) = client_of(&server);
+        let failure = client.get("/threats", &[]).unwrap_err();
+        assert_eq!(failure.code, ErrorCode::AuthRejected);
+        assert_eq!(failure.upstream_code, Some(4010010));
+        assert!(
+            failure.message.starts_with(
+                "SentinelOne rejected the API token (HTTP 401: Authentication Failed)"
+            )
+        );
+        assert_eq!(server.requests().len(), 1);
+        assert!(sleeper.slept().is_empty());
+        assert_eq!(client.metrics().retries, 0);
+    }
+
+    #[test]
+    fn refusals_and_not_implemented_are_not_retried() {
+        let server = TestServer::start(vec![
+            Reply::json(
+                400,
+                json!({ "errors": [{ "code": 4000030, "title": "Already Exists Error" }] }),
+            ),
+            Reply::json(501, json!({})),
+            Reply::raw(200, "{\"data\": [trunc"),
+            Reply::raw(302, "").with_header("Location", "https://elsewhere.example/login"),
+        ]);
+        let (client, _) = client_of(&server);
+        let codes: Vec<ErrorCode> = (0..4)
+            .map(|_| client.get("/restrictions", &[]).unwrap_err().code)
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ErrorCode::UpstreamRejected,
+                ErrorCode::UpstreamServerError,
+                ErrorCode::UpstreamBadResponse,
+                ErrorCode::UpstreamBadResponse,
+            ]
+        );
+        assert_eq!(server.requests().len(), 4);
+        assert_eq!(client.metrics().retries, 0);
+    }
+
+    #[test]
+    fn oversized_bodies_are_bad_responses() {
+        let big = format!("{{\"data\":\"{}\"}}", "x".repeat(200));
+        let server = TestServer::start(vec![
+            Reply::raw(200, big.clone()),
+            Reply::raw(200, big.clone()),
+        ]);
+        let mut settings = test_settings(&server);
+        settings.max_response_bytes = 100;
+        let (client, _) = client_with(settings);
+        let failure = client.get("/threats", &[]).unwrap_err();
+        assert_eq!(failure.code, ErrorCode::UpstreamBadResponse);
+        assert!(
+            failure.message.contains("more than 100 bytes"),
+            "{}",
+            failure.message
+        );
+        assert_eq!(server.requests().len(), 1);
+
+        let mut settings = test_settings(&server);
+        settings.max_response_bytes = big.len() as u64;
+        let (client, _) = client_with(settings);
+        assert!(
+            client.get("/threats", &[]).is_ok(),
+            "a body exactly at the limit is read"
+        );
+    }
+
+    #[test]
+    fn large_error_bodies_still_classify_by_status() {
+        let server = TestServer::start(vec![Reply::raw(403, "x".repeat(100_000))]);
+        let (client, _) = client_of(&server);
+        let failure = client.get("/threats", &[]).unwrap_err();
+        assert_eq!(failure.code, ErrorCode::AuthForbidden);
+    }
+
+    #[test]
+    fn a_stalled_answer_times_out_and_is_retried() {
+        let server = TestServer::start(vec![
+            Reply::Stall(Duration::from_millis(400)),
+            Reply::Stall(Duration::from_millis(400)),
+        ]);
+        let mut settings = test_settings(&server);
+        settings.request_timeout = Duration::from_millis(150);
+        settings.max_retries = 1;
+        let (client, _) = client_with(settings);
+        let failure = client.get("/threats", &[]).unwrap_err();
+        assert_eq!(failure.code, ErrorCode::NetworkTimeout);
+        assert_eq!(client.metrics().http_requests, 2);
+    }
+
+    #[test]
+    fn tls_failures_are_not_retried() {
+        // A plain-HTTP peer where TLS is expected: the handshake fails like a bad certificate.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = std::thread::spawn(move || {
+            let mut connections = 0;
+            listener.set_nonblocking(false).unwrap();
+            for stream in listener.incoming().take(1) {
+                let mut stream = stream.unwrap();
+                connections += 1;
+                let mut hello = [0u8; 512];
+                let _ = stream.read(&mut hello);
+                let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+            }
+            connections
+        });
+        let server = TestServer::start(vec![]);
+        let mut settings = test_settings(&server);
+        settings.base = BaseUrl::parse(&format!("https://{addr}")).unwrap();
+        let (client, sleeper) = client_with(settings);
+        let failure = client.get("/threats", &[]).unwrap_err();
+        assert_eq!(failure.code, ErrorCode::NetworkTls, "{}", failure.message);
+        assert!(!failure.retryable);
+        assert!(sleeper.slept().is_empty());
+        assert_eq!(peer.join().unwrap(), 1);
+        assert_eq!(client.metrics().http_requests, 1);
+    }
+
+    #[test]
+    fn the_token_never_appears_in_failures() {
+        let server = TestServer::start(vec![
+            Reply::json(
+                401,
+                json!({ "errors": [{ "code": 4010010, "title": "Authentication Failed" }] }),
+            ),
+            Reply::json(
+                403,
+                json!({ "errors": [{ "code": 4030010, "title": "Forbidden" }] }),
+            ),
+            Reply::json(
+                400,
+                json!({ "errors": [{ "title": "Validation Error", "detail": "bad filter" }] }),
+            ),
+            Reply::json(500, json!({})),
+            Reply::json(500, json!({})),
+            Reply::json(500, json!({})),
+            Reply::raw(200, "not json"),
+            Reply::Drop,
+            Reply::Drop,
+            Reply::Drop,
+        ]);
+        let (client, _) = client_of(&server);
+        for _ in 0..6 {
+            let failure = client.post("/restrictions", &json!({})).unwrap_err();
+            assert_token_absent(&failure);
+        }
+        let failure = client.token_details().unwrap_err();
+        assert_token_absent(&failure);
+    }
+
+    #[test]
+    fn deadline_stops_new_attempts_and_long_waits() {
+        let server = TestServer::start(vec![
+            Reply::json(429, json!({})).with_header("Retry-After", "30"),
+        ]);
+        let mut settings = test_settings(&server);
+        settings.deadline = Some(Instant::now());
+        let (client, _) = client_with(settings);
+        assert!(client.deadline_passed());
+        let failure = client.get("/threats", &[]).unwrap_err();
+        assert_eq!(failure.code, ErrorCode::RunDeadline);
+        assert_eq!(
+            failure.message,
+            "The run deadline passed before this request could start"
+        );
+        assert!(failure.retryable);
+        assert_eq!(client.metrics().http_requests, 0);
+
+        let mut settings = test_settings(&server);
+        settings.deadline = Some(Instant::now() + Duration::from_secs(5));
+        let (client, sleeper) = client_with(settings);
+        assert!(!client.deadline_passed());
+        let failure = client.get("/threats", &[]).unwrap_err();
+        // Retry-After 30 s would end after the deadline: the 429 is reported at once.
+        assert_eq!(failure.code, ErrorCode::UpstreamRateLimited);
+        assert!(sleeper.slept().is_empty());
+        assert_eq!(server.requests().len(), 1);
+
+        // A retry whose rate slot falls after the deadline is not sent either.
+        let server = TestServer::start(vec![
+            Reply::json(503, json!({})).with_header("Retry-After", "0"),
+        ]);
+        let mut settings = test_settings(&server);
+        settings.requests_per_second = 1.0;
+        settings.deadline = Some(Instant::now() + Duration::from_millis(500));
+        let (client, _) = client_with(settings);
+        let failure = client.get("/threats", &[]).unwrap_err();
+        assert_eq!(failure.code, ErrorCode::UpstreamServerError);
+        assert_eq!(
+            client.metrics(),
+            Metrics {
+                http_requests: 1,
+                retries: 0
+            }
+        );
+    }
+
+    #[test]
+    fn every_attempt_waits_for_a_rate_slot() {
+        let server = TestServer::start(vec![
+            Reply::json(503, json!({})).with_header("Retry-After", "0"),
+            ok_body(),
+            ok_body(),
+        ]);
+        let mut settings = test_settings(&server);
+        settings.requests_per_second = 10.0;
+        let (client, sleeper) = client_with(settings);
+        client.get("/threats", &[]).unwrap();
+        client.get("/threats", &[]).unwrap();
+        // Three attempts at 10/s: the second and third wait for slots 100 ms and 200 ms after
+        // the first (less the real time spent), plus the zero Retry-After wait.
+        let slept = sleeper.slept();
+        let waits: Vec<&Duration> = slept.iter().filter(|d| !d.is_zero()).collect();
+        assert_eq!(waits.len(), 2, "{slept:?}");
+        assert!(*waits[0] <= Duration::from_millis(100), "{slept:?}");
+        assert!(*waits[1] <= Duration::from_millis(200), "{slept:?}");
+        assert!(waits[1] > waits[0], "{slept:?}");
+        assert_eq!(client.metrics().http_requests, 3);
+    }
+
+    #[test]
+    fn parallel_requests_share_the_client_and_keep_order() {
+        let script = (0..12).map(|_| ok_body()).collect();
+        let server = TestServer::start(script);
+        let (client, _) = client_of(&server);
+        let ids: Vec<String> = (0..12).map(|i| format!("id-{i}")).collect();
+        let results = client.parallel(&ids, |id| {
+            client
+                .get("/agents", &[("ids", id.clone())])
+                .map(|_| id.clone())
+        });
+        let values: Vec<String> = results.into_iter().map(Result::unwrap).collect();
+        assert_eq!(values, ids);
+        assert_eq!(client.metrics().http_requests, 12);
+    }
+
+    #[test]
+    fn token_details_sends_the_token_in_the_body() {
+        let server = TestServer::start(vec![
+            Reply::json(
+                200,
+                json!({ "data": { "createdAt": "2024-01-01T00:00:00Z", "expiresAt": "2025-01-01T00:00:00Z" } }),
+            ),
+            Reply::json(
+                200,
+                json!({ "data": { "createdAt": "2024-01-01T00:00:00Z", "expiresAt": null } }),
+            ),
+            Reply::json(200, json!({ "data": {} })),
+        ]);
+        let (client, _) = client_of(&server);
+        assert_eq!(
+            client.token_details().unwrap(),
+            TokenDetails {
+                created_at: "2024-01-01T00:00:00Z".into(),
+                expires_at: Some("2025-01-01T00:00:00Z".into()),
+            }
+        );
+        assert_eq!(client.token_details().unwrap().expires_at, None);
+        assert_eq!(
+            client.token_details().unwrap_err().code,
+            ErrorCode::UpstreamBadResponse
+        );
+        let request = &server.requests()[0];
+        assert_eq!(request.method, "POST");
+        assert_eq!(request.path, "/web/api/v2.1/users/api-token-details");
+        assert_eq!(
+            request.json(),
+            json!({ "data": { "apiToken": TEST_TOKEN } })
+        );
+    }
+
+    fn connection(hostname: &str) -> ConnectionConfig {
+        ConnectionConfig {
+            hostname: hostname.into(),
+            api_token: Secret::new(TEST_TOKEN),
+            verify_tls: true,
+            ca_bundle: Some("  ".into()),
+            proxy: Some(String::new()),
+            request_timeout_seconds: 30,
+            max_retries: 5,
+            requests_per_second: 10.0,
+            max_concurrency: 4,
+        }
+    }
+
+    #[test]
+    fn settings_from_config() {
+        let settings =
+            ClientSettings::from_config(&connection("usea1.sentinelone.net"), None).unwrap();
+        assert_eq!(settings.base.as_str(), "https://usea1.sentinelone.net");
+        assert_eq!(settings.request_timeout, Duration::from_secs(30));
+        assert_eq!(settings.max_concurrency, 4);
+        assert_eq!(settings.max_response_bytes, DEFAULT_MAX_RESPONSE_BYTES);
+        assert_eq!(settings.ca_bundle, None);
+        assert_eq!(settings.proxy, None);
+        assert!(ApiClient::new(settings).is_ok());
+
+        let failure =
+            ClientSettings::from_config(&connection("http://usea1.sentinelone.net"), None)
+                .unwrap_err();
+        assert_eq!(failure.code, ErrorCode::ConfigInvalid);
+        assert_eq!(failure.field.as_deref(), Some("config.hostname"));
+    }
+
+    #[test]
+    fn bad_ca_bundles_and_proxies_are_config_errors() {
+        let base = |settings: &mut ClientSettings| {
+            settings.base = BaseUrl::parse("usea1.sentinelone.net").unwrap();
+        };
+        let server = TestServer::start(vec![]);
+        let field_of = |edit: &dyn Fn(&mut ClientSettings)| {
+            let mut settings = test_settings(&server);
+            base(&mut settings);
+            edit(&mut settings);
+            ApiClient::new(settings).err().and_then(|failure| {
+                assert_eq!(failure.code, ErrorCode::ConfigInvalid);
+                failure.field
+            })
+        };
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIBCgKCAQEA\n-----END CERTIFICATE-----\n";
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), pem).unwrap();
+        let path = file.path().display().to_string();
+
+        assert_eq!(field_of(&|s| s.ca_bundle = Some(pem.into())), None);
+        assert_eq!(field_of(&|s| s.ca_bundle = Some(path.clone())), None);
+        assert_eq!(
+            field_of(&|s| s.ca_bundle = Some("/no/such/bundle.pem".into())).as_deref(),
+            Some("config.ca_bundle")
+        );
+        assert_eq!(
+            field_of(&|s| s.ca_bundle =
+                Some("-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n".into()))
+            .as_deref(),
+            Some("config.ca_bundle")
+        );
+        assert_eq!(
+            field_of(&|s| s.ca_bundle =
+                Some("-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n".into()))
+            .as_deref(),
+            Some("config.ca_bundle")
+        );
+        assert_eq!(
+            field_of(&|s| s.proxy = Some("http://proxy.internal:3128".into())),
+            None
+        );
+        assert_eq!(
+            field_of(&|s| s.proxy = Some("http://".into())).as_deref(),
+            Some("config.proxy")
+        );
+        assert_eq!(
+            field_of(&|s| s.proxy = Some("socks5://user:pw@proxy:1080".into())).as_deref(),
+            Some("config.proxy")
+        );
+    }
+
+    #[test]
+    fn loopback_bases_are_recognised() {
+        for (host, loopback) in [
+            ("http://127.0.0.1:9", true),
+            ("http://127.3.2.1:9", true),
+            ("http://localhost:9", true),
+            ("http://[::1]:9", true),
+            ("usea1.sentinelone.net", false),
+            ("https://10.0.0.1", false),
+        ] {
+            assert_eq!(
+                is_loopback(&BaseUrl::parse(host).unwrap()),
+                loopback,
+                "{host}"
+            );
+        }
     }
 }

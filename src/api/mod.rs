@@ -27,7 +27,6 @@ mod retry;
 mod test_server;
 
 pub use batch::{QUERY_VALUES_BUDGET, chunk_for_query, join_csv};
-pub use classify::{Outcome, RETRY_AFTER_CAP, classify_response, classify_transport};
 pub use client::{ApiClient, ClientSettings, DEFAULT_MAX_RESPONSE_BYTES, Metrics, TokenDetails};
 pub use page::{MAX_PAGES, PAGE_LIMIT, Pages};
 pub use retry::{RecordingSleeper, Sleeper, ThreadSleeper};
