@@ -14,7 +14,8 @@ use serde_json::json;
 use crate::error::{ErrorCode, ExitStatus, Failure};
 use crate::result::RunResult;
 use crate::runner::{self, Mode};
-use crate::{log, manifest, output, spec};
+use crate::simulator::{Scenario, Simulator};
+use crate::{demo, log, manifest, output, spec};
 
 /// SentinelOne actions for ThreatQ TDR Orchestrator.
 ///
@@ -63,6 +64,24 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         input: Option<PathBuf>,
     },
+    /// Run the SentinelOne console simulator on loopback until interrupted.
+    ///
+    /// Point an envelope's hostname at the printed http://127.0.0.1:PORT and use the
+    /// scenario's api_token (default "sim-token"). Scenario format: docs/simulator.md.
+    Simulate {
+        /// Port to listen on; 0 picks a free one.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Scenario file that seeds the console and injects faults.
+        #[arg(long, value_name = "FILE")]
+        scenario: Option<PathBuf>,
+    },
+    /// Start the simulator, run every action of the demo on it and print a readable report.
+    Demo {
+        /// Folder with scenario.json and the demo envelopes.
+        #[arg(long, value_name = "DIR", default_value = "fixtures/demo")]
+        fixtures: PathBuf,
+    },
 }
 
 /// Parses `args`, runs the command, and returns the exit status.
@@ -94,6 +113,48 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
         Command::Validate { input } => envelope_command(input, Mode::Validate),
         Command::Check { input } => envelope_command(input, Mode::Check),
         Command::Spec { action } => spec_command(action.as_deref()),
+        Command::Simulate { port, scenario } => simulate_command(port, scenario.as_ref()),
+        Command::Demo { fixtures } => demo_command(&fixtures),
+    }
+}
+
+fn simulate_command(port: u16, scenario: Option<&PathBuf>) -> ExitStatus {
+    let scenario = match scenario {
+        Some(path) => match Scenario::from_file(path) {
+            Ok(scenario) => scenario,
+            Err(err) => {
+                log_plain(&format!("s1-actions simulate: {err:#}"));
+                return ExitStatus::InvalidInput;
+            }
+        },
+        None => Scenario::default(),
+    };
+    match Simulator::start_on(scenario, port) {
+        Ok(simulator) => {
+            log::info(
+                "simulator",
+                &format!("SentinelOne console simulator listening on {}", simulator.base_url()),
+                json!({ "base_url": simulator.base_url() }),
+            );
+            simulator.wait();
+            ExitStatus::Success
+        }
+        Err(err) => {
+            log_plain(&format!("s1-actions simulate: cannot listen on port {port}: {err}"));
+            ExitStatus::Upstream
+        }
+    }
+}
+
+fn demo_command(dir: &std::path::Path) -> ExitStatus {
+    // The report is the demo's output; per-request logging would bury it.
+    log::set_max_level(log::Level::Warn);
+    match demo::run(dir) {
+        Ok((report, all_ran)) => print_text(&report, if all_ran { ExitStatus::Success } else { ExitStatus::ObjectsFailed }),
+        Err(message) => {
+            log_plain(&format!("s1-actions demo: {message}"));
+            ExitStatus::InvalidInput
+        }
     }
 }
 

@@ -62,6 +62,14 @@ pub fn init() {
     });
 }
 
+/// Lowers or raises the threshold after `init` (the demo keeps only warnings and errors).
+pub fn set_max_level(level: Level) {
+    let mut settings = SETTINGS.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(settings) = settings.as_mut() {
+        settings.max_level = level;
+    }
+}
+
 /// Adds a field (such as `action` or `run_id`) to every later line.
 pub fn set_context(key: &str, value: Value) {
     let mut settings = SETTINGS
