@@ -4,3 +4,4 @@ pub mod connection;
 pub mod error;
 pub mod log;
 pub mod redact;
+pub mod simulator;
