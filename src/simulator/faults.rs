@@ -1,0 +1,192 @@
+//! Deciding which requests are hit by a fault or by the rate limit.
+//!
+//! Owns the per-rule match counters and the rolling one-second window of the rate limiter. It does
+//! not carry faults out (the connection handler in `mod.rs` drops, delays or garbles the exchange).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::scenario::{Fault, FaultRule};
+
+/// A fault chosen for one request, with the name to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Hit {
+    pub name: String,
+    pub fault: Fault,
+}
+
+/// The scenario's fault rules and how often each has matched and fired.
+#[derive(Debug)]
+pub(crate) struct FaultPlan {
+    rules: Vec<RuleState>,
+}
+
+#[derive(Debug)]
+struct RuleState {
+    rule: FaultRule,
+    method: Option<String>,
+    matched: u64,
+    fired: u64,
+}
+
+impl FaultPlan {
+    pub(crate) fn new(rules: &[FaultRule]) -> FaultPlan {
+        FaultPlan {
+            rules: rules
+                .iter()
+                .map(|rule| RuleState {
+                    method: rule.method.as_ref().map(|m| m.to_ascii_uppercase()),
+                    rule: rule.clone(),
+                    matched: 0,
+                    fired: 0,
+                })
+                .collect(),
+        }
+    }
+
+    /// Counts the request against every rule it matches and returns the first rule that fires.
+    /// A rule that would fire after an earlier one already did keeps its `times` budget: only the
+    /// fault actually applied is counted as fired.
+    pub(crate) fn select(&mut self, method: &str, path: &str) -> Option<Hit> {
+        let method = method.to_ascii_uppercase();
+        let mut hit = None;
+        for state in &mut self.rules {
+            if state.method.as_ref().is_some_and(|m| *m != method) {
+                continue;
+            }
+            if state
+                .rule
+                .path
+                .as_ref()
+                .is_some_and(|prefix| !path.starts_with(prefix.as_str()))
+            {
+                continue;
+            }
+            let index = state.matched;
+            state.matched += 1;
+            if hit.is_some() || index < state.rule.after {
+                continue;
+            }
+            let position = index - state.rule.after;
+            if let Some(every) = state.rule.every
+                && every > 1
+                && (position + 1) % every != 0
+            {
+                continue;
+            }
+            if state.rule.times.is_some_and(|times| state.fired >= times) {
+                continue;
+            }
+            state.fired += 1;
+            hit = Some(Hit {
+                name: state
+                    .rule
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| state.rule.fault.kind_name()),
+                fault: state.rule.fault.clone(),
+            });
+        }
+        hit
+    }
+}
+
+/// Admits at most `limit` requests in any rolling second.
+#[derive(Debug)]
+pub(crate) struct RateLimiter {
+    limit: usize,
+    admitted: VecDeque<Instant>,
+}
+
+impl RateLimiter {
+    pub(crate) fn new(limit: u32) -> RateLimiter {
+        RateLimiter {
+            limit: limit as usize,
+            admitted: VecDeque::new(),
+        }
+    }
+
+    /// True when the request may go on; refused requests do not count against the window, so a
+    /// client that backs off as told gets through.
+    pub(crate) fn admit(&mut self, now: Instant) -> bool {
+        while let Some(front) = self.admitted.front() {
+            if now.duration_since(*front) >= Duration::from_secs(1) {
+                self.admitted.pop_front();
+            } else {
+                break;
+            }
+        }
+        if self.admitted.len() >= self.limit {
+            return false;
+        }
+        self.admitted.push_back(now);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(json: &str) -> FaultRule {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn after_times_every_and_prefix() {
+        let mut plan = FaultPlan::new(&[rule(
+            r#"{"method":"post","path":"/web/api/v2.1/restrictions","after":1,"times":2,"every":2,"fault":{"status":503}}"#,
+        )]);
+        let fired: Vec<bool> = (0..8)
+            .map(|_| plan.select("POST", "/web/api/v2.1/restrictions").is_some())
+            .collect();
+        // match 0 skipped by `after`; then positions 0..: every 2nd (1, 3) fires; `times` stops at 2.
+        assert_eq!(
+            fired,
+            vec![false, false, true, false, true, false, false, false]
+        );
+        assert!(plan.select("GET", "/web/api/v2.1/restrictions").is_none());
+        assert!(plan.select("POST", "/web/api/v2.1/exclusions").is_none());
+    }
+
+    #[test]
+    fn first_firing_rule_wins_and_names() {
+        let mut plan = FaultPlan::new(&[
+            rule(r#"{"name":"flaky","times":1,"fault":{"drop":"before"}}"#),
+            rule(r#"{"fault":{"status":429,"retry_after":2}}"#),
+        ]);
+        let first = plan.select("GET", "/x").unwrap();
+        assert_eq!(first.name, "flaky");
+        assert_eq!(first.fault, Fault::DropBefore);
+        let second = plan.select("GET", "/x").unwrap();
+        assert_eq!(second.name, "status_429");
+        assert_eq!(
+            second.fault,
+            Fault::Status {
+                status: 429,
+                retry_after: Some("2".to_string())
+            }
+        );
+    }
+
+    #[test]
+    fn fault_json_needs_exactly_one_kind() {
+        assert!(serde_json::from_str::<Fault>(r#"{}"#).is_err());
+        assert!(serde_json::from_str::<Fault>(r#"{"malformed":true,"truncated":true}"#).is_err());
+        assert!(serde_json::from_str::<Fault>(r#"{"retry_after":"1"}"#).is_err());
+        assert_eq!(
+            serde_json::from_str::<Fault>(r#"{"delay_ms":5}"#).unwrap(),
+            Fault::Delay { ms: 5 }
+        );
+    }
+
+    #[test]
+    fn rate_limiter_window() {
+        let mut limiter = RateLimiter::new(2);
+        let t0 = Instant::now();
+        assert!(limiter.admit(t0));
+        assert!(limiter.admit(t0));
+        assert!(!limiter.admit(t0 + Duration::from_millis(500)));
+        assert!(limiter.admit(t0 + Duration::from_millis(1000)));
+    }
+}

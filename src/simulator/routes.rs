@@ -1,0 +1,161 @@
+//! Dispatch of one request to its endpoint: base path, auth, permissions, method, body parsing.
+//!
+//! Owns the route table and the order of checks a console applies: unknown paths outside the API
+//! are 404; then the `ApiToken` (401), the scenario's forbidden paths (403), the route (404) and
+//! the method (405). It does not read sockets, inject faults or record requests (that is
+//! `mod.rs`).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::params::{ApiError, Params};
+use super::state::{ListKind, State};
+use super::{agents, iocs, lists, misc, org, threats};
+
+/// The API's base path.
+pub(crate) const BASE: &str = "/web/api/v2.1";
+
+/// What the router needs to know about the scenario besides the state.
+#[derive(Debug, Clone)]
+pub(crate) struct Access {
+    pub api_token: String,
+    pub forbidden_paths: Vec<String>,
+}
+
+/// A request as the router sees it.
+#[derive(Debug)]
+pub(crate) struct Call<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a BTreeMap<String, String>,
+    /// The parsed body: `None` when empty, `Some(Err)` when not JSON.
+    pub body: Option<Result<&'a Value, ()>>,
+    pub authorized: bool,
+}
+
+enum Endpoint<'a> {
+    TokenDetails,
+    Accounts,
+    Sites,
+    Groups,
+    List(ListKind),
+    Threats,
+    Mitigate(&'a str),
+    ThreatVerdict,
+    ThreatIncident,
+    ThreatNotes,
+    ThreatNotesOf(&'a str),
+    Agents,
+    AgentNetwork(bool),
+    HashVerdict(&'a str),
+    Activities,
+    ActivityTypes,
+    Alerts,
+    AlertUpdate(bool),
+    Iocs,
+}
+
+fn route<'a>(segments: &[&'a str]) -> Option<(&'static [&'static str], Endpoint<'a>)> {
+    const GET: &[&str] = &["GET"];
+    const POST: &[&str] = &["POST"];
+    const ALL: &[&str] = &["GET", "POST", "DELETE"];
+    Some(match segments {
+        ["users", "api-token-details"] => (POST, Endpoint::TokenDetails),
+        ["accounts"] => (GET, Endpoint::Accounts),
+        ["sites"] => (GET, Endpoint::Sites),
+        ["groups"] => (GET, Endpoint::Groups),
+        ["restrictions"] => (ALL, Endpoint::List(ListKind::Blacklist)),
+        ["exclusions"] => (ALL, Endpoint::List(ListKind::Exclusions)),
+        ["threats"] => (GET, Endpoint::Threats),
+        ["threats", "mitigate", action] => (POST, Endpoint::Mitigate(action)),
+        ["threats", "analyst-verdict"] => (POST, Endpoint::ThreatVerdict),
+        ["threats", "incident"] => (POST, Endpoint::ThreatIncident),
+        ["threats", "notes"] => (POST, Endpoint::ThreatNotes),
+        ["threats", id, "notes"] => (GET, Endpoint::ThreatNotesOf(id)),
+        ["agents"] => (GET, Endpoint::Agents),
+        ["agents", "actions", "connect"] => (POST, Endpoint::AgentNetwork(true)),
+        ["agents", "actions", "disconnect"] => (POST, Endpoint::AgentNetwork(false)),
+        ["hashes", hash, "verdict"] => (GET, Endpoint::HashVerdict(hash)),
+        ["activities"] => (GET, Endpoint::Activities),
+        ["activities", "types"] => (GET, Endpoint::ActivityTypes),
+        ["cloud-detection", "alerts"] => (GET, Endpoint::Alerts),
+        ["cloud-detection", "alerts", "analyst-verdict"] => (POST, Endpoint::AlertUpdate(true)),
+        ["cloud-detection", "alerts", "incident"] => (POST, Endpoint::AlertUpdate(false)),
+        ["threat-intelligence", "iocs"] => (ALL, Endpoint::Iocs),
+        _ => return None,
+    })
+}
+
+/// Answers one call: the status and the JSON body.
+pub(crate) fn handle(state: &mut State, access: &Access, call: &Call<'_>) -> (u16, Value) {
+    match dispatch(state, access, call) {
+        Ok(body) => (200, body),
+        Err(error) => (error.status, error.body()),
+    }
+}
+
+fn dispatch(state: &mut State, access: &Access, call: &Call<'_>) -> Result<Value, ApiError> {
+    let not_found = || ApiError::not_found(format!("No route for {}", call.path));
+    let Some(rest) = call.path.strip_prefix(BASE) else {
+        return Err(not_found());
+    };
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return Err(not_found());
+    }
+    if !call.authorized {
+        return Err(ApiError::unauthorized());
+    }
+    if access
+        .forbidden_paths
+        .iter()
+        .any(|prefix| call.path.starts_with(prefix.as_str()))
+    {
+        return Err(ApiError::forbidden());
+    }
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let Some((methods, endpoint)) = route(&segments) else {
+        return Err(not_found());
+    };
+    let method = call.method.to_ascii_uppercase();
+    if !methods.contains(&method.as_str()) {
+        return Err(ApiError::method_not_allowed(&method));
+    }
+    let params = Params::from_query(call.query);
+    let null = Value::Null;
+    let body = match call.body {
+        None => &null,
+        Some(Ok(body)) => body,
+        Some(Err(())) if method == "GET" => &null,
+        Some(Err(())) => {
+            return Err(ApiError::validation(
+                "{'_schema': ['Invalid input: the request body is not JSON.']}",
+            ));
+        }
+    };
+    match (method.as_str(), endpoint) {
+        (_, Endpoint::TokenDetails) => misc::token_details(state, &access.api_token, body),
+        (_, Endpoint::Accounts) => org::accounts(state, &params),
+        (_, Endpoint::Sites) => org::sites(state, &params),
+        (_, Endpoint::Groups) => org::groups(state, &params),
+        ("GET", Endpoint::List(list)) => lists::get(state, list, &params),
+        ("POST", Endpoint::List(list)) => lists::post(state, list, body),
+        (_, Endpoint::List(list)) => lists::delete(state, list, body),
+        (_, Endpoint::Threats) => threats::get(state, &params),
+        (_, Endpoint::Mitigate(action)) => threats::mitigate(state, action, body),
+        (_, Endpoint::ThreatVerdict) => threats::analyst_verdict(state, body),
+        (_, Endpoint::ThreatIncident) => threats::incident(state, body),
+        (_, Endpoint::ThreatNotes) => threats::add_note(state, body),
+        (_, Endpoint::ThreatNotesOf(id)) => threats::notes(state, id, &params),
+        (_, Endpoint::Agents) => agents::get(state, &params),
+        (_, Endpoint::AgentNetwork(connect)) => agents::network_action(state, connect, body),
+        (_, Endpoint::HashVerdict(hash)) => misc::hash_verdict(state, hash, &params),
+        (_, Endpoint::Activities) => misc::activities(state, &params),
+        (_, Endpoint::ActivityTypes) => Ok(misc::activity_types(state)),
+        (_, Endpoint::Alerts) => misc::alerts(state, &params),
+        (_, Endpoint::AlertUpdate(verdict)) => misc::update_alerts(state, verdict, body),
+        ("GET", Endpoint::Iocs) => iocs::get(state, &params),
+        ("POST", Endpoint::Iocs) => iocs::post(state, body),
+        (_, Endpoint::Iocs) => iocs::delete(state, body),
+    }
+}

@@ -1,0 +1,458 @@
+//! The scenario: everything a simulated console starts with.
+//!
+//! Owns the serde model of the scenario file (seed objects, generated bulk data, faults, auth and
+//! timing settings) and its validation at parse time. It does not expand seeds into console objects
+//! (that is `state`) and does not decide when a fault fires (that is `faults`).
+//!
+//! Top-level keys are snake_case (they configure the simulator); seed objects use the console's
+//! own camelCase field names (`computerName`, `siteId`, …) so a seed reads like an API object.
+//! Every seed accepts extra keys, which are copied into the rendered API object unchanged.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The token a scenario accepts when it names none.
+pub const DEFAULT_API_TOKEN: &str = "sim-token";
+
+/// A console to simulate: seed data, auth, timing and injected faults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Scenario {
+    /// The token accepted in `Authorization: ApiToken <token>`.
+    pub api_token: String,
+    /// `createdAt` reported by `POST /users/api-token-details` (default: clock − 30 days).
+    pub token_created_at: Option<DateTime<Utc>>,
+    /// `expiresAt` reported by `POST /users/api-token-details` (default: clock + 180 days).
+    pub token_expires_at: Option<DateTime<Utc>>,
+    /// A fixed clock for every timestamp the simulator mints; real UTC now when absent.
+    pub clock: Option<DateTime<Utc>>,
+    /// Sleep before answering each request (without holding the state lock).
+    pub latency_ms: u64,
+    /// Requests admitted per rolling second; beyond it the answer is 429 with `Retry-After: 1`.
+    pub rate_limit_per_second: Option<u32>,
+    /// Path prefixes the token may not use: answered 403 (code 4030010).
+    pub forbidden_paths: Vec<String>,
+    /// Injected faults, evaluated in order.
+    pub faults: Vec<FaultRule>,
+    pub accounts: Vec<AccountSeed>,
+    pub sites: Vec<SiteSeed>,
+    pub groups: Vec<GroupSeed>,
+    pub agents: Vec<AgentSeed>,
+    pub threats: Vec<ThreatSeed>,
+    pub alerts: Vec<AlertSeed>,
+    pub activities: Vec<ActivitySeed>,
+    /// Replaces the built-in list served by `GET /activities/types`.
+    pub activity_types: Option<Vec<ActivityTypeSeed>>,
+    /// Blacklist (`black_hash`) entries.
+    pub restrictions: Vec<HashEntrySeed>,
+    /// Whitelist (exclusion) entries.
+    pub exclusions: Vec<HashEntrySeed>,
+    pub iocs: Vec<IocSeed>,
+    /// SHA-1 → verdict (`malicious`, `non-malicious`, `unknown`) for `GET /hashes/{sha1}/verdict`.
+    pub hash_verdicts: BTreeMap<String, String>,
+    /// Bulk data made from formulas, for benchmarks and paging tests.
+    pub generate: GenerateSpec,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            api_token: DEFAULT_API_TOKEN.to_string(),
+            token_created_at: None,
+            token_expires_at: None,
+            clock: None,
+            latency_ms: 0,
+            rate_limit_per_second: None,
+            forbidden_paths: Vec::new(),
+            faults: Vec::new(),
+            accounts: Vec::new(),
+            sites: Vec::new(),
+            groups: Vec::new(),
+            agents: Vec::new(),
+            threats: Vec::new(),
+            alerts: Vec::new(),
+            activities: Vec::new(),
+            activity_types: None,
+            restrictions: Vec::new(),
+            exclusions: Vec::new(),
+            iocs: Vec::new(),
+            hash_verdicts: BTreeMap::new(),
+            generate: GenerateSpec::default(),
+        }
+    }
+}
+
+impl Scenario {
+    /// Parses a scenario from JSON text.
+    pub fn from_json(text: &str) -> Result<Scenario, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// Reads and parses a scenario file.
+    pub fn from_file(path: &Path) -> anyhow::Result<Scenario> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read scenario {}", path.display()))?;
+        Scenario::from_json(&text)
+            .with_context(|| format!("invalid scenario {}", path.display()))
+    }
+}
+
+/// An account. Defaults: `state` active.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AccountSeed {
+    pub id: Option<String>,
+    pub name: String,
+    pub state: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A site of an account. `totalLicenses` absent = unlimited.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SiteSeed {
+    pub id: Option<String>,
+    pub name: String,
+    pub account_id: String,
+    pub state: Option<String>,
+    pub site_type: Option<String>,
+    pub sku: Option<String>,
+    pub is_default: bool,
+    pub total_licenses: Option<u64>,
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A group of a site. `type` defaults to static.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct GroupSeed {
+    pub id: Option<String>,
+    pub name: String,
+    pub site_id: String,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub is_default: bool,
+    pub rank: Option<i64>,
+    pub description: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// An endpoint agent. Give `groupId` (its site follows) or `siteId` (the site's default group,
+/// else its first group, else no group). `ips` lists IPv4/IPv6 addresses of one interface;
+/// `networkInterfaces` replaces that with the console's full form.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AgentSeed {
+    pub id: Option<String>,
+    pub uuid: Option<String>,
+    pub computer_name: String,
+    pub site_id: Option<String>,
+    pub group_id: Option<String>,
+    pub os_type: Option<String>,
+    pub os_name: Option<String>,
+    pub machine_type: Option<String>,
+    pub agent_version: Option<String>,
+    pub ips: Vec<String>,
+    pub network_interfaces: Option<Vec<Value>>,
+    pub external_ip: Option<String>,
+    pub network_status: Option<String>,
+    pub is_active: Option<bool>,
+    pub is_decommissioned: bool,
+    pub domain: Option<String>,
+    pub last_active_date: Option<DateTime<Utc>>,
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A threat on an agent, in compact form: the agent by `agentId` or `computerName`, the file by
+/// `sha1`/`filePath`; the rest has defaults (`threatName` = the file name, classification Malware,
+/// confidence malicious, not_mitigated, unresolved, verdict undefined). Extra keys go into
+/// `threatInfo`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ThreatSeed {
+    pub id: Option<String>,
+    pub agent_id: Option<String>,
+    pub computer_name: Option<String>,
+    pub sha1: String,
+    pub sha256: Option<String>,
+    pub md5: Option<String>,
+    pub file_path: String,
+    pub threat_name: Option<String>,
+    pub classification: Option<String>,
+    pub confidence_level: Option<String>,
+    pub mitigation_status: Option<String>,
+    pub incident_status: Option<String>,
+    pub analyst_verdict: Option<String>,
+    pub initiated_by: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    /// Texts of notes already on the threat.
+    pub notes: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A STAR (cloud-detection) alert on an agent. Statuses accept either spelling
+/// (`IN_PROGRESS`, `in_progress`, `In progress`). Extra keys go into `alertInfo`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AlertSeed {
+    pub id: Option<String>,
+    pub agent_id: Option<String>,
+    pub computer_name: Option<String>,
+    pub rule_id: Option<String>,
+    pub rule_name: String,
+    pub severity: Option<String>,
+    pub sha1: Option<String>,
+    pub sha256: Option<String>,
+    pub md5: Option<String>,
+    pub file_path: Option<String>,
+    pub process_name: Option<String>,
+    pub command_line: Option<String>,
+    pub incident_status: Option<String>,
+    pub analyst_verdict: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// An activity-log entry. Scope ids default from `agentId` when given.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ActivitySeed {
+    pub id: Option<String>,
+    pub activity_type: i64,
+    pub primary_description: Option<String>,
+    pub secondary_description: Option<String>,
+    pub account_id: Option<String>,
+    pub site_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub threat_id: Option<String>,
+    pub user_id: Option<String>,
+    pub data: Option<Value>,
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One row of `GET /activities/types`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ActivityTypeSeed {
+    pub id: i64,
+    pub action: String,
+    pub description_template: String,
+}
+
+/// A blacklist or exclusion entry. Scope: at most one of `accountId`, `siteId`, `groupId`; none =
+/// global. `type` defaults to the list's hash type (`black_hash` / `white_hash`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HashEntrySeed {
+    pub id: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub value: Option<String>,
+    pub sha256_value: Option<String>,
+    pub os_type: String,
+    pub description: Option<String>,
+    pub source: Option<String>,
+    pub account_id: Option<String>,
+    pub site_id: Option<String>,
+    pub group_id: Option<String>,
+    pub user_name: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A Threat Intelligence IOC: the fields a POST would carry plus its scope (exactly one of
+/// `accountId`, `siteId`, `groupId`). `validUntil` gets the same defaults and caps as a POST.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct IocSeed {
+    pub account_id: Option<String>,
+    pub site_id: Option<String>,
+    pub group_id: Option<String>,
+    pub upload_time: Option<DateTime<Utc>>,
+    /// The IOC itself (`type`, `value`, `source`, `method`, …) as in a POST body.
+    #[serde(flatten)]
+    pub fields: Map<String, Value>,
+}
+
+/// Bulk objects made from formulas (documented in `docs/simulator.md`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GenerateSpec {
+    /// Agents `SIM-HOST-00001`…, spread over the seeded groups (or a generated org).
+    pub agents: u64,
+    /// Threats with SHA-1 `5eed` + 36 hex digits of the 1-based index, spread over all agents.
+    pub threats: u64,
+    /// Global windows blacklist entries with SHA-1 `b1ac` + 36 hex digits of the index.
+    pub restrictions: u64,
+}
+
+/// One fault rule. A request matches when its method equals `method` (any when absent,
+/// case-insensitive) and its path starts with `path` (any when absent).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRule {
+    /// Name recorded in `RecordedRequest::fault` (default: the fault kind, e.g. `status_429`).
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Matching requests to let through before the rule may fire.
+    #[serde(default)]
+    pub after: u64,
+    /// How many times the rule fires at most (unlimited when absent).
+    #[serde(default)]
+    pub times: Option<u64>,
+    /// Fire only on every Nth match (after `after`): the Nth, 2Nth, …
+    #[serde(default)]
+    pub every: Option<u64>,
+    pub fault: Fault,
+}
+
+/// What a firing rule does to the exchange.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawFault", into = "RawFault")]
+pub enum Fault {
+    /// Answer this status with an S1 errors body, without applying the request.
+    Status { status: u16, retry_after: Option<String> },
+    /// Close the connection without answering and without applying the request.
+    DropBefore,
+    /// Apply the request, then close the connection without answering.
+    DropAfter,
+    /// Apply the request, then answer 200 with a body that is not JSON.
+    Malformed,
+    /// Apply the request, wait this long, then answer normally.
+    Delay { ms: u64 },
+    /// Apply the request, then send a Content-Length longer than the body and close.
+    Truncated,
+}
+
+impl Fault {
+    /// The name recorded for a request this fault hit.
+    pub fn kind_name(&self) -> String {
+        match self {
+            Fault::Status { status, .. } => format!("status_{status}"),
+            Fault::DropBefore => "drop_before".to_string(),
+            Fault::DropAfter => "drop_after".to_string(),
+            Fault::Malformed => "malformed".to_string(),
+            Fault::Delay { .. } => "delay".to_string(),
+            Fault::Truncated => "truncated".to_string(),
+        }
+    }
+}
+
+/// The JSON form of a fault: exactly one of the keys is set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFault {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry_after: Option<StringOrNumber>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    drop: Option<DropWhen>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    malformed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delay_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    truncated: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum DropWhen {
+    Before,
+    After,
+}
+
+/// `Retry-After` may be written as `"1"`, `1` or an HTTP date.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum StringOrNumber {
+    Number(u64),
+    String(String),
+}
+
+impl TryFrom<RawFault> for Fault {
+    type Error = String;
+
+    fn try_from(raw: RawFault) -> Result<Self, Self::Error> {
+        let mut kinds = Vec::new();
+        if let Some(status) = raw.status {
+            if !(100..=599).contains(&status) {
+                return Err(format!("fault status {status} is not an HTTP status"));
+            }
+            let retry_after = raw.retry_after.map(|value| match value {
+                StringOrNumber::Number(n) => n.to_string(),
+                StringOrNumber::String(s) => s,
+            });
+            kinds.push(Fault::Status {
+                status,
+                retry_after,
+            });
+        } else if raw.retry_after.is_some() {
+            return Err("retry_after needs a status".to_string());
+        }
+        match raw.drop {
+            Some(DropWhen::Before) => kinds.push(Fault::DropBefore),
+            Some(DropWhen::After) => kinds.push(Fault::DropAfter),
+            None => {}
+        }
+        if raw.malformed == Some(true) {
+            kinds.push(Fault::Malformed);
+        }
+        if let Some(ms) = raw.delay_ms {
+            kinds.push(Fault::Delay { ms });
+        }
+        if raw.truncated == Some(true) {
+            kinds.push(Fault::Truncated);
+        }
+        match kinds.len() {
+            1 => Ok(kinds.remove(0)),
+            0 => Err("a fault needs one of status, drop, malformed, delay_ms, truncated".to_string()),
+            _ => Err("a fault names more than one kind".to_string()),
+        }
+    }
+}
+
+impl From<Fault> for RawFault {
+    fn from(fault: Fault) -> Self {
+        let mut raw = RawFault::default();
+        match fault {
+            Fault::Status {
+                status,
+                retry_after,
+            } => {
+                raw.status = Some(status);
+                raw.retry_after = retry_after.map(StringOrNumber::String);
+            }
+            Fault::DropBefore => raw.drop = Some(DropWhen::Before),
+            Fault::DropAfter => raw.drop = Some(DropWhen::After),
+            Fault::Malformed => raw.malformed = Some(true),
+            Fault::Delay { ms } => raw.delay_ms = Some(ms),
+            Fault::Truncated => raw.truncated = Some(true),
+        }
+        raw
+    }
+}
