@@ -101,9 +101,14 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
     };
     let command = match cli.command {
         Some(command) => command,
-        None if !std::io::stdin().is_terminal() => Command::Run { input: None, dry_run: false },
+        None if !std::io::stdin().is_terminal() => Command::Run {
+            input: None,
+            dry_run: false,
+        },
         None => {
-            let help = <Cli as clap::CommandFactory>::command().render_help().to_string();
+            let help = <Cli as clap::CommandFactory>::command()
+                .render_help()
+                .to_string();
             log_plain(&help);
             return ExitStatus::Usage;
         }
@@ -133,14 +138,19 @@ fn simulate_command(port: u16, scenario: Option<&PathBuf>) -> ExitStatus {
         Ok(simulator) => {
             log::info(
                 "simulator",
-                &format!("SentinelOne console simulator listening on {}", simulator.base_url()),
+                &format!(
+                    "SentinelOne console simulator listening on {}",
+                    simulator.base_url()
+                ),
                 json!({ "base_url": simulator.base_url() }),
             );
             simulator.wait();
             ExitStatus::Success
         }
         Err(err) => {
-            log_plain(&format!("s1-actions simulate: cannot listen on port {port}: {err}"));
+            log_plain(&format!(
+                "s1-actions simulate: cannot listen on port {port}: {err}"
+            ));
             ExitStatus::Upstream
         }
     }
@@ -150,7 +160,14 @@ fn demo_command(dir: &std::path::Path) -> ExitStatus {
     // The report is the demo's output; per-request logging would bury it.
     log::set_max_level(log::Level::Warn);
     match demo::run(dir) {
-        Ok((report, all_ran)) => print_text(&report, if all_ran { ExitStatus::Success } else { ExitStatus::ObjectsFailed }),
+        Ok((report, all_ran)) => print_text(
+            &report,
+            if all_ran {
+                ExitStatus::Success
+            } else {
+                ExitStatus::ObjectsFailed
+            },
+        ),
         Err(message) => {
             log_plain(&format!("s1-actions demo: {message}"));
             ExitStatus::InvalidInput
@@ -168,7 +185,11 @@ fn envelope_command(input: Option<PathBuf>, mode: Mode) -> ExitStatus {
             return print_document(&result, ExitStatus::InvalidInput);
         }
     };
-    let text = if mode == Mode::Check { with_default_action(&text) } else { text };
+    let text = if mode == Mode::Check {
+        with_default_action(&text)
+    } else {
+        text
+    };
     let (result, exit) = runner::execute(&text, mode);
     print_document(&result, exit)
 }
@@ -195,8 +216,11 @@ fn read_input(path: Option<&PathBuf>) -> Result<String, Failure> {
     };
     read.map(|_| text).map_err(|err| {
         let source = path.map_or_else(|| "stdin".to_string(), |path| path.display().to_string());
-        Failure::new(ErrorCode::InputInvalidValue, format!("The envelope could not be read from {source}: {err}"))
-            .with_field("envelope")
+        Failure::new(
+            ErrorCode::InputInvalidValue,
+            format!("The envelope could not be read from {source}: {err}"),
+        )
+        .with_field("envelope")
     })
 }
 
@@ -204,7 +228,10 @@ fn spec_command(action: Option<&str>) -> ExitStatus {
     match spec::document(action) {
         Ok(document) => {
             let mut stdout = std::io::stdout().lock();
-            exit_after_write(output::write_json_pretty(&mut stdout, &document), ExitStatus::Success)
+            exit_after_write(
+                output::write_json_pretty(&mut stdout, &document),
+                ExitStatus::Success,
+            )
         }
         Err(failure) => {
             let mut result = RunResult::new(None);
@@ -229,7 +256,11 @@ fn exit_after_write(written: std::io::Result<()>, exit: ExitStatus) -> ExitStatu
     match written {
         Ok(()) => exit,
         Err(err) => {
-            log::error("output", &format!("The result could not be written to stdout: {err}"), json!(null));
+            log::error(
+                "output",
+                &format!("The result could not be written to stdout: {err}"),
+                json!(null),
+            );
             ExitStatus::Internal
         }
     }

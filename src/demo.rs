@@ -26,40 +26,66 @@ pub fn run(dir: &Path) -> Result<(String, bool), String> {
         .map_err(|err| format!("cannot read {}: {err}", scenario_path.display()))?;
     let token = serde_json::from_str::<Value>(&scenario_text)
         .ok()
-        .and_then(|scenario| scenario.get("api_token").and_then(Value::as_str).map(str::to_string))
+        .and_then(|scenario| {
+            scenario
+                .get("api_token")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| DEFAULT_TOKEN.to_string());
-    let scenario = Scenario::from_json(&scenario_text).map_err(|err| format!("{}: {err}", scenario_path.display()))?;
-    let simulator = Simulator::start(scenario).map_err(|err| format!("cannot start the simulator: {err}"))?;
+    let scenario = Scenario::from_json(&scenario_text)
+        .map_err(|err| format!("{}: {err}", scenario_path.display()))?;
+    let simulator =
+        Simulator::start(scenario).map_err(|err| format!("cannot start the simulator: {err}"))?;
 
     let mut envelopes: Vec<_> = std::fs::read_dir(dir)
         .map_err(|err| format!("cannot read {}: {err}", dir.display()))?
         .filter_map(Result::ok)
         .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "json") && path.file_name() != scenario_path.file_name())
+        .filter(|path| {
+            path.extension().is_some_and(|ext| ext == "json")
+                && path.file_name() != scenario_path.file_name()
+        })
         .collect();
     envelopes.sort();
 
     let mut report = String::new();
-    let _ = writeln!(report, "s1-actions demo: SentinelOne console simulator at {}", simulator.base_url());
-    let _ = writeln!(report, "(every request below went to the simulator; nothing left this machine)\n");
+    let _ = writeln!(
+        report,
+        "s1-actions demo: SentinelOne console simulator at {}",
+        simulator.base_url()
+    );
+    let _ = writeln!(
+        report,
+        "(every request below went to the simulator; nothing left this machine)\n"
+    );
     let mut all_ran = true;
     for path in envelopes {
-        let text = std::fs::read_to_string(&path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-        let envelope = text.replace("{{base_url}}", &simulator.base_url()).replace("{{token}}", &token);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+        let envelope = text
+            .replace("{{base_url}}", &simulator.base_url())
+            .replace("{{token}}", &token);
         let dry_run = serde_json::from_str::<Value>(&envelope)
             .ok()
             .and_then(|value| value.pointer("/run/dry_run").and_then(Value::as_bool))
             .unwrap_or(false);
         let (result, exit) = runner::execute(&envelope, Mode::Run { dry_run });
         all_ran &= matches!(exit, ExitStatus::Success | ExitStatus::ObjectsFailed);
-        let file = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        let file = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
         describe(&mut report, &file, &result, exit);
     }
     Ok((report, all_ran))
 }
 
 fn describe(report: &mut String, file: &str, result: &RunResult, exit: ExitStatus) {
-    let action = result.action.as_ref().map_or_else(|| "?".to_string(), |action| format!("{} · {}", action.id, action.name));
+    let action = result.action.as_ref().map_or_else(
+        || "?".to_string(),
+        |action| format!("{} · {}", action.id, action.name),
+    );
     let summary = &result.summary;
     let _ = writeln!(report, "━━ {action}   ({file})");
     let _ = writeln!(
@@ -85,7 +111,12 @@ fn describe(report: &mut String, file: &str, result: &RunResult, exit: ExitStatu
         let what = outcome
             .detail
             .clone()
-            .or_else(|| outcome.error.as_ref().map(|error| format!("{}: {}", error.code, error.message)))
+            .or_else(|| {
+                outcome
+                    .error
+                    .as_ref()
+                    .map(|error| format!("{}: {}", error.code, error.message))
+            })
             .unwrap_or_default();
         let _ = writeln!(report, "   {mark} {}  {what}", shorten(value, 48));
         for attribute in &object.added {
@@ -93,7 +124,11 @@ fn describe(report: &mut String, file: &str, result: &RunResult, exit: ExitStatu
         }
     }
     if let Some(plan) = &result.plan {
-        let _ = writeln!(report, "   dry run: {} write(s) planned, none sent", plan.len());
+        let _ = writeln!(
+            report,
+            "   dry run: {} write(s) planned, none sent",
+            plan.len()
+        );
     }
     for record in result.records.iter().take(5) {
         let _ = writeln!(report, "   · {}", shorten(&record.to_string(), 110));

@@ -64,7 +64,9 @@ pub fn init() {
 
 /// Lowers or raises the threshold after `init` (the demo keeps only warnings and errors).
 pub fn set_max_level(level: Level) {
-    let mut settings = SETTINGS.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut settings = SETTINGS
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(settings) = settings.as_mut() {
         settings.max_level = level;
     }

@@ -25,10 +25,22 @@ pub const OBJECTS_PER_RUN: &str = "objects_per_run";
 
 /// The manifest files, embedded at build time; `manifests/` in the repository is the source.
 const MANIFEST_FILES: &[(&str, &str)] = &[
-    ("sentinelone-blacklist-whitelist-hashes", include_str!("../manifests/sentinelone-blacklist-whitelist-hashes.json")),
-    ("sentinelone-mitigate-threats", include_str!("../manifests/sentinelone-mitigate-threats.json")),
-    ("sentinelone-delete-hashes", include_str!("../manifests/sentinelone-delete-hashes.json")),
-    ("sentinelone-ioc-export", include_str!("../manifests/sentinelone-ioc-export.json")),
+    (
+        "sentinelone-blacklist-whitelist-hashes",
+        include_str!("../manifests/sentinelone-blacklist-whitelist-hashes.json"),
+    ),
+    (
+        "sentinelone-mitigate-threats",
+        include_str!("../manifests/sentinelone-mitigate-threats.json"),
+    ),
+    (
+        "sentinelone-delete-hashes",
+        include_str!("../manifests/sentinelone-delete-hashes.json"),
+    ),
+    (
+        "sentinelone-ioc-export",
+        include_str!("../manifests/sentinelone-ioc-export.json"),
+    ),
 ];
 
 static MANIFESTS: std::sync::LazyLock<Vec<Manifest>> = std::sync::LazyLock::new(|| {
@@ -460,7 +472,12 @@ mod tests {
         let manifests = all();
         assert!(!manifests.is_empty());
         for (index, manifest) in manifests.iter().enumerate() {
-            assert!(manifests[..index].iter().all(|earlier| earlier.id < manifest.id), "ids ascend and are unique");
+            assert!(
+                manifests[..index]
+                    .iter()
+                    .all(|earlier| earlier.id < manifest.id),
+                "ids ascend and are unique"
+            );
         }
     }
 
@@ -471,7 +488,11 @@ mod tests {
             for name in CONNECTION_PARAMS {
                 let a = serde_json::to_value(first.param(name).unwrap()).unwrap();
                 let b = serde_json::to_value(manifest.param(name).unwrap()).unwrap();
-                assert_eq!(a, b, "{}: {name} differs from {}", manifest.name, first.name);
+                assert_eq!(
+                    a, b,
+                    "{}: {name} differs from {}",
+                    manifest.name, first.name
+                );
             }
         }
     }

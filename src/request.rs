@@ -49,7 +49,11 @@ pub struct Rejected {
 /// Checks `envelope` against its action's manifest. `dry_run` forces a dry run (the `--dry-run`
 /// flag) whatever `run.dry_run` says.
 pub fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
-    let reject = |manifest, errors| Rejected { manifest, errors, warnings: Vec::new() };
+    let reject = |manifest, errors| Rejected {
+        manifest,
+        errors,
+        warnings: Vec::new(),
+    };
     if let Some(version) = &envelope.protocol {
         if version.major() != Some(PROTOCOL) {
             let failure = Failure::new(
@@ -60,7 +64,8 @@ pub fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
             return Err(reject(None, vec![failure]));
         }
     }
-    let (manifest, entry) = action::resolve(&envelope.action).map_err(|failure| reject(None, vec![failure]))?;
+    let (manifest, entry) =
+        action::resolve(&envelope.action).map_err(|failure| reject(None, vec![failure]))?;
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     if envelope.objects.len() as u64 > MAX_OBJECTS_PER_RUN {
@@ -76,9 +81,14 @@ pub fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
         );
     }
     let deadline = match envelope.run.deadline_seconds {
-        Some(seconds) if seconds.is_finite() && seconds > 0.0 => Some(Duration::from_secs_f64(seconds)),
+        Some(seconds) if seconds.is_finite() && seconds > 0.0 => {
+            Some(Duration::from_secs_f64(seconds))
+        }
         Some(_) => {
-            errors.push(Failure::config_invalid("run.deadline_seconds", "run.deadline_seconds must be a positive number"));
+            errors.push(Failure::config_invalid(
+                "run.deadline_seconds",
+                "run.deadline_seconds must be a positive number",
+            ));
             None
         }
         None => None,
@@ -98,7 +108,9 @@ pub fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
             Ok(Some(value)) => {
                 params.insert(param.name.clone(), value);
             }
-            Ok(None) if CONNECTION_PARAMS.contains(&param.name.as_str()) || param.name == OBJECTS_PER_RUN => {}
+            Ok(None)
+                if CONNECTION_PARAMS.contains(&param.name.as_str())
+                    || param.name == OBJECTS_PER_RUN => {}
             // Absent optional parameters reach the typed form as null, so `Option` fields and
             // `#[serde(default)]` lists both read them.
             Ok(None) => {
@@ -111,23 +123,40 @@ pub fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
         if manifest.param(key).is_none() {
             warnings.push(Warning {
                 code: "config.unknown".into(),
-                message: format!("The configuration key '{key}' is not a parameter of {}; it was ignored", manifest.name),
+                message: format!(
+                    "The configuration key '{key}' is not a parameter of {}; it was ignored",
+                    manifest.name
+                ),
                 field: Some(format!("config.{key}")),
             });
         }
     }
     if let Some(Value::String(hostname)) = connection.get("hostname") {
         if let Err(message) = BaseUrl::parse(hostname) {
-            errors.push(Failure::config_invalid("config.hostname", format!("Hostname: {message}")));
+            errors.push(Failure::config_invalid(
+                "config.hostname",
+                format!("Hostname: {message}"),
+            ));
         }
     }
     if !errors.is_empty() {
-        return Err(Rejected { manifest: Some(manifest), errors, warnings });
+        return Err(Rejected {
+            manifest: Some(manifest),
+            errors,
+            warnings,
+        });
     }
 
-    let connection: ConnectionConfig = serde_json::from_value(Value::Object(connection)).map_err(|err| {
-        reject(Some(manifest), vec![Failure::internal(format!("The connection parameters of {} do not read: {err}", manifest.name))])
-    })?;
+    let connection: ConnectionConfig =
+        serde_json::from_value(Value::Object(connection)).map_err(|err| {
+            reject(
+                Some(manifest),
+                vec![Failure::internal(format!(
+                    "The connection parameters of {} do not read: {err}",
+                    manifest.name
+                ))],
+            )
+        })?;
     if !connection.verify_tls {
         warnings.push(Warning {
             code: "tls.verification_disabled".into(),
@@ -136,7 +165,13 @@ pub fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
         });
     }
     let action = (entry.prepare)(Value::Object(params)).map_err(|err| {
-        reject(Some(manifest), vec![Failure::internal(format!("The parameters of {} do not read: {err}", manifest.name))])
+        reject(
+            Some(manifest),
+            vec![Failure::internal(format!(
+                "The parameters of {} do not read: {err}",
+                manifest.name
+            ))],
+        )
     })?;
     Ok(Request {
         manifest,
@@ -161,8 +196,14 @@ pub fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
 pub enum ObjectPlan {
     /// Worked on as this target.
     Target(TargetId),
-    Skipped { value: Option<String>, reason: Failure },
-    Failed { value: Option<String>, reason: Failure },
+    Skipped {
+        value: Option<String>,
+        reason: Failure,
+    },
+    Failed {
+        value: Option<String>,
+        reason: Failure,
+    },
 }
 
 /// Sorts the objects into targets (one per distinct type and normalised value), skips (type not
@@ -183,21 +224,30 @@ pub fn classify(
             let view = match object.view() {
                 Ok(view) => view,
                 Err(reason) => {
-                    let reason = Failure::new(ErrorCode::InputInvalidValue, format!("The object cannot be read: {reason}"))
-                        .with_field(field(""));
-                    return ObjectPlan::Failed { value: None, reason };
+                    let reason = Failure::new(
+                        ErrorCode::InputInvalidValue,
+                        format!("The object cannot be read: {reason}"),
+                    )
+                    .with_field(field(""));
+                    return ObjectPlan::Failed {
+                        value: None,
+                        reason,
+                    };
                 }
             };
             let value = view.value.clone();
             if index >= objects_per_run {
                 let reason = Failure::new(
                     ErrorCode::InputOverLimit,
-                    format!("Beyond objects_per_run ({objects_per_run}); not processed in this run"),
+                    format!(
+                        "Beyond objects_per_run ({objects_per_run}); not processed in this run"
+                    ),
                 );
                 return ObjectPlan::Skipped { value, reason };
             }
             let Some(type_name) = view.kind.as_ref().map(|kind| kind.name().to_string()) else {
-                let reason = Failure::new(ErrorCode::InputInvalidValue, "The object has no type").with_field(field(".type"));
+                let reason = Failure::new(ErrorCode::InputInvalidValue, "The object has no type")
+                    .with_field(field(".type"));
                 return ObjectPlan::Failed { value, reason };
             };
             let accepted = IndicatorType::from_name(&type_name)
@@ -212,20 +262,26 @@ pub fn classify(
                 }
             };
             let Some(raw_value) = view.value.as_deref() else {
-                let reason = Failure::new(ErrorCode::InputInvalidValue, "The object has no value").with_field(field(".value"));
+                let reason = Failure::new(ErrorCode::InputInvalidValue, "The object has no value")
+                    .with_field(field(".value"));
                 return ObjectPlan::Failed { value, reason };
             };
             match kind.normalise(raw_value) {
                 Ok(normal) => {
                     let id = *by_value.entry((kind, normal.clone())).or_insert_with(|| {
-                        targets.push(Target { kind, value: normal, indices: Vec::new() });
+                        targets.push(Target {
+                            kind,
+                            value: normal,
+                            indices: Vec::new(),
+                        });
                         targets.len() - 1
                     });
                     targets[id].indices.push(index);
                     ObjectPlan::Target(id)
                 }
                 Err(message) => {
-                    let reason = Failure::new(ErrorCode::InputInvalidValue, capitalise(&message)).with_field(field(".value"));
+                    let reason = Failure::new(ErrorCode::InputInvalidValue, capitalise(&message))
+                        .with_field(field(".value"));
                     ObjectPlan::Failed { value, reason }
                 }
             }

@@ -64,7 +64,10 @@ impl RunResult {
 
     /// Recomputes `summary` and `status` from `results`, `produced` and `errors`.
     pub fn finish(&mut self) {
-        let mut summary = Summary { total: self.results.len(), ..Summary::default() };
+        let mut summary = Summary {
+            total: self.results.len(),
+            ..Summary::default()
+        };
         for result in &self.results {
             match result.status {
                 ObjectStatus::Succeeded => summary.succeeded += 1,
@@ -179,7 +182,10 @@ pub struct AddedAttribute {
 
 impl AddedAttribute {
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Self { name: name.into(), value: value.into() }
+        Self {
+            name: name.into(),
+            value: value.into(),
+        }
     }
 }
 
@@ -197,13 +203,18 @@ impl Serialize for OutputObject {
             return self.raw.serialize(serializer);
         }
         // Only enriched objects are parsed (with key order preserved) to append attributes.
-        let mut object: Map<String, Value> = serde_json::from_str(self.raw.get()).map_err(S::Error::custom)?;
-        let attributes = object.entry("attributes").or_insert_with(|| Value::Array(Vec::new()));
+        let mut object: Map<String, Value> =
+            serde_json::from_str(self.raw.get()).map_err(S::Error::custom)?;
+        let attributes = object
+            .entry("attributes")
+            .or_insert_with(|| Value::Array(Vec::new()));
         if attributes.is_null() {
             *attributes = Value::Array(Vec::new());
         }
         let Value::Array(list) = attributes else {
-            return Err(S::Error::custom("an enriched object's attributes must be a list"));
+            return Err(S::Error::custom(
+                "an enriched object's attributes must be a list",
+            ));
         };
         for attribute in &self.added {
             list.push(serde_json::json!({ "name": attribute.name, "value": attribute.value }));
@@ -235,8 +246,14 @@ mod tests {
 
     #[test]
     fn untouched_objects_are_copied_byte_for_byte() {
-        let object = OutputObject { raw: raw(r#"{"z": 1,  "a": [2]}"#), added: vec![] };
-        assert_eq!(serde_json::to_string(&object).unwrap(), r#"{"z": 1,  "a": [2]}"#);
+        let object = OutputObject {
+            raw: raw(r#"{"z": 1,  "a": [2]}"#),
+            added: vec![],
+        };
+        assert_eq!(
+            serde_json::to_string(&object).unwrap(),
+            r#"{"z": 1,  "a": [2]}"#
+        );
     }
 
     #[test]
@@ -249,18 +266,45 @@ mod tests {
             serde_json::to_string(&object).unwrap(),
             r#"{"z":1,"attributes":[{"name":"Severity","value":"High"},{"name":"Computers Affected by mitigation","value":"1"}],"a":2}"#
         );
-        let without = OutputObject { raw: raw(r#"{"v": "x", "attributes": null}"#), added: vec![AddedAttribute::new("n", "v")] };
-        assert_eq!(serde_json::to_string(&without).unwrap(), r#"{"v":"x","attributes":[{"name":"n","value":"v"}]}"#);
+        let without = OutputObject {
+            raw: raw(r#"{"v": "x", "attributes": null}"#),
+            added: vec![AddedAttribute::new("n", "v")],
+        };
+        assert_eq!(
+            serde_json::to_string(&without).unwrap(),
+            r#"{"v":"x","attributes":[{"name":"n","value":"v"}]}"#
+        );
     }
 
     #[test]
     fn finish_counts_and_sets_status() {
         let mut result = RunResult::new(None);
-        for (index, status) in [ObjectStatus::Succeeded, ObjectStatus::Failed, ObjectStatus::Skipped].into_iter().enumerate() {
-            result.results.push(ObjectResult { index, value: None, status, detail: None, error: None });
+        for (index, status) in [
+            ObjectStatus::Succeeded,
+            ObjectStatus::Failed,
+            ObjectStatus::Skipped,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            result.results.push(ObjectResult {
+                index,
+                value: None,
+                status,
+                detail: None,
+                error: None,
+            });
         }
         result.finish();
         assert_eq!(result.status, RunStatus::Partial);
-        assert_eq!((result.summary.total, result.summary.succeeded, result.summary.failed, result.summary.skipped), (3, 1, 1, 1));
+        assert_eq!(
+            (
+                result.summary.total,
+                result.summary.succeeded,
+                result.summary.failed,
+                result.summary.skipped
+            ),
+            (3, 1, 1, 1)
+        );
     }
 }

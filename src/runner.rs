@@ -43,7 +43,9 @@ pub fn execute(input: &str, mode: Mode) -> (RunResult, ExitStatus) {
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("unknown panic");
             let mut result = RunResult::new(None);
-            result.errors.push(Failure::internal(format!("s1-actions hit an internal error: {message}")));
+            result.errors.push(Failure::internal(format!(
+                "s1-actions hit an internal error: {message}"
+            )));
             result.finish();
             (result, ExitStatus::Internal)
         }
@@ -55,7 +57,16 @@ fn execute_inner(input: &str, mode: Mode) -> (RunResult, ExitStatus) {
     register_token_early(input);
     let mut envelope = match envelope::parse(input) {
         Ok(envelope) => envelope,
-        Err(failure) => return refused(Rejected { manifest: None, errors: vec![failure], warnings: Vec::new() }, Vec::new()),
+        Err(failure) => {
+            return refused(
+                Rejected {
+                    manifest: None,
+                    errors: vec![failure],
+                    warnings: Vec::new(),
+                },
+                Vec::new(),
+            );
+        }
     };
     if let Some(Value::String(token)) = envelope.config.get("api_token") {
         redact::register(token);
@@ -72,31 +83,64 @@ fn execute_inner(input: &str, mode: Mode) -> (RunResult, ExitStatus) {
     result.warnings = request.warnings.clone();
 
     let deadline = request.run.deadline.map(|duration| started + duration);
-    let client = match ClientSettings::from_config(&request.connection, deadline).and_then(ApiClient::new) {
-        Ok(client) => client,
-        Err(failure) => {
-            let rejected = Rejected { manifest: Some(request.manifest), errors: vec![failure], warnings: request.warnings };
-            return refused(rejected, std::mem::take(&mut envelope.objects));
-        }
-    };
+    let client =
+        match ClientSettings::from_config(&request.connection, deadline).and_then(ApiClient::new) {
+            Ok(client) => client,
+            Err(failure) => {
+                let rejected = Rejected {
+                    manifest: Some(request.manifest),
+                    errors: vec![failure],
+                    warnings: request.warnings,
+                };
+                return refused(rejected, std::mem::take(&mut envelope.objects));
+            }
+        };
 
     if mode == Mode::Check {
         check(&client, &mut result);
-        return finish(result, Vec::new(), Vec::new(), &[], RunOutput::default(), &client, started);
+        return finish(
+            result,
+            Vec::new(),
+            Vec::new(),
+            &[],
+            RunOutput::default(),
+            &client,
+            started,
+        );
     }
 
-    let (plans, targets) =
-        request::classify(&envelope.objects, request.manifest, request.action.as_ref(), request.objects_per_run);
+    let (plans, targets) = request::classify(
+        &envelope.objects,
+        request.manifest,
+        request.action.as_ref(),
+        request.objects_per_run,
+    );
     let output = if mode == Mode::Validate {
         let outcomes = targets
             .iter()
-            .map(|target| Outcome::Succeeded { detail: format!("Valid {}; would be processed", target.kind.name()), attributes: Vec::new() })
+            .map(|target| Outcome::Succeeded {
+                detail: format!("Valid {}; would be processed", target.kind.name()),
+                attributes: Vec::new(),
+            })
             .collect();
-        RunOutput { outcomes, ..RunOutput::default() }
+        RunOutput {
+            outcomes,
+            ..RunOutput::default()
+        }
     } else {
-        log::info("start", "", json!({ "objects": envelope.objects.len(), "targets": targets.len(), "dry_run": request.run.dry_run }));
-        let mut ctx =
-            RunContext::new(&client, &envelope.objects, targets.clone(), request.run.now, request.run.dry_run, envelope.state.as_ref());
+        log::info(
+            "start",
+            "",
+            json!({ "objects": envelope.objects.len(), "targets": targets.len(), "dry_run": request.run.dry_run }),
+        );
+        let mut ctx = RunContext::new(
+            &client,
+            &envelope.objects,
+            targets.clone(),
+            request.run.now,
+            request.run.dry_run,
+            envelope.state.as_ref(),
+        );
         if let Err(failure) = request.action.run(&mut ctx) {
             ctx.end_run(failure);
         }
@@ -126,15 +170,33 @@ fn finish(
                 let value = Some(targets[id].value.clone());
                 match &output.outcomes[id] {
                     Outcome::Succeeded { detail, attributes } => (
-                        ObjectResult { index, value, status: ObjectStatus::Succeeded, detail: Some(detail.clone()), error: None },
+                        ObjectResult {
+                            index,
+                            value,
+                            status: ObjectStatus::Succeeded,
+                            detail: Some(detail.clone()),
+                            error: None,
+                        },
                         attributes.clone(),
                     ),
                     Outcome::Skipped { detail } => (
-                        ObjectResult { index, value, status: ObjectStatus::Skipped, detail: Some(detail.clone()), error: None },
+                        ObjectResult {
+                            index,
+                            value,
+                            status: ObjectStatus::Skipped,
+                            detail: Some(detail.clone()),
+                            error: None,
+                        },
                         Vec::new(),
                     ),
                     Outcome::Failed(failure) => (
-                        ObjectResult { index, value, status: ObjectStatus::Failed, detail: None, error: Some(failure.clone()) },
+                        ObjectResult {
+                            index,
+                            value,
+                            status: ObjectStatus::Failed,
+                            detail: None,
+                            error: Some(failure.clone()),
+                        },
                         Vec::new(),
                     ),
                     Outcome::Pending => (
@@ -143,21 +205,39 @@ fn finish(
                             value,
                             status: ObjectStatus::Failed,
                             detail: None,
-                            error: Some(Failure::internal("No outcome was recorded for this object")),
+                            error: Some(Failure::internal(
+                                "No outcome was recorded for this object",
+                            )),
                         },
                         Vec::new(),
                     ),
                 }
             }
             ObjectPlan::Skipped { value, reason } => (
-                ObjectResult { index, value, status: ObjectStatus::Skipped, detail: Some(reason.message.clone()), error: Some(reason) },
+                ObjectResult {
+                    index,
+                    value,
+                    status: ObjectStatus::Skipped,
+                    detail: Some(reason.message.clone()),
+                    error: Some(reason),
+                },
                 Vec::new(),
             ),
-            ObjectPlan::Failed { value, reason } => {
-                (ObjectResult { index, value, status: ObjectStatus::Failed, detail: None, error: Some(reason) }, Vec::new())
-            }
+            ObjectPlan::Failed { value, reason } => (
+                ObjectResult {
+                    index,
+                    value,
+                    status: ObjectStatus::Failed,
+                    detail: None,
+                    error: Some(reason),
+                },
+                Vec::new(),
+            ),
         };
-        result.objects.push(OutputObject { raw: object.into_raw(), added });
+        result.objects.push(OutputObject {
+            raw: object.into_raw(),
+            added,
+        });
         result.results.push(object_result);
     }
     if let Some(plan) = result.plan.as_mut() {
@@ -179,11 +259,24 @@ fn finish(
 /// the first error, so nothing goes missing.
 fn refused(rejected: Rejected, objects: Vec<InputObject>) -> (RunResult, ExitStatus) {
     let mut result = RunResult::new(rejected.manifest.map(ident));
-    let first = rejected.errors.first().cloned().unwrap_or_else(|| Failure::internal("The envelope was refused"));
+    let first = rejected
+        .errors
+        .first()
+        .cloned()
+        .unwrap_or_else(|| Failure::internal("The envelope was refused"));
     for (index, object) in objects.into_iter().enumerate() {
         let value = object.view().ok().and_then(|view| view.value.clone());
-        result.results.push(ObjectResult { index, value, status: ObjectStatus::Failed, detail: None, error: Some(first.clone()) });
-        result.objects.push(OutputObject { raw: object.into_raw(), added: Vec::new() });
+        result.results.push(ObjectResult {
+            index,
+            value,
+            status: ObjectStatus::Failed,
+            detail: None,
+            error: Some(first.clone()),
+        });
+        result.objects.push(OutputObject {
+            raw: object.into_raw(),
+            added: Vec::new(),
+        });
     }
     result.errors = rejected.errors;
     result.warnings = rejected.warnings;
@@ -210,14 +303,20 @@ fn conclude(mut result: RunResult) -> (RunResult, ExitStatus) {
 }
 
 fn ident(manifest: &Manifest) -> ActionIdent {
-    ActionIdent { id: manifest.id, name: manifest.name.clone() }
+    ActionIdent {
+        id: manifest.id,
+        name: manifest.name.clone(),
+    }
 }
 
 /// `check`: reads the token's dates; warns when it expires within 30 days.
 fn check(client: &ApiClient, result: &mut RunResult) {
     match client.token_details() {
         Ok(details) => {
-            let expires = details.expires_at.as_deref().and_then(envelope::parse_threatq_time);
+            let expires = details
+                .expires_at
+                .as_deref()
+                .and_then(envelope::parse_threatq_time);
             let days_left = expires.map(|at| (at - chrono::Utc::now()).num_days());
             if let Some(days) = days_left.filter(|days| *days < 30) {
                 result.warnings.push(Warning {
@@ -236,7 +335,9 @@ fn check(client: &ApiClient, result: &mut RunResult) {
         }
         Err(failure) => {
             let reachable = !matches!(failure.category, crate::error::Category::Network);
-            result.records.push(json!({ "reachable": reachable, "authenticated": false }));
+            result
+                .records
+                .push(json!({ "reachable": reachable, "authenticated": false }));
             result.errors.push(failure);
         }
     }
@@ -265,7 +366,9 @@ fn register_token_early(input: &str) {
             if let Some(end) = end {
                 let literal = &value[..end];
                 redact::register(literal);
-                if let Ok(Value::String(unescaped)) = serde_json::from_str(&format!("\"{literal}\"")) {
+                if let Ok(Value::String(unescaped)) =
+                    serde_json::from_str(&format!("\"{literal}\""))
+                {
                     redact::register(&unescaped);
                 }
             }

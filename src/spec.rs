@@ -29,7 +29,10 @@ pub fn document(only: Option<&str>) -> Result<Value, Failure> {
             let mut value = serde_json::to_value(manifest).unwrap_or(Value::Null);
             if let Value::Object(object) = &mut value {
                 object.remove("$schema");
-                object.insert("implemented".into(), json!(action::entry_for(manifest).is_some()));
+                object.insert(
+                    "implemented".into(),
+                    json!(action::entry_for(manifest).is_some()),
+                );
             }
             value
         })

@@ -95,7 +95,11 @@ impl Params {
             "description": self.description,
             "source": SOURCE,
         });
-        let key = if kind == IndicatorType::Sha256 { "sha256Value" } else { "value" };
+        let key = if kind == IndicatorType::Sha256 {
+            "sha256Value"
+        } else {
+            "value"
+        };
         data[key] = json!(hash);
         json!({ "filter": filter, "data": data })
     }
@@ -128,8 +132,11 @@ impl Action for BlacklistWhitelistHashes {
             Some(sites) if !sites.is_empty() => LookupScope::Sites(sites.to_vec()),
             _ => LookupScope::Global,
         };
-        let lookup =
-            Lookup { list: params.list, scope, os_types: os_types.iter().map(|os| os.api_value()).collect() };
+        let lookup = Lookup {
+            list: params.list,
+            scope,
+            os_types: os_types.iter().map(|os| os.api_value()).collect(),
+        };
         let existing = lookup.find(ctx, &ids);
 
         let mut missing: Vec<Slot> = Vec::new();
@@ -138,10 +145,17 @@ impl Action for BlacklistWhitelistHashes {
             let Some(entries) = entries else { continue };
             for os in &os_types {
                 for site in &sites {
-                    if entries.iter().any(|entry| covers(entry, *os, site.as_deref())) {
+                    if entries
+                        .iter()
+                        .any(|entry| covers(entry, *os, site.as_deref()))
+                    {
                         present_counts[*id] += 1;
                     } else {
-                        missing.push(Slot { target: *id, os: *os, site: site.clone() });
+                        missing.push(Slot {
+                            target: *id,
+                            os: *os,
+                            site: site.clone(),
+                        });
                     }
                 }
             }
@@ -164,7 +178,11 @@ impl Action for BlacklistWhitelistHashes {
                     params.body(target.kind, &target.value, slot.os, slot.site.as_deref())
                 })
                 .collect();
-            let batches: Vec<(TargetId, &Value)> = missing.iter().map(|slot| slot.target).zip(&bodies).collect();
+            let batches: Vec<(TargetId, &Value)> = missing
+                .iter()
+                .map(|slot| slot.target)
+                .zip(&bodies)
+                .collect();
             let posted = ctx.batches(
                 "add",
                 &batches,
@@ -204,7 +222,10 @@ impl Action for BlacklistWhitelistHashes {
                 continue;
             }
             let detail = if added == 0 {
-                format!("Already on the {noun} for {} in {scope}", os_list.join(", "))
+                format!(
+                    "Already on the {noun} for {} in {scope}",
+                    os_list.join(", ")
+                )
             } else {
                 format!(
                     "Added {added} {noun} entr{} ({}) in {scope}; {present} already present",
@@ -212,7 +233,10 @@ impl Action for BlacklistWhitelistHashes {
                     os_list.join(", ")
                 )
             };
-            let attributes = os_list.iter().map(|os| AddedAttribute::new(attribute, *os)).collect();
+            let attributes = os_list
+                .iter()
+                .map(|os| AddedAttribute::new(attribute, *os))
+                .collect();
             ctx.succeed(id, detail, attributes);
         }
         Ok(())

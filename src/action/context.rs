@@ -41,8 +41,13 @@ pub struct Target {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Pending,
-    Succeeded { detail: String, attributes: Vec<AddedAttribute> },
-    Skipped { detail: String },
+    Succeeded {
+        detail: String,
+        attributes: Vec<AddedAttribute>,
+    },
+    Skipped {
+        detail: String,
+    },
     Failed(Failure),
 }
 
@@ -86,7 +91,10 @@ impl<'a> RunContext<'a> {
             now,
             dry_run,
             input_state,
-            output: RunOutput { outcomes, ..RunOutput::default() },
+            output: RunOutput {
+                outcomes,
+                ..RunOutput::default()
+            },
         }
     }
 
@@ -122,12 +130,16 @@ impl<'a> RunContext<'a> {
         static EMPTY: std::sync::OnceLock<ObjectView> = std::sync::OnceLock::new();
         let index = self.targets[id].indices[0];
         // Targets are made only from objects whose view was read, so the fallback is unreachable.
-        self.objects[index].view().unwrap_or_else(|_| EMPTY.get_or_init(ObjectView::default))
+        self.objects[index]
+            .view()
+            .unwrap_or_else(|_| EMPTY.get_or_init(ObjectView::default))
     }
 
     /// Targets that have no outcome yet, in order.
     pub fn pending(&self) -> Vec<TargetId> {
-        (0..self.targets.len()).filter(|id| self.is_pending(*id)).collect()
+        (0..self.targets.len())
+            .filter(|id| self.is_pending(*id))
+            .collect()
     }
 
     pub fn is_pending(&self, id: TargetId) -> bool {
@@ -135,16 +147,26 @@ impl<'a> RunContext<'a> {
     }
 
     /// Records success, unless the target already has an outcome.
-    pub fn succeed(&mut self, id: TargetId, detail: impl Into<String>, attributes: Vec<AddedAttribute>) {
+    pub fn succeed(
+        &mut self,
+        id: TargetId,
+        detail: impl Into<String>,
+        attributes: Vec<AddedAttribute>,
+    ) {
         if self.is_pending(id) {
-            self.output.outcomes[id] = Outcome::Succeeded { detail: detail.into(), attributes };
+            self.output.outcomes[id] = Outcome::Succeeded {
+                detail: detail.into(),
+                attributes,
+            };
         }
     }
 
     /// Records a skip, unless the target already has an outcome.
     pub fn skip(&mut self, id: TargetId, detail: impl Into<String>) {
         if self.is_pending(id) {
-            self.output.outcomes[id] = Outcome::Skipped { detail: detail.into() };
+            self.output.outcomes[id] = Outcome::Skipped {
+                detail: detail.into(),
+            };
         }
     }
 
@@ -157,8 +179,10 @@ impl<'a> RunContext<'a> {
 
     /// Adds a write to the dry-run plan.
     pub fn plan(&mut self, method: &str, path: &str, body: Option<Value>, targets: &[TargetId]) {
-        let mut objects: Vec<usize> =
-            targets.iter().flat_map(|id| self.targets[*id].indices.iter().copied()).collect();
+        let mut objects: Vec<usize> = targets
+            .iter()
+            .flat_map(|id| self.targets[*id].indices.iter().copied())
+            .collect();
         objects.sort_unstable();
         objects.dedup();
         self.output.plan.push(PlannedRequest {
@@ -194,7 +218,10 @@ impl<'a> RunContext<'a> {
     /// Groups `ids` so that each group's values, comma-joined, fit in `budget` bytes of a
     /// multi-valued query parameter.
     pub fn query_chunks(&self, ids: &[TargetId], budget: usize) -> Vec<Vec<TargetId>> {
-        let values: Vec<String> = ids.iter().map(|id| self.targets[*id].value.clone()).collect();
+        let values: Vec<String> = ids
+            .iter()
+            .map(|id| self.targets[*id].value.clone())
+            .collect();
         let mut start = 0;
         chunk_for_query(&values, budget)
             .into_iter()
@@ -228,7 +255,11 @@ impl<'a> RunContext<'a> {
                 client.parallel(batches, |batch| {
                     let result = work(client, batch);
                     let done = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    log::info("progress", "", json!({ "phase": phase, "done": done, "total": total }));
+                    log::info(
+                        "progress",
+                        "",
+                        json!({ "phase": phase, "done": done, "total": total }),
+                    );
                     result
                 })
             }

@@ -50,7 +50,11 @@ impl Action for DeleteHashes {
         if ids.is_empty() {
             return Ok(());
         }
-        let lookup = Lookup { list: params.list, scope: LookupScope::Everywhere, os_types: Vec::new() };
+        let lookup = Lookup {
+            list: params.list,
+            scope: LookupScope::Everywhere,
+            os_types: Vec::new(),
+        };
         let found = lookup.find(ctx, &ids);
 
         // (entry id, owning target), in target order so that batches stay deterministic.
@@ -66,31 +70,50 @@ impl Action for DeleteHashes {
             json!({ "data": { "ids": entry_ids, "type": params.list.entry_type() } })
         };
         let owners = |batch: &&[(String, TargetId)]| -> Vec<TargetId> {
-            batch.iter().map(|(_, id)| *id).collect::<BTreeSet<_>>().into_iter().collect()
+            batch
+                .iter()
+                .map(|(_, id)| *id)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
         };
         if ctx.dry_run() {
             for batch in &batches {
-                ctx.plan("DELETE", params.list.path(), Some(body(batch)), &owners(batch));
+                ctx.plan(
+                    "DELETE",
+                    params.list.path(),
+                    Some(body(batch)),
+                    &owners(batch),
+                );
             }
         } else {
-            ctx.batches("delete", &batches, owners, |client, batch| client.delete(params.list.path(), &body(batch)));
+            ctx.batches("delete", &batches, owners, |client, batch| {
+                client.delete(params.list.path(), &body(batch))
+            });
         }
 
         let noun = params.list.noun();
         for (id, entries) in ids.into_iter().zip(found) {
             let Some(entries) = entries else { continue };
             let removed = entries.len();
-            let os_types: BTreeSet<&str> = entries.iter().map(|entry| entry.os_type.as_str()).collect();
+            let os_types: BTreeSet<&str> =
+                entries.iter().map(|entry| entry.os_type.as_str()).collect();
             let os_types = os_types.into_iter().collect::<Vec<_>>().join(", ");
             let detail = match (removed, ctx.dry_run()) {
                 (0, _) => format!("Not on the {noun}; nothing to remove"),
-                (n, true) => format!("Dry run: would remove {n} {noun} entr{} ({os_types})", plural(n)),
+                (n, true) => format!(
+                    "Dry run: would remove {n} {noun} entr{} ({os_types})",
+                    plural(n)
+                ),
                 (n, false) => format!("Removed {n} {noun} entr{} ({os_types})", plural(n)),
             };
             let attributes = if ctx.dry_run() {
                 Vec::new()
             } else {
-                vec![AddedAttribute::new(params.attribute_name(), removed.to_string())]
+                vec![AddedAttribute::new(
+                    params.attribute_name(),
+                    removed.to_string(),
+                )]
             };
             ctx.succeed(id, detail, attributes);
         }

@@ -103,7 +103,11 @@ impl ListEntry {
         let strings = |value: Option<&Value>| -> Vec<String> {
             value
                 .and_then(Value::as_array)
-                .map(|list| list.iter().filter_map(|id| id.as_str().map(str::to_string)).collect())
+                .map(|list| {
+                    list.iter()
+                        .filter_map(|id| id.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let scope = item.get("scope");
@@ -112,14 +116,27 @@ impl ListEntry {
             .get("scopeName")
             .and_then(Value::as_str)
             .map(str::to_ascii_lowercase)
-            .unwrap_or_else(|| if site_ids.is_empty() { "global".into() } else { "site".into() });
+            .unwrap_or_else(|| {
+                if site_ids.is_empty() {
+                    "global".into()
+                } else {
+                    "site".into()
+                }
+            });
         let entry = Self {
             id,
             hash: String::new(),
-            os_type: item.get("osType").and_then(Value::as_str).unwrap_or_default().to_string(),
+            os_type: item
+                .get("osType")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
             site_ids,
             scope_name,
-            description: item.get("description").and_then(Value::as_str).map(str::to_string),
+            description: item
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         };
         Some((entry, hashes))
     }
@@ -136,7 +153,10 @@ pub struct Lookup {
 
 impl Lookup {
     fn query(&self, values: String) -> Vec<(&'static str, String)> {
-        let mut query = vec![("value__contains", values), ("type", self.list.entry_type().to_string())];
+        let mut query = vec![
+            ("value__contains", values),
+            ("type", self.list.entry_type().to_string()),
+        ];
         if !self.os_types.is_empty() {
             query.push(("osTypes", self.os_types.join(",")));
         }
@@ -155,8 +175,15 @@ impl Lookup {
     /// failed has been failed in `ctx` and gets `None`.
     pub fn find(&self, ctx: &mut RunContext<'_>, ids: &[TargetId]) -> Vec<Option<Vec<ListEntry>>> {
         let chunks = ctx.query_chunks(ids, QUERY_VALUES_BUDGET);
-        let values: Vec<Vec<String>> =
-            chunks.iter().map(|chunk| chunk.iter().map(|id| ctx.target(*id).value.clone()).collect()).collect();
+        let values: Vec<Vec<String>> = chunks
+            .iter()
+            .map(|chunk| {
+                chunk
+                    .iter()
+                    .map(|id| ctx.target(*id).value.clone())
+                    .collect()
+            })
+            .collect();
         let batches: Vec<(Vec<TargetId>, Vec<String>)> = chunks.into_iter().zip(values).collect();
         let pages = ctx.batches(
             "lookup",
@@ -173,7 +200,10 @@ impl Lookup {
         let mut found: HashMap<TargetId, Vec<ListEntry>> = HashMap::new();
         for ((chunk, _), items) in batches.iter().zip(pages) {
             let Some(items) = items else { continue };
-            let by_hash: HashMap<&str, TargetId> = chunk.iter().map(|id| (ctx.target(*id).value.as_str(), *id)).collect();
+            let by_hash: HashMap<&str, TargetId> = chunk
+                .iter()
+                .map(|id| (ctx.target(*id).value.as_str(), *id))
+                .collect();
             let mut malformed = 0;
             for item in &items {
                 let Some((entry, hashes)) = ListEntry::from_json(item) else {
@@ -184,7 +214,10 @@ impl Lookup {
                     if let Some(id) = by_hash.get(hash.as_str()) {
                         let list = found.entry(*id).or_default();
                         if !list.iter().any(|known| known.id == entry.id) {
-                            list.push(ListEntry { hash: hash.clone(), ..entry.clone() });
+                            list.push(ListEntry {
+                                hash: hash.clone(),
+                                ..entry.clone()
+                            });
                         }
                     }
                 }
@@ -192,7 +225,10 @@ impl Lookup {
             if malformed > 0 {
                 let failure = Failure::new(
                     ErrorCode::UpstreamBadResponse,
-                    format!("SentinelOne returned {malformed} {} entries without an id", self.list.noun()),
+                    format!(
+                        "SentinelOne returned {malformed} {} entries without an id",
+                        self.list.noun()
+                    ),
                 );
                 for id in chunk {
                     ctx.fail(*id, failure.clone());
@@ -200,7 +236,10 @@ impl Lookup {
             }
         }
         ids.iter()
-            .map(|id| ctx.is_pending(*id).then(|| found.remove(id).unwrap_or_default()))
+            .map(|id| {
+                ctx.is_pending(*id)
+                    .then(|| found.remove(id).unwrap_or_default())
+            })
             .collect()
     }
 }
@@ -217,14 +256,25 @@ mod tests {
                           "scope": {"siteIds": ["7"]}, "scopeName": "Site", "description": "d"});
         let (entry, hashes) = ListEntry::from_json(&item).unwrap();
         assert_eq!(hashes, ["abc", "def"]);
-        assert_eq!((entry.id.as_str(), entry.os_type.as_str(), entry.scope_name.as_str()), ("12", "windows", "site"));
+        assert_eq!(
+            (
+                entry.id.as_str(),
+                entry.os_type.as_str(),
+                entry.scope_name.as_str()
+            ),
+            ("12", "windows", "site")
+        );
         assert_eq!(entry.site_ids, ["7"]);
         assert!(ListEntry::from_json(&json!({"value": "abc"})).is_none());
     }
 
     #[test]
     fn query_carries_type_os_and_scope() {
-        let lookup = Lookup { list: HashList::Whitelist, scope: LookupScope::Sites(vec!["1".into(), "2".into()]), os_types: vec!["linux"] };
+        let lookup = Lookup {
+            list: HashList::Whitelist,
+            scope: LookupScope::Sites(vec!["1".into(), "2".into()]),
+            os_types: vec!["linux"],
+        };
         let query = lookup.query("a,b".into());
         assert!(query.contains(&("type", "white_hash".into())));
         assert!(query.contains(&("siteIds", "1,2".into())));

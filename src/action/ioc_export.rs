@@ -56,7 +56,11 @@ impl Params {
     /// The configured scope as a request filter, or `None` when no scope is configured.
     fn configured_filter(&self) -> Option<Value> {
         let mut filter = Map::new();
-        for (key, ids) in [("accountIds", &self.account_ids), ("siteIds", &self.site_ids), ("groupIds", &self.group_ids)] {
+        for (key, ids) in [
+            ("accountIds", &self.account_ids),
+            ("siteIds", &self.site_ids),
+            ("groupIds", &self.group_ids),
+        ] {
             if let Some(ids) = ids.as_ref().filter(|ids| !ids.is_empty()) {
                 filter.insert(key.into(), json!(ids));
             }
@@ -66,8 +70,15 @@ impl Params {
 
     /// `https://<threatq_hostname>/indicators/<id>/details`, when both are known.
     fn backlink(&self, object_id: Option<String>) -> Option<String> {
-        let host = self.threatq_hostname.as_deref()?.trim().trim_end_matches('/');
-        let host = host.strip_prefix("https://").or_else(|| host.strip_prefix("http://")).unwrap_or(host);
+        let host = self
+            .threatq_hostname
+            .as_deref()?
+            .trim()
+            .trim_end_matches('/');
+        let host = host
+            .strip_prefix("https://")
+            .or_else(|| host.strip_prefix("http://"))
+            .unwrap_or(host);
         Some(format!("https://{host}/indicators/{}/details", object_id?))
     }
 }
@@ -96,8 +107,11 @@ fn ioc(params: &Params, ctx: &RunContext<'_>, id: TargetId, now: DateTime<Utc>) 
     let view = ctx.view(id);
     let valid_until = now + Duration::days(i64::from(params.expiration_days(target.kind)));
     let object_id = view.id.as_ref().map(ToString::to_string);
-    let attributes: Vec<Value> =
-        view.attributes.iter().map(|attribute| json!({ "name": attribute.name, "value": attribute.value })).collect();
+    let attributes: Vec<Value> = view
+        .attributes
+        .iter()
+        .map(|attribute| json!({ "name": attribute.name, "value": attribute.value }))
+        .collect();
     let tags: Vec<&str> = view.tags.iter().map(|tag| tag.name()).collect();
     let metadata = json!({ "attributes": attributes, "source": SOURCE, "tags": tags }).to_string();
     let mut ioc = json!({
@@ -150,7 +164,9 @@ impl Action for IocExport {
     type Params = Params;
 
     fn accepts(_params: &Params, kind: IndicatorType) -> Result<(), String> {
-        ioc_type(kind).map(|_| ()).ok_or_else(|| format!("type {} is not accepted by this action", kind.name()))
+        ioc_type(kind)
+            .map(|_| ())
+            .ok_or_else(|| format!("type {} is not accepted by this action", kind.name()))
     }
 
     fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {
@@ -167,16 +183,27 @@ impl Action for IocExport {
         };
         let now = ctx.now();
         let iocs: Vec<Value> = ids.iter().map(|id| ioc(params, ctx, *id, now)).collect();
-        let batches: Vec<(&[TargetId], &[Value])> =
-            ids.chunks(IOCS_PER_REQUEST).zip(iocs.chunks(IOCS_PER_REQUEST)).collect();
+        let batches: Vec<(&[TargetId], &[Value])> = ids
+            .chunks(IOCS_PER_REQUEST)
+            .zip(iocs.chunks(IOCS_PER_REQUEST))
+            .collect();
         let body = |iocs: &[Value]| json!({ "filter": filter, "data": iocs });
 
         if ctx.dry_run() {
             for (targets, iocs) in &batches {
-                ctx.plan("POST", "/threat-intelligence/iocs", Some(body(iocs)), targets);
+                ctx.plan(
+                    "POST",
+                    "/threat-intelligence/iocs",
+                    Some(body(iocs)),
+                    targets,
+                );
             }
             for (id, ioc) in ids.iter().zip(&iocs) {
-                let detail = format!("Dry run: would export as {} until {}", ioc["type"].as_str().unwrap_or(""), ioc["validUntil"].as_str().unwrap_or(""));
+                let detail = format!(
+                    "Dry run: would export as {} until {}",
+                    ioc["type"].as_str().unwrap_or(""),
+                    ioc["validUntil"].as_str().unwrap_or("")
+                );
                 ctx.succeed(*id, detail, Vec::new());
             }
             return Ok(());
@@ -190,26 +217,46 @@ impl Action for IocExport {
         );
         for ((targets, iocs), response) in batches.iter().zip(responses) {
             let Some(response) = response else { continue };
-            let stored: Vec<&Value> = response.get("data").and_then(Value::as_array).into_iter().flatten().collect();
+            let stored: Vec<&Value> = response
+                .get("data")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .collect();
             for (id, sent) in targets.iter().zip(iocs.iter()) {
                 // The console's own record of the IOC (it may clamp validUntil), matched by type
                 // and value; the request's values stand in when the response lacks it.
                 let echoed = stored.iter().find(|ioc| {
                     ioc.get("type") == sent.get("type")
-                        && ioc.get("value").and_then(Value::as_str).map(str::to_lowercase)
-                            == sent.get("value").and_then(Value::as_str).map(str::to_lowercase)
+                        && ioc
+                            .get("value")
+                            .and_then(Value::as_str)
+                            .map(str::to_lowercase)
+                            == sent
+                                .get("value")
+                                .and_then(Value::as_str)
+                                .map(str::to_lowercase)
                 });
                 let field = |key: &str| {
-                    echoed.and_then(|ioc| ioc.get(key)).and_then(Value::as_str).map(str::to_string)
+                    echoed
+                        .and_then(|ioc| ioc.get(key))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
                 };
                 let uploaded = field("uploadTime").unwrap_or_else(|| time_text(now));
-                let valid_until =
-                    field("validUntil").unwrap_or_else(|| sent["validUntil"].as_str().unwrap_or_default().to_string());
-                let detail = format!("Exported as {} until {valid_until}", sent["type"].as_str().unwrap_or_default());
+                let valid_until = field("validUntil")
+                    .unwrap_or_else(|| sent["validUntil"].as_str().unwrap_or_default().to_string());
+                let detail = format!(
+                    "Exported as {} until {valid_until}",
+                    sent["type"].as_str().unwrap_or_default()
+                );
                 ctx.succeed(
                     *id,
                     detail,
-                    vec![AddedAttribute::new(EXPORTED, uploaded), AddedAttribute::new(EXPIRATION, valid_until)],
+                    vec![
+                        AddedAttribute::new(EXPORTED, uploaded),
+                        AddedAttribute::new(EXPIRATION, valid_until),
+                    ],
                 );
             }
         }
@@ -243,16 +290,32 @@ mod tests {
 
     #[test]
     fn filter_names_only_configured_scopes() {
-        assert_eq!(params().configured_filter(), Some(json!({"siteIds": ["1"]})));
-        let none = Params { site_ids: None, ..params() };
+        assert_eq!(
+            params().configured_filter(),
+            Some(json!({"siteIds": ["1"]}))
+        );
+        let none = Params {
+            site_ids: None,
+            ..params()
+        };
         assert_eq!(none.configured_filter(), None);
     }
 
     #[test]
     fn backlink_needs_host_and_id() {
-        assert_eq!(params().backlink(Some("18746".into())).as_deref(), Some("https://tq.example/indicators/18746/details"));
+        assert_eq!(
+            params().backlink(Some("18746".into())).as_deref(),
+            Some("https://tq.example/indicators/18746/details")
+        );
         assert_eq!(params().backlink(None), None);
-        assert_eq!(Params { threatq_hostname: None, ..params() }.backlink(Some("1".into())), None);
+        assert_eq!(
+            Params {
+                threatq_hostname: None,
+                ..params()
+            }
+            .backlink(Some("1".into())),
+            None
+        );
     }
 
     #[test]

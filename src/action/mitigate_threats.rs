@@ -86,8 +86,15 @@ struct Applied {
 
 fn read_skipped(response: &Value) -> Applied {
     let mut applied = Applied::default();
-    for detail in response.pointer("/data/details").and_then(Value::as_array).into_iter().flatten() {
-        let Some(threat_id) = detail.get("threatId").and_then(Value::as_str) else { continue };
+    for detail in response
+        .pointer("/data/details")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(threat_id) = detail.get("threatId").and_then(Value::as_str) else {
+            continue;
+        };
         let reasons: Vec<&str> = detail
             .get("skipped")
             .and_then(Value::as_array)
@@ -96,7 +103,9 @@ fn read_skipped(response: &Value) -> Applied {
             .filter_map(|skip| skip.get("reason").and_then(Value::as_str))
             .collect();
         if !reasons.is_empty() {
-            applied.skipped.insert(threat_id.to_string(), reasons.join(", "));
+            applied
+                .skipped
+                .insert(threat_id.to_string(), reasons.join(", "));
         }
     }
     applied
@@ -118,7 +127,11 @@ impl Action for MitigateThreats {
         let mut owners: BTreeMap<String, BTreeSet<TargetId>> = BTreeMap::new();
         for (id, threats) in ids.iter().zip(&found) {
             for threat in threats.iter().flatten() {
-                let key = if isolate { threat.agent_id.clone() } else { Some(threat.id.clone()) };
+                let key = if isolate {
+                    threat.agent_id.clone()
+                } else {
+                    Some(threat.id.clone())
+                };
                 if let Some(key) = key {
                     owners.entry(key).or_default().insert(*id);
                 }
@@ -128,7 +141,12 @@ impl Action for MitigateThreats {
         let batches: Vec<&[&String]> = keys.chunks(IDS_PER_REQUEST).collect();
         let body = |batch: &[&String]| json!({ "filter": { "ids": batch }, "data": {} });
         let targets_of = |batch: &&[&String]| -> Vec<TargetId> {
-            batch.iter().flat_map(|key| owners[*key].iter().copied()).collect::<BTreeSet<_>>().into_iter().collect()
+            batch
+                .iter()
+                .flat_map(|key| owners[*key].iter().copied())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
         };
 
         let mut skipped: BTreeMap<String, String> = BTreeMap::new();
@@ -138,7 +156,9 @@ impl Action for MitigateThreats {
             }
         } else {
             let results = ctx.batches("mitigate", &batches, targets_of, |client, batch| {
-                client.post(action.path(), &body(batch)).map(|response| read_skipped(&response))
+                client
+                    .post(action.path(), &body(batch))
+                    .map(|response| read_skipped(&response))
             });
             for applied in results.into_iter().flatten() {
                 skipped.extend(applied.skipped);
@@ -148,17 +168,31 @@ impl Action for MitigateThreats {
         for (id, threats) in ids.into_iter().zip(found) {
             let Some(threats) = threats else { continue };
             if threats.is_empty() {
-                let attributes =
-                    if ctx.dry_run() { Vec::new() } else { vec![AddedAttribute::new(ATTRIBUTE, "0")] };
+                let attributes = if ctx.dry_run() {
+                    Vec::new()
+                } else {
+                    vec![AddedAttribute::new(ATTRIBUTE, "0")]
+                };
                 ctx.succeed(id, "No matching threats", attributes);
                 continue;
             }
-            let done: Vec<&Threat> = threats.iter().filter(|threat| !skipped.contains_key(&threat.id)).collect();
-            let computers: HashSet<&str> = done.iter().filter_map(|threat| threat.agent_id.as_deref()).collect();
-            let reasons: BTreeSet<&str> =
-                threats.iter().filter_map(|threat| skipped.get(&threat.id).map(String::as_str)).collect();
+            let done: Vec<&Threat> = threats
+                .iter()
+                .filter(|threat| !skipped.contains_key(&threat.id))
+                .collect();
+            let computers: HashSet<&str> = done
+                .iter()
+                .filter_map(|threat| threat.agent_id.as_deref())
+                .collect();
+            let reasons: BTreeSet<&str> = threats
+                .iter()
+                .filter_map(|threat| skipped.get(&threat.id).map(String::as_str))
+                .collect();
             let mut detail = if ctx.dry_run() {
-                let all: HashSet<&str> = threats.iter().filter_map(|threat| threat.agent_id.as_deref()).collect();
+                let all: HashSet<&str> = threats
+                    .iter()
+                    .filter_map(|threat| threat.agent_id.as_deref())
+                    .collect();
                 format!(
                     "Dry run: {} threat(s) on {} computer(s) would be {}",
                     threats.len(),
@@ -166,9 +200,19 @@ impl Action for MitigateThreats {
                     action.done()
                 )
             } else if isolate {
-                format!("{} computer(s) with {} threat(s) {}", computers.len(), threats.len(), action.done())
+                format!(
+                    "{} computer(s) with {} threat(s) {}",
+                    computers.len(),
+                    threats.len(),
+                    action.done()
+                )
             } else {
-                format!("{} threat(s) {} on {} computer(s)", done.len(), action.done(), computers.len())
+                format!(
+                    "{} threat(s) {} on {} computer(s)",
+                    done.len(),
+                    action.done(),
+                    computers.len()
+                )
             };
             if !reasons.is_empty() {
                 let reasons: Vec<&str> = reasons.into_iter().collect();
@@ -178,8 +222,11 @@ impl Action for MitigateThreats {
                     reasons.join(", ")
                 ));
             }
-            let attributes =
-                if ctx.dry_run() { Vec::new() } else { vec![AddedAttribute::new(ATTRIBUTE, computers.len().to_string())] };
+            let attributes = if ctx.dry_run() {
+                Vec::new()
+            } else {
+                vec![AddedAttribute::new(ATTRIBUTE, computers.len().to_string())]
+            };
             ctx.succeed(id, detail, attributes);
         }
         Ok(())
@@ -199,13 +246,26 @@ mod tests {
         let applied = read_skipped(&response);
         assert_eq!(applied.skipped.len(), 1);
         assert_eq!(applied.skipped["2"], "not_supported");
-        assert!(read_skipped(&json!({"data": {"affected": 3}})).skipped.is_empty());
+        assert!(
+            read_skipped(&json!({"data": {"affected": 3}}))
+                .skipped
+                .is_empty()
+        );
     }
 
     #[test]
     fn every_choice_has_a_documented_path() {
-        assert_eq!(Mitigation::RollbackRemediate.path(), "/threats/mitigate/rollback-remediation");
-        assert_eq!(Mitigation::UnQuarantine.path(), "/threats/mitigate/un-quarantine");
-        assert_eq!(Mitigation::DisconnectFromNetwork.path(), "/agents/actions/disconnect");
+        assert_eq!(
+            Mitigation::RollbackRemediate.path(),
+            "/threats/mitigate/rollback-remediation"
+        );
+        assert_eq!(
+            Mitigation::UnQuarantine.path(),
+            "/threats/mitigate/un-quarantine"
+        );
+        assert_eq!(
+            Mitigation::DisconnectFromNetwork.path(),
+            "/agents/actions/disconnect"
+        );
     }
 }

@@ -83,12 +83,18 @@ fn params_schema<A: Action>() -> Schema {
 
 /// The table entry of action type `A` with manifest `name`.
 const fn entry<A: Action>(name: &'static str) -> ActionEntry {
-    ActionEntry { name, params_schema: params_schema::<A>, prepare: prepare::<A> }
+    ActionEntry {
+        name,
+        params_schema: params_schema::<A>,
+        prepare: prepare::<A>,
+    }
 }
 
 /// Every action this build implements.
 pub static ACTIONS: &[ActionEntry] = &[
-    entry::<blacklist_whitelist_hashes::BlacklistWhitelistHashes>("sentinelone-blacklist-whitelist-hashes"),
+    entry::<blacklist_whitelist_hashes::BlacklistWhitelistHashes>(
+        "sentinelone-blacklist-whitelist-hashes",
+    ),
     entry::<mitigate_threats::MitigateThreats>("sentinelone-mitigate-threats"),
     entry::<delete_hashes::DeleteHashes>("sentinelone-delete-hashes"),
     entry::<ioc_export::IocExport>("sentinelone-ioc-export"),
@@ -113,17 +119,25 @@ pub fn resolve(action: &ActionRef) -> Result<(&'static Manifest, &'static Action
         }
     });
     let Some(manifest) = found else {
-        let known: Vec<String> =
-            manifests.iter().map(|manifest| format!("{} ({})", manifest.id, manifest.name)).collect();
+        let known: Vec<String> = manifests
+            .iter()
+            .map(|manifest| format!("{} ({})", manifest.id, manifest.name))
+            .collect();
         return Err(Failure::config_invalid(
             "action",
-            format!("There is no action '{action}'; known actions: {}", known.join(", ")),
+            format!(
+                "There is no action '{action}'; known actions: {}",
+                known.join(", ")
+            ),
         ));
     };
     let entry = entry_for(manifest).ok_or_else(|| {
         Failure::config_invalid(
             "action",
-            format!("The action {} ({}) is not implemented in this build", manifest.id, manifest.name),
+            format!(
+                "The action {} ({}) is not implemented in this build",
+                manifest.id, manifest.name
+            ),
         )
     })?;
     Ok((manifest, entry))
@@ -145,7 +159,9 @@ mod tests {
         for entry in ACTIONS {
             assert!(names.insert(entry.name), "{} listed twice", entry.name);
             assert!(
-                manifest::all().iter().any(|manifest| manifest.name == entry.name),
+                manifest::all()
+                    .iter()
+                    .any(|manifest| manifest.name == entry.name),
                 "{} has no manifest",
                 entry.name
             );
@@ -157,10 +173,16 @@ mod tests {
     #[test]
     fn manifests_agree_with_typed_parameters() {
         for entry in ACTIONS {
-            let manifest = manifest::all().iter().find(|manifest| manifest.name == entry.name).unwrap();
+            let manifest = manifest::all()
+                .iter()
+                .find(|manifest| manifest.name == entry.name)
+                .unwrap();
             let schema = (entry.params_schema)();
             let schema = schema.as_value();
-            let properties = schema["properties"].as_object().cloned().unwrap_or_default();
+            let properties = schema["properties"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
             let from_type: BTreeSet<&str> = properties.keys().map(String::as_str).collect();
             let from_manifest: BTreeSet<&str> = manifest
                 .params
@@ -168,18 +190,32 @@ mod tests {
                 .map(|param| param.name.as_str())
                 .filter(|name| !CONNECTION_PARAMS.contains(name) && *name != OBJECTS_PER_RUN)
                 .collect();
-            assert_eq!(from_type, from_manifest, "{}: parameters differ", entry.name);
+            assert_eq!(
+                from_type, from_manifest,
+                "{}: parameters differ",
+                entry.name
+            );
             for param in &manifest.params {
                 if !matches!(param.kind, ParamType::Select | ParamType::Multiselect) {
                     continue;
                 }
-                let Some(property) = properties.get(&param.name) else { continue };
+                let Some(property) = properties.get(&param.name) else {
+                    continue;
+                };
                 let variants = enum_values(property, schema);
                 if variants.is_empty() {
                     continue;
                 }
-                let options: BTreeSet<String> = param.options.iter().map(|option| option.value.to_string()).collect();
-                assert_eq!(variants, options, "{}: options of {} differ from the type", entry.name, param.name);
+                let options: BTreeSet<String> = param
+                    .options
+                    .iter()
+                    .map(|option| option.value.to_string())
+                    .collect();
+                assert_eq!(
+                    variants, options,
+                    "{}: options of {} differ from the type",
+                    entry.name, param.name
+                );
             }
         }
     }
@@ -187,7 +223,10 @@ mod tests {
     /// The enum values a property's schema allows (following `$ref`, arrays' `items`, `oneOf`).
     fn enum_values(property: &Value, root: &Value) -> BTreeSet<String> {
         let resolved = match property.get("$ref").and_then(Value::as_str) {
-            Some(reference) => root.pointer(reference.trim_start_matches('#')).cloned().unwrap_or(Value::Null),
+            Some(reference) => root
+                .pointer(reference.trim_start_matches('#'))
+                .cloned()
+                .unwrap_or(Value::Null),
             None => property.clone(),
         };
         if let Some(items) = resolved.get("items") {
@@ -197,7 +236,12 @@ mod tests {
         if let Some(list) = resolved.get("enum").and_then(Value::as_array) {
             values.extend(list.iter().map(Value::to_string));
         }
-        for variant in resolved.get("oneOf").and_then(Value::as_array).into_iter().flatten() {
+        for variant in resolved
+            .get("oneOf")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(constant) = variant.get("const") {
                 values.insert(constant.to_string());
             }

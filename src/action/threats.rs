@@ -29,7 +29,11 @@ pub struct Threat {
 
 impl Threat {
     pub fn from_json(item: &Value) -> Option<Self> {
-        let text = |pointer: &str| item.pointer(pointer).and_then(Value::as_str).map(str::to_string);
+        let text = |pointer: &str| {
+            item.pointer(pointer)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
         let id = match item.get("id")? {
             Value::String(id) => id.clone(),
             Value::Number(id) => id.to_string(),
@@ -67,7 +71,11 @@ struct Batch {
 /// The threats of every target in `ids` (SHA-1 or File Path), in the same order, with `query`
 /// as an extra free-text filter. A target whose look-up failed has been failed in `ctx` and
 /// gets `None`.
-pub fn find(ctx: &mut RunContext<'_>, ids: &[TargetId], query: Option<&str>) -> Vec<Option<Vec<Threat>>> {
+pub fn find(
+    ctx: &mut RunContext<'_>,
+    ids: &[TargetId],
+    query: Option<&str>,
+) -> Vec<Option<Vec<Threat>>> {
     let extra = |mut filters: Vec<(&'static str, String)>| {
         if let Some(query) = query {
             filters.push(("query", query.to_string()));
@@ -77,19 +85,33 @@ pub fn find(ctx: &mut RunContext<'_>, ids: &[TargetId], query: Option<&str>) -> 
     let of_kind = |kind: IndicatorType, commas: bool| -> Vec<TargetId> {
         ids.iter()
             .copied()
-            .filter(|id| ctx.target(*id).kind == kind && ctx.target(*id).value.contains(',') == commas)
+            .filter(|id| {
+                ctx.target(*id).kind == kind && ctx.target(*id).value.contains(',') == commas
+            })
             .collect()
     };
     let mut batches = Vec::new();
-    for (kind, filter) in [(IndicatorType::Sha1, "contentHashes"), (IndicatorType::FilePath, "filePath__contains")] {
+    for (kind, filter) in [
+        (IndicatorType::Sha1, "contentHashes"),
+        (IndicatorType::FilePath, "filePath__contains"),
+    ] {
         for chunk in ctx.query_chunks(&of_kind(kind, false), QUERY_VALUES_BUDGET) {
-            let values: Vec<String> = chunk.iter().map(|id| ctx.target(*id).value.clone()).collect();
-            batches.push(Batch { targets: chunk, query: extra(vec![(filter, join_csv(&values))]) });
+            let values: Vec<String> = chunk
+                .iter()
+                .map(|id| ctx.target(*id).value.clone())
+                .collect();
+            batches.push(Batch {
+                targets: chunk,
+                query: extra(vec![(filter, join_csv(&values))]),
+            });
         }
     }
     for id in of_kind(IndicatorType::FilePath, true) {
         // `query` is a single free-text value; a configured query is then applied here instead.
-        batches.push(Batch { targets: vec![id], query: vec![("query", ctx.target(id).value.clone())] });
+        batches.push(Batch {
+            targets: vec![id],
+            query: vec![("query", ctx.target(id).value.clone())],
+        });
     }
     let pages = ctx.batches(
         "threat lookup",
@@ -108,7 +130,8 @@ pub fn find(ctx: &mut RunContext<'_>, ids: &[TargetId], query: Option<&str>) -> 
         let Some(items) = items else { continue };
         for threat in items.iter().filter_map(Threat::from_json) {
             let configured_query_holds = query.is_none_or(|query| {
-                batch.query.iter().any(|(key, _)| *key != "query") || threat_text_contains(&threat.raw, query)
+                batch.query.iter().any(|(key, _)| *key != "query")
+                    || threat_text_contains(&threat.raw, query)
             });
             for id in &batch.targets {
                 let target = ctx.target(*id);
@@ -121,12 +144,20 @@ pub fn find(ctx: &mut RunContext<'_>, ids: &[TargetId], query: Option<&str>) -> 
             }
         }
     }
-    ids.iter().map(|id| ctx.is_pending(*id).then(|| found.remove(id).unwrap_or_default())).collect()
+    ids.iter()
+        .map(|id| {
+            ctx.is_pending(*id)
+                .then(|| found.remove(id).unwrap_or_default())
+        })
+        .collect()
 }
 
 /// A local stand-in for SentinelOne's free-text `query` where it could not be sent.
 fn threat_text_contains(threat: &Value, query: &str) -> bool {
-    threat.to_string().to_lowercase().contains(&query.to_lowercase())
+    threat
+        .to_string()
+        .to_lowercase()
+        .contains(&query.to_lowercase())
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use super::lists::USER_NAME;
 use super::paging::{PAGING_KEYS, PageRequest, SortKey, SortValue, paginate};
 use super::params::{ApiError, Needles, Params, TimeRange};
 use super::state::{
-    ANALYST_VERDICTS, AGENT_OS_TYPES, CONFIDENCE_LEVELS, INCIDENT_STATUSES, MITIGATION_STATUSES,
+    AGENT_OS_TYPES, ANALYST_VERDICTS, CONFIDENCE_LEVELS, INCIDENT_STATUSES, MITIGATION_STATUSES,
     MitigationReport, Note, State, Threat, ts,
 };
 
@@ -73,7 +73,11 @@ fn set(params: &Params, key: &str) -> Option<HashSet<String>> {
     params.list(key).map(|l| l.into_iter().collect())
 }
 
-fn enum_list(params: &Params, key: &str, allowed: &[&str]) -> Result<Option<Vec<String>>, ApiError> {
+fn enum_list(
+    params: &Params,
+    key: &str,
+    allowed: &[&str],
+) -> Result<Option<Vec<String>>, ApiError> {
     let Some(list) = params.list(key) else {
         return Ok(None);
     };
@@ -115,7 +119,9 @@ impl ThreatFilter {
 
     pub(crate) fn matches(&self, state: &State, threat: &Threat) -> bool {
         let agent = state.agent(&threat.agent_id);
-        let computer = agent.map(|a| a.computer_name.to_lowercase()).unwrap_or_default();
+        let computer = agent
+            .map(|a| a.computer_name.to_lowercase())
+            .unwrap_or_default();
         let site_id = agent.map(|a| a.site_id.as_str()).unwrap_or_default();
         let account_id = state.site_account(site_id).unwrap_or_default();
         let hashes = || {
@@ -153,7 +159,10 @@ impl ThreatFilter {
                     || threat.id.contains(q.as_str())
             })
             && self.site_ids.as_ref().is_none_or(|s| s.contains(site_id))
-            && self.account_ids.as_ref().is_none_or(|s| s.contains(account_id))
+            && self
+                .account_ids
+                .as_ref()
+                .is_none_or(|s| s.contains(account_id))
             && self.group_ids.as_ref().is_none_or(|s| {
                 agent
                     .and_then(|a| a.group_id.as_ref())
@@ -549,7 +558,8 @@ fn required_enum(
 /// which ones changed.
 pub(crate) fn analyst_verdict(state: &mut State, body: &Value) -> Result<Value, ApiError> {
     let data = data_object(body)?;
-    let verdict = required_enum(data, "analystVerdict", ANALYST_VERDICTS, true)?.unwrap_or_default();
+    let verdict =
+        required_enum(data, "analystVerdict", ANALYST_VERDICTS, true)?.unwrap_or_default();
     let selected = select(state, body)?;
     let now = state.now();
     let mut details = Vec::with_capacity(selected.len());
@@ -570,7 +580,8 @@ pub(crate) fn analyst_verdict(state: &mut State, body: &Value) -> Result<Value, 
 /// `POST /threats/incident`, optionally with an analyst verdict.
 pub(crate) fn incident(state: &mut State, body: &Value) -> Result<Value, ApiError> {
     let data = data_object(body)?;
-    let status = required_enum(data, "incidentStatus", INCIDENT_STATUSES, true)?.unwrap_or_default();
+    let status =
+        required_enum(data, "incidentStatus", INCIDENT_STATUSES, true)?.unwrap_or_default();
     let verdict = required_enum(data, "analystVerdict", ANALYST_VERDICTS, false)?;
     let selected = select(state, body)?;
     let now = state.now();
@@ -626,7 +637,10 @@ pub(crate) fn add_note(state: &mut State, body: &Value) -> Result<Value, ApiErro
 
 /// `GET /threats/{id}/notes`.
 pub(crate) fn notes(state: &State, threat_id: &str, params: &Params) -> Result<Value, ApiError> {
-    params.reject_unknown(&[PAGING_KEYS, &["creator__like", "creatorId"]].concat(), &[])?;
+    params.reject_unknown(
+        &[PAGING_KEYS, &["creator__like", "creatorId"]].concat(),
+        &[],
+    )?;
     let page = PageRequest::from_params(
         params,
         &format!("/threats/{threat_id}/notes"),
@@ -637,12 +651,14 @@ pub(crate) fn notes(state: &State, threat_id: &str, params: &Params) -> Result<V
         .iter()
         .find(|t| t.id == threat_id)
         .ok_or_else(|| ApiError::not_found(format!("Threat {threat_id} not found")))?;
-    let page = paginate(threat.notes.iter().collect(), &page, |note, sort_by| SortKey {
-        primary: match sort_by {
-            "createdAt" => SortValue::Int(note.created_at.timestamp_micros()),
-            _ => SortValue::Null,
-        },
-        id: note.id.clone(),
+    let page = paginate(threat.notes.iter().collect(), &page, |note, sort_by| {
+        SortKey {
+            primary: match sort_by {
+                "createdAt" => SortValue::Int(note.created_at.timestamp_micros()),
+                _ => SortValue::Null,
+            },
+            id: note.id.clone(),
+        }
     });
     Ok(page.to_json(|note| {
         json!({

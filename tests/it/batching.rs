@@ -20,7 +20,9 @@ fn envelope(sim: &Simulator, action: u32, config: Value, objects: Vec<Value>) ->
         "requests_per_second": 1000,
         "max_concurrency": 8,
     });
-    full.as_object_mut().unwrap().extend(config.as_object().unwrap().clone());
+    full.as_object_mut()
+        .unwrap()
+        .extend(config.as_object().unwrap().clone());
     json!({ "action": action, "run": { "now": "2026-04-22T13:50:54Z" }, "config": full, "objects": objects }).to_string()
 }
 
@@ -31,31 +33,60 @@ fn sha1_objects(count: usize, prefix: &str) -> Vec<Value> {
 }
 
 fn count(requests: &[RecordedRequest], method: &str, path: &str) -> usize {
-    requests.iter().filter(|request| request.method == method && request.path.ends_with(path)).count()
+    requests
+        .iter()
+        .filter(|request| request.method == method && request.path.ends_with(path))
+        .count()
 }
 
 #[test]
 fn blacklisting_10000_hashes_batches_lookups_and_a_rerun_only_looks_up() {
     let sim = simulator(json!({}));
-    let input = envelope(&sim, 1, json!({ "os_type": ["Windows"] }), sha1_objects(10_000, "7eb2"));
+    let input = envelope(
+        &sim,
+        1,
+        json!({ "os_type": ["Windows"] }),
+        sha1_objects(10_000, "7eb2"),
+    );
 
     let first = support::run(&["run"], &input);
     assert_eq!(first.exit, 0, "{}", first.stderr);
     let requests = sim.take_requests();
     let lookups = count(&requests, "GET", "/restrictions");
-    assert_eq!(count(&requests, "POST", "/restrictions"), 10_000, "one POST per missing entry");
+    assert_eq!(
+        count(&requests, "POST", "/restrictions"),
+        10_000,
+        "one POST per missing entry"
+    );
     // A SHA-1 takes 43 bytes of a 6,000-byte query budget once its comma is encoded.
-    assert!(lookups <= 10_000 / 130 + 1, "{lookups} look-ups: many values per request");
-    assert_eq!(first.json()["metrics"]["http_requests"], json!(requests.len()));
+    assert!(
+        lookups <= 10_000 / 130 + 1,
+        "{lookups} look-ups: many values per request"
+    );
+    assert_eq!(
+        first.json()["metrics"]["http_requests"],
+        json!(requests.len())
+    );
 
     let second = support::run(&["run"], &input);
     assert_eq!(second.exit, 0);
     let rerun = sim.take_requests();
-    assert_eq!(count(&rerun, "POST", "/restrictions"), 0, "nothing to add on a re-run");
-    assert_eq!(rerun.len(), lookups, "a re-run sends the same look-ups and nothing else");
+    assert_eq!(
+        count(&rerun, "POST", "/restrictions"),
+        0,
+        "nothing to add on a re-run"
+    );
+    assert_eq!(
+        rerun.len(),
+        lookups,
+        "a re-run sends the same look-ups and nothing else"
+    );
     let result = second.json();
     assert_eq!(result["summary"]["succeeded"], 10_000);
-    assert_eq!(result["results"][0]["detail"], "Already on the blacklist for windows in the global scope");
+    assert_eq!(
+        result["results"][0]["detail"],
+        "Already on the blacklist for windows in the global scope"
+    );
 }
 
 #[test]
@@ -75,15 +106,30 @@ fn exporting_2500_iocs_sends_three_posts_and_one_account_lookup() {
 #[test]
 fn mitigating_1200_hashes_batches_lookups_and_mitigations() {
     let sim = simulator(json!({ "generate": { "agents": 50, "threats": 1200 } }));
-    let input = envelope(&sim, 2, json!({ "mitigation_action": "Kill" }), sha1_objects(1200, "5eed"));
+    let input = envelope(
+        &sim,
+        2,
+        json!({ "mitigation_action": "Kill" }),
+        sha1_objects(1200, "5eed"),
+    );
     let out = support::run(&["run"], &input);
     assert_eq!(out.exit, 0, "{}", out.stderr);
     let requests = sim.take_requests();
     let lookups = count(&requests, "GET", "/threats");
-    assert!(lookups <= 1200 / 130 + 1, "{lookups} threat look-ups for 1,200 hashes");
-    assert_eq!(count(&requests, "POST", "/threats/mitigate/kill"), 2, "1,000 threat ids per request");
+    assert!(
+        lookups <= 1200 / 130 + 1,
+        "{lookups} threat look-ups for 1,200 hashes"
+    );
+    assert_eq!(
+        count(&requests, "POST", "/threats/mitigate/kill"),
+        2,
+        "1,000 threat ids per request"
+    );
     let result = out.json();
     assert_eq!(result["summary"]["succeeded"], 1200);
     let attributes = result["objects"][0]["attributes"].as_array().unwrap();
-    assert_eq!(attributes[0], json!({ "name": "Computers Affected by mitigation", "value": "1" }));
+    assert_eq!(
+        attributes[0],
+        json!({ "name": "Computers Affected by mitigation", "value": "1" })
+    );
 }

@@ -7,7 +7,11 @@ fn help_is_printed_on_stdout_and_exits_zero() {
     let out = run(&["--help"], "");
     assert_eq!(out.exit, 0);
     for command in ["run", "spec", "validate", "check", "simulate", "demo"] {
-        assert!(out.stdout.contains(command), "help mentions {command}:\n{}", out.stdout);
+        assert!(
+            out.stdout.contains(command),
+            "help mentions {command}:\n{}",
+            out.stdout
+        );
     }
     let out = run(&["run", "--help"], "");
     assert_eq!(out.exit, 0);
@@ -19,7 +23,11 @@ fn unknown_flags_and_commands_exit_two_with_nothing_on_stdout() {
     for args in [&["--nope"][..], &["explode"], &["run", "--dry"]] {
         let out = run(args, "");
         assert_eq!(out.exit, 2, "{args:?}");
-        assert!(out.stdout.is_empty(), "{args:?} printed on stdout: {}", out.stdout);
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?} printed on stdout: {}",
+            out.stdout
+        );
         assert!(!out.stderr.is_empty());
     }
 }
@@ -36,7 +44,12 @@ fn spec_lists_the_manifests_and_the_schemas() {
     let out = run(&["spec"], "");
     assert_eq!(out.exit, 0);
     let spec = out.json();
-    let names: Vec<&str> = spec["actions"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = spec["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
     for name in [
         "sentinelone-blacklist-whitelist-hashes",
         "sentinelone-mitigate-threats",
@@ -46,7 +59,10 @@ fn spec_lists_the_manifests_and_the_schemas() {
         assert!(names.contains(&name), "{name} in spec");
     }
     for schema in ["envelope", "result", "manifest"] {
-        assert!(spec["schemas"][schema]["$schema"].is_string(), "{schema} schema present");
+        assert!(
+            spec["schemas"][schema]["$schema"].is_string(),
+            "{schema} schema present"
+        );
     }
     let one = run(&["spec", "2"], "").json();
     assert_eq!(one["actions"].as_array().unwrap().len(), 1);
@@ -57,10 +73,18 @@ fn spec_lists_the_manifests_and_the_schemas() {
 #[test]
 fn committed_manifest_schema_is_current() {
     let spec = run(&["spec"], "").json();
-    let committed: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/manifest.schema.json")).unwrap())
-            .unwrap();
-    assert_eq!(committed, spec["schemas"]["manifest"], "regenerate with: s1-actions spec | jq .schemas.manifest > manifests/manifest.schema.json");
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/manifests/manifest.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        committed, spec["schemas"]["manifest"],
+        "regenerate with: s1-actions spec | jq .schemas.manifest > manifests/manifest.schema.json"
+    );
 }
 
 #[test]

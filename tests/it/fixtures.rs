@@ -54,14 +54,20 @@ fn fixture_cases() {
 fn run_case(envelope_path: &Path) {
     let dir = envelope_path.parent().unwrap();
     let case: Case = match std::fs::read_to_string(dir.join("case.json")) {
-        Ok(text) => serde_json::from_str(&text).unwrap_or_else(|err| panic!("{}: case.json: {err}", dir.display())),
+        Ok(text) => serde_json::from_str(&text)
+            .unwrap_or_else(|err| panic!("{}: case.json: {err}", dir.display())),
         Err(_) => Case::default(),
     };
-    let simulator = std::fs::read_to_string(dir.join("scenario.json")).ok().map(|text| {
-        let scenario = Scenario::from_json(&text).unwrap_or_else(|err| panic!("{}: scenario.json: {err}", dir.display()));
-        Simulator::start(scenario).unwrap()
-    });
-    let base_url = simulator.as_ref().map_or_else(|| "http://127.0.0.1:9".to_string(), Simulator::base_url);
+    let simulator = std::fs::read_to_string(dir.join("scenario.json"))
+        .ok()
+        .map(|text| {
+            let scenario = Scenario::from_json(&text)
+                .unwrap_or_else(|err| panic!("{}: scenario.json: {err}", dir.display()));
+            Simulator::start(scenario).unwrap()
+        });
+    let base_url = simulator
+        .as_ref()
+        .map_or_else(|| "http://127.0.0.1:9".to_string(), Simulator::base_url);
     let mut envelope = std::fs::read_to_string(envelope_path)
         .unwrap()
         .replace("{{base_url}}", &base_url)
@@ -79,19 +85,30 @@ fn run_case(envelope_path: &Path) {
         let run = support::run(&args, &envelope);
         let result = run.json();
         check_invariants(&result, run.exit, &envelope);
-        let requests: Vec<Value> =
-            simulator.as_ref().map(|sim| sim.take_requests().iter().map(summarise).collect()).unwrap_or_default();
+        let requests: Vec<Value> = simulator
+            .as_ref()
+            .map(|sim| sim.take_requests().iter().map(summarise).collect())
+            .unwrap_or_default();
         if let Some(sim) = &simulator {
             let state = sim.state();
             match &first_state {
                 None => first_state = Some(state),
                 Some(first) if case.unchanged_after_first_run => {
-                    assert_eq!(first, &state, "{}: run {run_number} changed the simulator's state", dir.display());
+                    assert_eq!(
+                        first,
+                        &state,
+                        "{}: run {run_number} changed the simulator's state",
+                        dir.display()
+                    );
                 }
                 Some(_) => {}
             }
         }
-        let result = if case.generate.is_some() { abbreviate(result) } else { result };
+        let result = if case.generate.is_some() {
+            abbreviate(result)
+        } else {
+            result
+        };
         runs.push(json!({ "exit": run.exit, "result": result, "requests": requests }));
     }
     let snapshot = json!({
@@ -100,7 +117,13 @@ fn run_case(envelope_path: &Path) {
         "runs": runs,
         "final_state": simulator.as_ref().map(Simulator::state),
     });
-    insta::assert_json_snapshot!(snapshot, { ".runs[].result.metrics.duration_ms" => "[duration_ms]" });
+    let name = |path: &Path| path.file_name().unwrap().to_string_lossy().into_owned();
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_snapshot_suffix(format!("{}.{}", name(dir.parent().unwrap()), name(dir)));
+    settings.bind(|| {
+        insta::assert_json_snapshot!("fixture", snapshot, { ".runs[].result.metrics.duration_ms" => "[duration_ms]" });
+    });
 }
 
 /// The envelope with `count` generated objects of `kind` appended.
@@ -108,7 +131,8 @@ fn generated(envelope: &str, generate: &Generate) -> String {
     let mut value: Value = serde_json::from_str(envelope).unwrap();
     let objects = value["objects"].as_array_mut().unwrap();
     for index in 0..generate.count {
-        objects.push(json!({ "id": index, "type": generate.kind, "value": format!("{index:040x}") }));
+        objects
+            .push(json!({ "id": index, "type": generate.kind, "value": format!("{index:040x}") }));
     }
     value.to_string()
 }
@@ -132,11 +156,22 @@ fn check_invariants(result: &Value, exit: i32, envelope: &str) {
         1 => "partial",
         _ => "failed",
     };
-    assert_eq!(status, expected_status, "exit {exit} disagrees with status {status}");
+    assert_eq!(
+        status, expected_status,
+        "exit {exit} disagrees with status {status}"
+    );
     if let Ok(sent) = serde_json::from_str::<Value>(envelope) {
         let count = sent["objects"].as_array().map_or(0, Vec::len);
-        assert_eq!(result["results"].as_array().unwrap().len(), count, "one result per object");
-        assert_eq!(result["objects"].as_array().unwrap().len(), count, "every object written back");
+        assert_eq!(
+            result["results"].as_array().unwrap().len(),
+            count,
+            "one result per object"
+        );
+        assert_eq!(
+            result["objects"].as_array().unwrap().len(),
+            count,
+            "every object written back"
+        );
     }
 }
 

@@ -4,7 +4,12 @@
 //! - `cli`: commands, help, usage errors and `spec`.
 //! - `batching`: request counts of large runs (batching minimums), asserted exactly.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 
 mod batching;
 mod cli;
