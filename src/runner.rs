@@ -244,8 +244,8 @@ fn finish(
         *plan = output.plan;
     }
     result.errors.extend(output.run_error);
-    result.records = output.records;
-    result.produced = output.produced;
+    result.records.extend(output.records);
+    result.produced.extend(output.produced);
     result.state = output.state;
     result.warnings.extend(output.warnings);
     let metrics = client.metrics();

@@ -13,5 +13,6 @@
 
 mod batching;
 mod cli;
+mod client;
 mod fixtures;
 mod support;
