@@ -137,7 +137,7 @@ fn the_rate_limiter_holds_requests_per_second_over_200_requests() {
     let sim = simulator(json!({}));
     let client = client(&sim, 50.0, 4);
     let started = Instant::now();
-    let results = client.parallel(&vec![(); 200], |()| client.get("/accounts", &[]));
+    let results = client.parallel(&[(); 200], |()| client.get("/accounts", &[]));
     let elapsed = started.elapsed().as_secs_f64();
     assert!(results.iter().all(Result::is_ok));
     let rate = 199.0 / elapsed;

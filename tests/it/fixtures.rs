@@ -48,7 +48,7 @@ struct Generate {
 
 #[test]
 fn fixture_cases() {
-    insta::glob!("../../fixtures", "*/*/envelope.json", |path| run_case(path));
+    insta::glob!("../../fixtures", "*/*/envelope.json", run_case);
 }
 
 fn run_case(envelope_path: &Path) {
