@@ -6,6 +6,7 @@
 //! Shared mechanics (outcomes, batching, dry-run plans) live in [`context`], not in actions.
 
 pub mod blacklist_whitelist_hashes;
+pub mod checkpoint;
 pub mod context;
 pub mod delete_hashes;
 pub mod hash_list;
