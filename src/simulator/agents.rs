@@ -113,7 +113,11 @@ impl AgentFilter {
     fn matches(&self, state: &State, stats: &AgentStats, agent: &Agent) -> bool {
         let account_id = state.site_account(&agent.site_id).unwrap_or_default();
         let addresses = || agent.addresses.iter().map(|a| a.to_lowercase());
-        let external = agent.external_ip.as_deref().unwrap_or_default().to_lowercase();
+        let external = agent
+            .external_ip
+            .as_deref()
+            .unwrap_or_default()
+            .to_lowercase();
         self.ids.as_ref().is_none_or(|s| s.contains(&agent.id))
             && self
                 .uuids
@@ -134,8 +138,14 @@ impl AgentFilter {
                 .external_contains
                 .as_ref()
                 .is_none_or(|needles| needles.iter().any(|n| external.contains(n.as_str())))
-            && self.site_ids.as_ref().is_none_or(|s| s.contains(&agent.site_id))
-            && self.account_ids.as_ref().is_none_or(|s| s.contains(account_id))
+            && self
+                .site_ids
+                .as_ref()
+                .is_none_or(|s| s.contains(&agent.site_id))
+            && self
+                .account_ids
+                .as_ref()
+                .is_none_or(|s| s.contains(account_id))
             && self
                 .group_ids
                 .as_ref()
@@ -149,7 +159,10 @@ impl AgentFilter {
                 .is_decommissioned
                 .is_none_or(|b| b == agent.is_decommissioned)
             && self.infected.is_none_or(|b| b == stats.infected(&agent.id))
-            && self.os_types.as_ref().is_none_or(|l| l.contains(&agent.os_type))
+            && self
+                .os_types
+                .as_ref()
+                .is_none_or(|l| l.contains(&agent.os_type))
             && self.query.as_ref().is_none_or(|q| {
                 agent.computer_name.to_lowercase().contains(q.as_str())
                     || addresses().any(|a| a.contains(q.as_str()))
@@ -240,7 +253,11 @@ pub(crate) fn get(state: &State, params: &Params) -> Result<Value, ApiError> {
 
 /// `POST /agents/actions/connect` and `/disconnect`. A missing filter is a validation error; an
 /// empty filter acts on every agent.
-pub(crate) fn network_action(state: &mut State, connect: bool, body: &Value) -> Result<Value, ApiError> {
+pub(crate) fn network_action(
+    state: &mut State,
+    connect: bool,
+    body: &Value,
+) -> Result<Value, ApiError> {
     let filter = match body.get("filter") {
         None | Some(Value::Null) => {
             return Err(ApiError::validation(

@@ -74,7 +74,10 @@ pub(crate) fn read_request(stream: &TcpStream) -> Result<Request, ReadError> {
         return Err(ReadError::Bad(400, "malformed request line".to_string()));
     };
     if !version.starts_with("HTTP/1.") {
-        return Err(ReadError::Bad(505, "HTTP version not supported".to_string()));
+        return Err(ReadError::Bad(
+            505,
+            "HTTP version not supported".to_string(),
+        ));
     }
     let method = method.to_string();
     let target = target.to_string();
@@ -106,22 +109,22 @@ pub(crate) fn read_request(stream: &TcpStream) -> Result<Request, ReadError> {
         let mut writer = stream;
         writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
     }
-    let body = if find("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
-    {
-        read_chunked(&mut reader)?
-    } else if let Some(length) = find("content-length") {
-        let length: usize = length
-            .parse()
-            .map_err(|_| ReadError::Bad(400, "invalid Content-Length".to_string()))?;
-        if length > MAX_BODY_BYTES {
-            return Err(ReadError::Bad(413, "request body too large".to_string()));
-        }
-        let mut body = vec![0u8; length];
-        reader.read_exact(&mut body)?;
-        body
-    } else {
-        Vec::new()
-    };
+    let body =
+        if find("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+            read_chunked(&mut reader)?
+        } else if let Some(length) = find("content-length") {
+            let length: usize = length
+                .parse()
+                .map_err(|_| ReadError::Bad(400, "invalid Content-Length".to_string()))?;
+            if length > MAX_BODY_BYTES {
+                return Err(ReadError::Bad(413, "request body too large".to_string()));
+            }
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body)?;
+            body
+        } else {
+            Vec::new()
+        };
 
     let (raw_path, raw_query) = split_target(&target);
     let mut query: BTreeMap<String, String> = BTreeMap::new();
@@ -321,7 +324,10 @@ mod tests {
         assert_eq!(split_target("/a/b?x=1"), ("/a/b", Some("x=1")));
         assert_eq!(split_target("http://h:1/a?x"), ("/a", Some("x")));
         assert_eq!(split_target("/a#frag"), ("/a", None));
-        assert_eq!(percent_decode("/hashes/ab%2Fc/verdict"), "/hashes/ab/c/verdict");
+        assert_eq!(
+            percent_decode("/hashes/ab%2Fc/verdict"),
+            "/hashes/ab/c/verdict"
+        );
         assert_eq!(percent_decode("/bad%2"), "/bad%2");
         assert_eq!(percent_decode("/end%"), "/end%");
     }

@@ -283,7 +283,13 @@ pub(crate) fn post(state: &mut State, body: &Value) -> Result<Value, ApiError> {
     let mut built = Vec::with_capacity(items.len() * scopes.len());
     for scope in &scopes {
         for (index, item) in items.iter().enumerate() {
-            built.push(build_indexed(item, Some(index), scope.clone(), now, &batch_id)?);
+            built.push(build_indexed(
+                item,
+                Some(index),
+                scope.clone(),
+                now,
+                &batch_id,
+            )?);
         }
     }
     let mut rendered = Vec::with_capacity(built.len());
@@ -440,7 +446,14 @@ pub(crate) fn get(state: &State, params: &Params) -> Result<Value, ApiError> {
     let page = PageRequest::from_params(
         params,
         "/threat-intelligence/iocs",
-        &["id", "uploadTime", "updatedAt", "type", "source", "creationTime"],
+        &[
+            "id",
+            "uploadTime",
+            "updatedAt",
+            "type",
+            "source",
+            "creationTime",
+        ],
     )?;
     let filter = IocFilter::from_params(state, params)?;
     let items: Vec<&Ioc> = state

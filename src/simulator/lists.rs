@@ -46,7 +46,14 @@ const GET_KEYS: &[&str] = &[
     "user__contains",
 ];
 
-const SORT_FIELDS: &[&str] = &["id", "createdAt", "updatedAt", "value", "osType", "description"];
+const SORT_FIELDS: &[&str] = &[
+    "id",
+    "createdAt",
+    "updatedAt",
+    "value",
+    "osType",
+    "description",
+];
 
 fn list_of(state: &State, list: ListKind) -> &Vec<HashEntry> {
     match list {
@@ -84,8 +91,14 @@ pub(crate) fn render(state: &State, entry: &HashEntry) -> Value {
     out.insert("description".to_string(), json!(entry.description));
     out.insert("source".to_string(), json!(entry.source));
     out.insert("scope".to_string(), entry.scope.to_json());
-    out.insert("scopeName".to_string(), json!(state.scope_name(&entry.scope)));
-    out.insert("scopePath".to_string(), json!(state.scope_path(&entry.scope)));
+    out.insert(
+        "scopeName".to_string(),
+        json!(state.scope_name(&entry.scope)),
+    );
+    out.insert(
+        "scopePath".to_string(),
+        json!(state.scope_path(&entry.scope)),
+    );
     out.insert("userId".to_string(), json!(USER_ID));
     out.insert("userName".to_string(), json!(entry.user_name));
     out.insert("createdAt".to_string(), json!(ts(entry.created_at)));
@@ -116,7 +129,14 @@ pub(crate) fn entry_from_data(
     let invalid = |key: &str, message: &str| {
         ApiError::validation(format!("{{'data': {{'{key}': ['{message}']}}}}"))
     };
-    let mut known = vec!["type", "osType", "value", "description", "source", "externalTicketId"];
+    let mut known = vec![
+        "type",
+        "osType",
+        "value",
+        "description",
+        "source",
+        "externalTicketId",
+    ];
     match list {
         ListKind::Blacklist => known.push("sha256Value"),
         ListKind::Exclusions => known.extend([
@@ -175,7 +195,14 @@ pub(crate) fn entry_from_data(
         return Err(invalid("value", "Missing data for required field."));
     }
     let mut extra = Map::new();
-    for key in ["mode", "pathExclusionType", "actions", "inject", "applicationName", "externalTicketId"] {
+    for key in [
+        "mode",
+        "pathExclusionType",
+        "actions",
+        "inject",
+        "applicationName",
+        "externalTicketId",
+    ] {
         if let Some(v) = object.get(key) {
             extra.insert(key.to_string(), v.clone());
         }
@@ -248,7 +275,10 @@ pub(crate) fn write_scopes(state: &State, params: &Params) -> Result<Vec<Scope>,
 }
 
 /// The set of scopes a GET selects, or `None` for "everything the token sees".
-pub(crate) fn read_scopes(state: &State, params: &Params) -> Result<Option<HashSet<Scope>>, ApiError> {
+pub(crate) fn read_scopes(
+    state: &State,
+    params: &Params,
+) -> Result<Option<HashSet<Scope>>, ApiError> {
     let mut targets = scope_ids(state, params)?;
     if params.bool("tenant")? == Some(true) {
         targets.push(Scope::Global);
@@ -280,7 +310,10 @@ pub(crate) fn read_scopes(state: &State, params: &Params) -> Result<Option<HashS
 
 /// `GET /restrictions` and `GET /exclusions`.
 pub(crate) fn get(state: &State, list: ListKind, params: &Params) -> Result<Value, ApiError> {
-    params.reject_unknown(&[PAGING_KEYS, GET_KEYS].concat(), &["createdAt", "updatedAt"])?;
+    params.reject_unknown(
+        &[PAGING_KEYS, GET_KEYS].concat(),
+        &["createdAt", "updatedAt"],
+    )?;
     let page = PageRequest::from_params(params, endpoint(list), SORT_FIELDS)?;
     let ids: Option<HashSet<String>> = params.list("ids").map(|l| l.into_iter().collect());
     let mut types = params.list("types").unwrap_or_default();
@@ -297,7 +330,9 @@ pub(crate) fn get(state: &State, list: ListKind, params: &Params) -> Result<Valu
     let contains = params.list("value__contains").map(Needles::new);
     let os_types = params.list("osTypes");
     let sources = params.list("source");
-    let description = params.text("description__contains")?.map(|d| d.to_lowercase());
+    let description = params
+        .text("description__contains")?
+        .map(|d| d.to_lowercase());
     let query = params.text("query")?.map(|q| q.to_lowercase());
     let created = params.time_range("createdAt")?;
     let updated = params.time_range("updatedAt")?;
@@ -309,13 +344,15 @@ pub(crate) fn get(state: &State, list: ListKind, params: &Params) -> Result<Valu
         let fields = || value_lower.iter().chain(sha_lower.iter());
         ids.as_ref().is_none_or(|ids| ids.contains(&entry.id))
             && (types.is_empty() || types.contains(&entry.kind))
-            && exact.as_ref().is_none_or(|v| {
-                entry.value.as_ref() == Some(v) || entry.sha256.as_ref() == Some(v)
-            })
+            && exact
+                .as_ref()
+                .is_none_or(|v| entry.value.as_ref() == Some(v) || entry.sha256.as_ref() == Some(v))
             && contains
                 .as_ref()
                 .is_none_or(|needles| fields().any(|f| needles.found_in(f)))
-            && os_types.as_ref().is_none_or(|os| os.contains(&entry.os_type))
+            && os_types
+                .as_ref()
+                .is_none_or(|os| os.contains(&entry.os_type))
             && sources.as_ref().is_none_or(|s| s.contains(&entry.source))
             && description
                 .as_ref()
@@ -367,7 +404,11 @@ pub(crate) fn post(state: &mut State, list: ListKind, body: &Value) -> Result<Va
     for scope in &scopes {
         let entry = entry_from_data(list, data, String::new(), scope.clone(), now)?;
         if let Some(existing) = list_of(state, list).iter().find(|e| e.same_as(&entry)) {
-            let hash = entry.value.clone().or(entry.sha256.clone()).unwrap_or_default();
+            let hash = entry
+                .value
+                .clone()
+                .or(entry.sha256.clone())
+                .unwrap_or_default();
             return Err(ApiError::already_exists(format!(
                 "{hash} already exists for {} in {} (id {})",
                 entry.os_type,

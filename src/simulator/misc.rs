@@ -15,7 +15,7 @@ use super::params::{ApiError, Params, is_hex};
 use super::state::{
     ANALYST_VERDICTS, Activity, Alert, INCIDENT_STATUSES, State, canonical_status, hex32, ts,
 };
-use super::threats::{AgentStats, agent_realtime_info};
+use super::threats::{AgentStats, RealtimeInfo};
 
 /// `POST /users/api-token-details`.
 pub(crate) fn token_details(state: &State, token: &str, body: &Value) -> Result<Value, ApiError> {
@@ -72,7 +72,10 @@ pub(crate) fn activity_types(state: &State) -> Value {
 
 fn render_activity(state: &State, activity: &Activity) -> Value {
     let site = activity.site_id.as_deref().and_then(|s| state.site(s));
-    let account = activity.account_id.as_deref().and_then(|a| state.account(a));
+    let account = activity
+        .account_id
+        .as_deref()
+        .and_then(|a| state.account(a));
     let agent = activity.agent_id.as_deref().and_then(|a| state.agent(a));
     let group = agent
         .and_then(|a| a.group_id.as_deref())
@@ -247,7 +250,7 @@ fn render_alert(state: &State, stats: &AgentStats, alert: &Alert) -> Value {
             "uuid": agent.map(|a| a.uuid.clone()),
             "version": agent.map(|a| a.agent_version.clone()),
         },
-        "agentRealtimeInfo": agent_realtime_info(state, stats, &alert.agent_id),
+        "agentRealtimeInfo": RealtimeInfo::new(state, stats, &alert.agent_id),
         "alertInfo": info,
         "containerInfo": {},
         "kubernetesInfo": {},
@@ -302,7 +305,11 @@ struct AlertFilter {
     reported: super::params::TimeRange,
 }
 
-fn status_list(params: &Params, key: &str, allowed: &[&str]) -> Result<Option<Vec<String>>, ApiError> {
+fn status_list(
+    params: &Params,
+    key: &str,
+    allowed: &[&str],
+) -> Result<Option<Vec<String>>, ApiError> {
     let Some(list) = params.list(key) else {
         return Ok(None);
     };
@@ -352,7 +359,10 @@ impl AlertFilter {
         };
         self.ids.as_ref().is_none_or(|s| s.contains(&alert.id))
             && self.site_ids.as_ref().is_none_or(|s| s.contains(&site_id))
-            && self.account_ids.as_ref().is_none_or(|s| s.contains(account_id))
+            && self
+                .account_ids
+                .as_ref()
+                .is_none_or(|s| s.contains(account_id))
             && self.group_ids.as_ref().is_none_or(|s| {
                 agent
                     .and_then(|a| a.group_id.as_ref())
@@ -381,7 +391,10 @@ impl AlertFilter {
 
 /// `GET /cloud-detection/alerts`.
 pub(crate) fn alerts(state: &State, params: &Params) -> Result<Value, ApiError> {
-    params.reject_unknown(&[PAGING_KEYS, ALERT_FILTER_KEYS].concat(), ALERT_TIME_FIELDS)?;
+    params.reject_unknown(
+        &[PAGING_KEYS, ALERT_FILTER_KEYS].concat(),
+        ALERT_TIME_FIELDS,
+    )?;
     let page = PageRequest::from_params(
         params,
         "/cloud-detection/alerts",
@@ -412,7 +425,11 @@ pub(crate) fn alerts(state: &State, params: &Params) -> Result<Value, ApiError> 
 
 /// `POST /cloud-detection/alerts/analyst-verdict` (`verdict`) and `/incident` (status).
 /// `affected` counts every matched alert; an empty filter selects all of them.
-pub(crate) fn update_alerts(state: &mut State, verdict: bool, body: &Value) -> Result<Value, ApiError> {
+pub(crate) fn update_alerts(
+    state: &mut State,
+    verdict: bool,
+    body: &Value,
+) -> Result<Value, ApiError> {
     let filter = match body.get("filter") {
         None | Some(Value::Null) => {
             return Err(ApiError::validation(

@@ -305,8 +305,14 @@ fn serve_connection(shared: &Shared, stream: &TcpStream) {
         Ok(request) => request,
         Err(http::ReadError::Closed) => return,
         Err(http::ReadError::Bad(status, detail)) => {
-            let error = ApiError::new(status, u64::from(status) * 10000 + 10, "Bad Request", Some(detail));
-            let _ = http::write_response(stream, &http::Response::json(status, &error.body()), false);
+            let error = ApiError::new(
+                status,
+                u64::from(status) * 10000 + 10,
+                "Bad Request",
+                Some(detail),
+            );
+            let _ =
+                http::write_response(stream, &http::Response::json(status, &error.body()), false);
             let _ = stream.shutdown(Shutdown::Write);
             return;
         }
@@ -372,9 +378,14 @@ fn serve_connection(shared: &Shared, stream: &TcpStream) {
             }));
             let (status, body) = outcome.unwrap_or_else(|_| {
                 let error = ApiError::server_error("The simulator failed on this request");
-                (error.status, error.body())
+                (error.status, error.body().to_string())
             });
-            let mut response = http::Response::json(status, &body);
+            let mut response = http::Response {
+                status,
+                content_type: "application/json",
+                body: body.into_bytes(),
+                retry_after: None,
+            };
             let mut truncate = false;
             match other {
                 Some(Fault::DropAfter) => {

@@ -75,7 +75,15 @@ pub(crate) fn accounts(state: &State, params: &Params) -> Result<Value, ApiError
     params.reject_unknown(
         &[
             PAGING_KEYS,
-            &["ids", "accountIds", "name", "name__contains", "states", "query", "isDefault"],
+            &[
+                "ids",
+                "accountIds",
+                "name",
+                "name__contains",
+                "states",
+                "query",
+                "isDefault",
+            ],
         ]
         .concat(),
         &["createdAt", "updatedAt"],
@@ -98,9 +106,9 @@ pub(crate) fn accounts(state: &State, params: &Params) -> Result<Value, ApiError
                 && contains
                     .as_ref()
                     .is_none_or(|c| a.name.to_lowercase().contains(c.as_str()))
-                && query
-                    .as_ref()
-                    .is_none_or(|q| a.name.to_lowercase().contains(q.as_str()) || a.id.contains(q.as_str()))
+                && query.as_ref().is_none_or(|q| {
+                    a.name.to_lowercase().contains(q.as_str()) || a.id.contains(q.as_str())
+                })
                 && states.as_ref().is_none_or(|s| s.contains(&a.state))
                 && created.contains(a.created_at)
         })
@@ -194,16 +202,20 @@ pub(crate) fn sites(state: &State, params: &Params) -> Result<Value, ApiError> {
         .iter()
         .filter(|s| {
             ids.as_ref().is_none_or(|i| i.contains(&s.id))
-                && account_ids.as_ref().is_none_or(|i| i.contains(&s.account_id))
+                && account_ids
+                    .as_ref()
+                    .is_none_or(|i| i.contains(&s.account_id))
                 && name.as_ref().is_none_or(|n| *n == s.name)
                 && contains
                     .as_ref()
                     .is_none_or(|c| s.name.to_lowercase().contains(c.as_str()))
-                && query
-                    .as_ref()
-                    .is_none_or(|q| s.name.to_lowercase().contains(q.as_str()) || s.id.contains(q.as_str()))
+                && query.as_ref().is_none_or(|q| {
+                    s.name.to_lowercase().contains(q.as_str()) || s.id.contains(q.as_str())
+                })
                 && (states.is_empty() || states.contains(&s.state))
-                && site_type.as_ref().is_none_or(|t| t.eq_ignore_ascii_case(&s.site_type))
+                && site_type
+                    .as_ref()
+                    .is_none_or(|t| t.eq_ignore_ascii_case(&s.site_type))
                 && sku.as_ref().is_none_or(|k| k.eq_ignore_ascii_case(&s.sku))
                 && is_default.is_none_or(|d| d == s.is_default)
                 && created.contains(s.created_at)
@@ -257,8 +269,16 @@ pub(crate) fn groups(state: &State, params: &Params) -> Result<Value, ApiError> 
         &[
             PAGING_KEYS,
             &[
-                "siteIds", "groupIds", "accountIds", "types", "type", "name", "isDefault", "query",
-                "id", "rank",
+                "siteIds",
+                "groupIds",
+                "accountIds",
+                "types",
+                "type",
+                "name",
+                "isDefault",
+                "query",
+                "id",
+                "rank",
             ],
         ]
         .concat(),
@@ -288,9 +308,9 @@ pub(crate) fn groups(state: &State, params: &Params) -> Result<Value, ApiError> 
                 && (types.is_empty() || types.contains(&g.kind))
                 && name.as_ref().is_none_or(|n| *n == g.name)
                 && is_default.is_none_or(|d| d == g.is_default)
-                && query
-                    .as_ref()
-                    .is_none_or(|q| g.name.to_lowercase().contains(q.as_str()) || g.id.contains(q.as_str()))
+                && query.as_ref().is_none_or(|q| {
+                    g.name.to_lowercase().contains(q.as_str()) || g.id.contains(q.as_str())
+                })
                 && rank.is_none_or(|r| g.rank == i64::try_from(r).ok())
                 && updated.contains(g.created_at)
         })

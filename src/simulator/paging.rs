@@ -231,7 +231,8 @@ fn decode_cursor(
     if version != "v1" || print.as_str() != Some(fingerprint(endpoint).as_str()) {
         return Err(invalid());
     }
-    if sort.as_str() != Some(sort_by) || order.as_str() != Some(if descending { "desc" } else { "asc" })
+    if sort.as_str() != Some(sort_by)
+        || order.as_str() != Some(if descending { "desc" } else { "asc" })
     {
         return Err(ApiError::validation(
             "{'cursor': ['Cursor does not match sortBy/sortOrder.']}",

@@ -161,7 +161,11 @@ impl Params {
     /// Rejects keys the endpoint does not know, as the console's schema validation does. A key
     /// is known when it is listed in `known` or is `<field>__gt|gte|lt|lte` of a `time_fields`
     /// field.
-    pub(crate) fn reject_unknown(&self, known: &[&str], time_fields: &[&str]) -> Result<(), ApiError> {
+    pub(crate) fn reject_unknown(
+        &self,
+        known: &[&str],
+        time_fields: &[&str],
+    ) -> Result<(), ApiError> {
         let is_known = |key: &str| {
             known.contains(&key)
                 || key.split_once("__").is_some_and(|(field, op)| {
@@ -307,7 +311,6 @@ impl TimeRange {
             && self.lt.is_none_or(|b| at < b)
             && self.lte.is_none_or(|b| at <= b)
     }
-
 }
 
 /// Is `text` exactly `len` hex digits?
@@ -343,16 +346,18 @@ impl Needles {
             .map(|&l| haystack.len() - l + 1)
             .sum();
         if windows < self.list.len() {
-            self.lengths.iter().filter(|&&l| l <= haystack.len()).any(|&l| {
-                (0..=haystack.len() - l).any(|i| {
-                    haystack
-                        .get(i..i + l)
-                        .is_some_and(|window| self.set.contains(window))
+            self.lengths
+                .iter()
+                .filter(|&&l| l <= haystack.len())
+                .any(|&l| {
+                    (0..=haystack.len() - l).any(|i| {
+                        haystack
+                            .get(i..i + l)
+                            .is_some_and(|window| self.set.contains(window))
+                    })
                 })
-            })
         } else {
             self.list.iter().any(|n| haystack.contains(n.as_str()))
         }
     }
-
 }

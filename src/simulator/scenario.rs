@@ -97,8 +97,7 @@ impl Scenario {
     pub fn from_file(path: &Path) -> anyhow::Result<Scenario> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read scenario {}", path.display()))?;
-        Scenario::from_json(&text)
-            .with_context(|| format!("invalid scenario {}", path.display()))
+        Scenario::from_json(&text).with_context(|| format!("invalid scenario {}", path.display()))
     }
 }
 
@@ -334,7 +333,10 @@ pub struct FaultRule {
 #[serde(try_from = "RawFault", into = "RawFault")]
 pub enum Fault {
     /// Answer this status with an S1 errors body, without applying the request.
-    Status { status: u16, retry_after: Option<String> },
+    Status {
+        status: u16,
+        retry_after: Option<String>,
+    },
     /// Close the connection without answering and without applying the request.
     DropBefore,
     /// Apply the request, then close the connection without answering.
@@ -430,7 +432,9 @@ impl TryFrom<RawFault> for Fault {
         }
         match kinds.len() {
             1 => Ok(kinds.remove(0)),
-            0 => Err("a fault needs one of status, drop, malformed, delay_ms, truncated".to_string()),
+            0 => {
+                Err("a fault needs one of status, drop, malformed, delay_ms, truncated".to_string())
+            }
             _ => Err("a fault names more than one kind".to_string()),
         }
     }

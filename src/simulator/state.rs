@@ -283,7 +283,11 @@ pub(crate) struct Ioc {
 impl Ioc {
     /// The create-or-update key: type, lower-cased value, scope.
     pub(crate) fn key(&self) -> (String, String, Scope) {
-        (self.kind.clone(), self.value.to_lowercase(), self.scope.clone())
+        (
+            self.kind.clone(),
+            self.value.to_lowercase(),
+            self.scope.clone(),
+        )
     }
 }
 
@@ -548,9 +552,9 @@ impl State {
             }
             let (site_id, group_id) = match (&seed.group_id, &seed.site_id) {
                 (Some(group_id), site_id) => {
-                    let group = self
-                        .group(group_id)
-                        .ok_or_else(|| context(format!("groupId '{group_id}' is not a seeded group")))?;
+                    let group = self.group(group_id).ok_or_else(|| {
+                        context(format!("groupId '{group_id}' is not a seeded group"))
+                    })?;
                     if site_id.as_ref().is_some_and(|s| *s != group.site_id) {
                         return Err(context("groupId is not in siteId".to_string()));
                     }
@@ -612,7 +616,10 @@ impl State {
                 network_status,
                 is_active: seed.is_active.unwrap_or(true),
                 is_decommissioned: seed.is_decommissioned,
-                domain: seed.domain.clone().unwrap_or_else(|| "WORKGROUP".to_string()),
+                domain: seed
+                    .domain
+                    .clone()
+                    .unwrap_or_else(|| "WORKGROUP".to_string()),
                 last_active_date: seed.last_active_date.unwrap_or(start),
                 created_at: seed.created_at.unwrap_or(start),
                 extra: seed.extra.clone(),
@@ -704,7 +711,10 @@ impl State {
                 .map_err(context)?;
             let sha1 = seed.sha1.to_lowercase();
             if !is_hex(&sha1, 40) {
-                return Err(context(format!("sha1 '{}' is not 40 hex digits", seed.sha1)));
+                return Err(context(format!(
+                    "sha1 '{}' is not 40 hex digits",
+                    seed.sha1
+                )));
             }
             let sha256 = check_hex(&seed.sha256, 64, "sha256").map_err(context)?;
             let md5 = check_hex(&seed.md5, 32, "md5").map_err(context)?;
@@ -795,12 +805,19 @@ impl State {
             let agent_id = self
                 .resolve_agent(&seed.agent_id, &seed.computer_name)
                 .map_err(context)?;
-            let incident_status = canonical_status(seed.incident_status.as_deref().unwrap_or("unresolved"));
+            let incident_status =
+                canonical_status(seed.incident_status.as_deref().unwrap_or("unresolved"));
             one_of(&incident_status, INCIDENT_STATUSES, "incidentStatus").map_err(context)?;
-            let analyst_verdict = canonical_status(seed.analyst_verdict.as_deref().unwrap_or("undefined"));
+            let analyst_verdict =
+                canonical_status(seed.analyst_verdict.as_deref().unwrap_or("undefined"));
             one_of(&analyst_verdict, ANALYST_VERDICTS, "analystVerdict").map_err(context)?;
             let severity = title_case(seed.severity.as_deref().unwrap_or("High"));
-            one_of(&severity, &["Low", "Medium", "High", "Critical"], "severity").map_err(context)?;
+            one_of(
+                &severity,
+                &["Low", "Medium", "High", "Critical"],
+                "severity",
+            )
+            .map_err(context)?;
             let sha1 = check_hex(&seed.sha1, 40, "sha1").map_err(context)?;
             let sha256 = check_hex(&seed.sha256, 64, "sha256").map_err(context)?;
             let md5 = check_hex(&seed.md5, 32, "md5").map_err(context)?;
@@ -835,10 +852,9 @@ impl State {
         for (i, seed) in scenario.activities.iter().enumerate() {
             let context = |e: String| format!("activities[{i}]: {e}");
             let agent = match &seed.agent_id {
-                Some(agent_id) => Some(
-                    self.agent(agent_id)
-                        .ok_or_else(|| context(format!("agentId '{agent_id}' is not a seeded agent")))?,
-                ),
+                Some(agent_id) => Some(self.agent(agent_id).ok_or_else(|| {
+                    context(format!("agentId '{agent_id}' is not a seeded agent"))
+                })?),
                 None => None,
             };
             let site_id = seed
@@ -917,7 +933,11 @@ impl State {
         let mut data = Map::new();
         data.insert(
             "type".to_string(),
-            json!(seed.kind.clone().unwrap_or_else(|| list.hash_type().to_string())),
+            json!(
+                seed.kind
+                    .clone()
+                    .unwrap_or_else(|| list.hash_type().to_string())
+            ),
         );
         data.insert("osType".to_string(), json!(seed.os_type));
         if let Some(value) = &seed.value {
@@ -935,8 +955,9 @@ impl State {
         );
         let created_at = seed.created_at.unwrap_or(start);
         let id = self.seed_id(&seed.id);
-        let mut entry = super::lists::entry_from_data(list, &Value::Object(data), id, scope, created_at)
-            .map_err(|e| context(e.detail.unwrap_or(e.title)))?;
+        let mut entry =
+            super::lists::entry_from_data(list, &Value::Object(data), id, scope, created_at)
+                .map_err(|e| context(e.detail.unwrap_or(e.title)))?;
         entry
             .extra
             .extend(seed.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -950,7 +971,11 @@ impl State {
         if existing.iter().any(|other| other.same_as(&entry)) {
             return Err(context(format!(
                 "duplicate entry {}",
-                entry.value.clone().or(entry.sha256.clone()).unwrap_or_default()
+                entry
+                    .value
+                    .clone()
+                    .or(entry.sha256.clone())
+                    .unwrap_or_default()
             )));
         }
         Ok(entry)
@@ -1338,13 +1363,37 @@ fn default_activity_types() -> Vec<ActivityTypeSeed> {
     [
         (1, "Agent Installed", "{{ computer_name }} installed"),
         (5, "Agent Uninstalled", "{{ computer_name }} uninstalled"),
-        (18, "Threat Detected", "Threat {{ threat_name }} detected on {{ computer_name }}"),
-        (19, "Threat Mitigated", "Threat {{ threat_name }} mitigated on {{ computer_name }}"),
+        (
+            18,
+            "Threat Detected",
+            "Threat {{ threat_name }} detected on {{ computer_name }}",
+        ),
+        (
+            19,
+            "Threat Mitigated",
+            "Threat {{ threat_name }} mitigated on {{ computer_name }}",
+        ),
         (27, "User Logged In", "{{ username }} logged in"),
-        (52, "User Marked Threat As Resolved", "{{ username }} resolved {{ threat_name }}"),
-        (86, "Agent Uploaded Fetched Files", "{{ computer_name }} uploaded fetched files"),
-        (2001, "Threat Quarantined", "{{ threat_name }} quarantined on {{ computer_name }}"),
-        (3608, "New Alert", "Alert {{ rule_name }} on {{ computer_name }}"),
+        (
+            52,
+            "User Marked Threat As Resolved",
+            "{{ username }} resolved {{ threat_name }}",
+        ),
+        (
+            86,
+            "Agent Uploaded Fetched Files",
+            "{{ computer_name }} uploaded fetched files",
+        ),
+        (
+            2001,
+            "Threat Quarantined",
+            "{{ threat_name }} quarantined on {{ computer_name }}",
+        ),
+        (
+            3608,
+            "New Alert",
+            "Alert {{ rule_name }} on {{ computer_name }}",
+        ),
     ]
     .into_iter()
     .map(|(id, action, template)| ActivityTypeSeed {
