@@ -1045,3 +1045,27 @@ fn bad_scenarios_are_refused() {
         assert!(!matches!(started, Ok(Ok(_))), "accepted {bad}");
     }
 }
+
+#[test]
+fn demo_scenario_loads() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/scenario.json");
+    let sim = Simulator::start(Scenario::from_file(&path).unwrap()).unwrap();
+    let (_, body) = api(
+        &sim,
+        "GET",
+        "/threats?contentHashes=7EB2197D6FD80C31BD04D3A7FB8C725EB9789013&limit=1000",
+        None,
+    );
+    assert_eq!(body["pagination"]["totalItems"], 3);
+    let (_, body) = api(&sim, "GET", "/sites", None);
+    assert_eq!(body["data"]["sites"].as_array().unwrap().len(), 3);
+    let (_, body) = api(&sim, "GET", "/groups?limit=100", None);
+    assert_eq!(body["pagination"]["totalItems"], 4);
+    let (_, body) = api(&sim, "GET", "/agents?limit=100", None);
+    assert_eq!(body["pagination"]["totalItems"], 8);
+    let (_, body) = api(&sim, "GET", "/exclusions?type=path", None);
+    assert_eq!(body["data"][0]["mode"], "suppress");
+    let state = sim.state();
+    assert_eq!(state["threats"].as_array().unwrap().len(), 12);
+    assert_eq!(state["iocs"].as_array().unwrap().len(), 1);
+}
