@@ -122,7 +122,11 @@ impl Simulator {
             state: Mutex::new(state),
             access: Access {
                 api_token: scenario.api_token.clone(),
-                forbidden_paths: scenario.forbidden_paths.clone(),
+                forbidden_paths: scenario
+                    .forbidden_paths
+                    .iter()
+                    .map(|p| routes::full_prefix(p))
+                    .collect(),
             },
             latency: Duration::from_millis(scenario.latency_ms),
             faults: Mutex::new(FaultPlan::new(&scenario.faults)),

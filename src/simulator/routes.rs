@@ -16,6 +16,18 @@ use super::{agents, iocs, lists, misc, org, threats};
 /// The API's base path.
 pub(crate) const BASE: &str = "/web/api/v2.1";
 
+/// A path prefix from the scenario as a full path: prefixes that do not start with `/web/` are
+/// taken relative to the API base (`/threats` → `/web/api/v2.1/threats`).
+pub(crate) fn full_prefix(prefix: &str) -> String {
+    if prefix.starts_with("/web/") {
+        prefix.to_string()
+    } else if prefix.starts_with('/') {
+        format!("{BASE}{prefix}")
+    } else {
+        format!("{BASE}/{prefix}")
+    }
+}
+
 /// What the router needs to know about the scenario besides the state.
 #[derive(Debug, Clone)]
 pub(crate) struct Access {
