@@ -1069,3 +1069,19 @@ fn demo_scenario_loads() {
     assert_eq!(state["threats"].as_array().unwrap().len(), 12);
     assert_eq!(state["iocs"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn documented_examples_are_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/simulator.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let blocks: Vec<&str> = doc
+        .split("```json")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap())
+        .collect();
+    assert_eq!(blocks.len(), 2);
+    let seeded = Simulator::start(Scenario::from_json(blocks[0]).unwrap()).unwrap();
+    assert_eq!(seeded.state()["threats"].as_array().unwrap().len(), 1);
+    let faults = Scenario::from_json(&format!("{{{}}}", blocks[1])).unwrap();
+    assert_eq!(faults.faults.len(), 3);
+}
