@@ -25,6 +25,7 @@ pub(crate) struct FaultPlan {
 struct RuleState {
     rule: FaultRule,
     method: Option<String>,
+    path: Option<String>,
     matched: u64,
     fired: u64,
 }
@@ -36,6 +37,7 @@ impl FaultPlan {
                 .iter()
                 .map(|rule| RuleState {
                     method: rule.method.as_ref().map(|m| m.to_ascii_uppercase()),
+                    path: rule.path.as_deref().map(super::routes::full_prefix),
                     rule: rule.clone(),
                     matched: 0,
                     fired: 0,
@@ -55,7 +57,6 @@ impl FaultPlan {
                 continue;
             }
             if state
-                .rule
                 .path
                 .as_ref()
                 .is_some_and(|prefix| !path.starts_with(prefix.as_str()))
@@ -147,6 +148,11 @@ mod tests {
         );
         assert!(plan.select("GET", "/web/api/v2.1/restrictions").is_none());
         assert!(plan.select("POST", "/web/api/v2.1/exclusions").is_none());
+        // A prefix without `/web/` is relative to the API base.
+        let mut relative =
+            FaultPlan::new(&[rule(r#"{"path":"/threats","fault":{"malformed":true}}"#)]);
+        assert!(relative.select("GET", "/web/api/v2.1/threats").is_some());
+        assert!(relative.select("GET", "/threats").is_none());
     }
 
     #[test]
@@ -155,10 +161,10 @@ mod tests {
             rule(r#"{"name":"flaky","times":1,"fault":{"drop":"before"}}"#),
             rule(r#"{"fault":{"status":429,"retry_after":2}}"#),
         ]);
-        let first = plan.select("GET", "/x").unwrap();
+        let first = plan.select("GET", "/web/api/v2.1/x").unwrap();
         assert_eq!(first.name, "flaky");
         assert_eq!(first.fault, Fault::DropBefore);
-        let second = plan.select("GET", "/x").unwrap();
+        let second = plan.select("GET", "/web/api/v2.1/x").unwrap();
         assert_eq!(second.name, "status_429");
         assert_eq!(
             second.fault,

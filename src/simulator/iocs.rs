@@ -7,7 +7,7 @@
 //! kinds are named the narrowest wins (groups, then sites, then accounts). It does not route
 //! requests.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use chrono::{DateTime, Duration, Utc};
@@ -292,19 +292,27 @@ pub(crate) fn post(state: &mut State, body: &Value) -> Result<Value, ApiError> {
             )?);
         }
     }
+    // Index once per request: uploads of 1,000 IOCs against tens of thousands stay linear.
+    let mut index: HashMap<(String, String, Scope), usize> = state
+        .iocs
+        .iter()
+        .enumerate()
+        .map(|(i, ioc)| (ioc.key(), i))
+        .collect();
     let mut rendered = Vec::with_capacity(built.len());
     for mut ioc in built {
         let key = ioc.key();
-        match state.iocs.iter_mut().find(|other| other.key() == key) {
-            Some(existing) => {
+        match index.get(&key) {
+            Some(&at) => {
                 // Create-or-update: the IOC keeps its uuid and takes the new upload's fields.
-                ioc.uuid = existing.uuid.clone();
-                *existing = ioc;
-                rendered.push(render(existing));
+                ioc.uuid = state.iocs[at].uuid.clone();
+                rendered.push(render(&ioc));
+                state.iocs[at] = ioc;
             }
             None => {
                 ioc.uuid = new_uuid(state);
                 rendered.push(render(&ioc));
+                index.insert(key, state.iocs.len());
                 state.iocs.push(ioc);
             }
         }

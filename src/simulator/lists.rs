@@ -62,13 +62,6 @@ fn list_of(state: &State, list: ListKind) -> &Vec<HashEntry> {
     }
 }
 
-fn list_of_mut(state: &mut State, list: ListKind) -> &mut Vec<HashEntry> {
-    match list {
-        ListKind::Blacklist => &mut state.restrictions,
-        ListKind::Exclusions => &mut state.exclusions,
-    }
-}
-
 fn endpoint(list: ListKind) -> &'static str {
     match list {
         ListKind::Blacklist => "/restrictions",
@@ -403,17 +396,16 @@ pub(crate) fn post(state: &mut State, list: ListKind, body: &Value) -> Result<Va
     let mut entries = Vec::with_capacity(scopes.len());
     for scope in &scopes {
         let entry = entry_from_data(list, data, String::new(), scope.clone(), now)?;
-        if let Some(existing) = list_of(state, list).iter().find(|e| e.same_as(&entry)) {
+        if let Some(existing) = state.find_duplicate(list, &entry) {
             let hash = entry
                 .value
                 .clone()
                 .or(entry.sha256.clone())
                 .unwrap_or_default();
             return Err(ApiError::already_exists(format!(
-                "{hash} already exists for {} in {} (id {})",
+                "{hash} already exists for {} in {} (id {existing})",
                 entry.os_type,
-                state.scope_name(&existing.scope),
-                existing.id
+                state.scope_name(&entry.scope),
             )));
         }
         entries.push(entry);
@@ -422,7 +414,7 @@ pub(crate) fn post(state: &mut State, list: ListKind, body: &Value) -> Result<Va
     for mut entry in entries {
         entry.id = state.mint_id();
         rendered.push(render(state, &entry));
-        list_of_mut(state, list).push(entry);
+        state.insert_entry(list, entry);
     }
     Ok(json!({"data": rendered}))
 }
@@ -467,9 +459,8 @@ pub(crate) fn delete(state: &mut State, list: ListKind, body: &Value) -> Result<
             )));
         }
     };
-    let entries = list_of_mut(state, list);
-    let before = entries.len();
-    entries.retain(|e| !(ids.contains(&e.id) && kind.as_ref().is_none_or(|k| *k == e.kind)));
-    let affected = before - entries.len();
+    let affected = state.remove_entries(list, |e| {
+        ids.contains(&e.id) && kind.as_ref().is_none_or(|k| *k == e.kind)
+    });
     Ok(json!({"data": {"affected": affected}}))
 }

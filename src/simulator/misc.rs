@@ -15,7 +15,7 @@ use super::params::{ApiError, Params, is_hex};
 use super::state::{
     ANALYST_VERDICTS, Activity, Alert, INCIDENT_STATUSES, State, canonical_status, hex32, ts,
 };
-use super::threats::{AgentStats, agent_realtime_info};
+use super::threats::{AgentStats, RealtimeInfo};
 
 /// `POST /users/api-token-details`.
 pub(crate) fn token_details(state: &State, token: &str, body: &Value) -> Result<Value, ApiError> {
@@ -250,7 +250,7 @@ fn render_alert(state: &State, stats: &AgentStats, alert: &Alert) -> Value {
             "uuid": agent.map(|a| a.uuid.clone()),
             "version": agent.map(|a| a.agent_version.clone()),
         },
-        "agentRealtimeInfo": agent_realtime_info(state, stats, &alert.agent_id),
+        "agentRealtimeInfo": RealtimeInfo::new(state, stats, &alert.agent_id),
         "alertInfo": info,
         "containerInfo": {},
         "kubernetesInfo": {},

@@ -122,7 +122,11 @@ impl Simulator {
             state: Mutex::new(state),
             access: Access {
                 api_token: scenario.api_token.clone(),
-                forbidden_paths: scenario.forbidden_paths.clone(),
+                forbidden_paths: scenario
+                    .forbidden_paths
+                    .iter()
+                    .map(|p| routes::full_prefix(p))
+                    .collect(),
             },
             latency: Duration::from_millis(scenario.latency_ms),
             faults: Mutex::new(FaultPlan::new(&scenario.faults)),
@@ -378,9 +382,14 @@ fn serve_connection(shared: &Shared, stream: &TcpStream) {
             }));
             let (status, body) = outcome.unwrap_or_else(|_| {
                 let error = ApiError::server_error("The simulator failed on this request");
-                (error.status, error.body())
+                (error.status, error.body().to_string())
             });
-            let mut response = http::Response::json(status, &body);
+            let mut response = http::Response {
+                status,
+                content_type: "application/json",
+                body: body.into_bytes(),
+                retry_after: None,
+            };
             let mut truncate = false;
             match other {
                 Some(Fault::DropAfter) => {

@@ -16,11 +16,30 @@ use super::{agents, iocs, lists, misc, org, threats};
 /// The API's base path.
 pub(crate) const BASE: &str = "/web/api/v2.1";
 
+/// A path prefix from the scenario as a full path: prefixes that do not start with `/web/` are
+/// taken relative to the API base (`/threats` → `/web/api/v2.1/threats`).
+pub(crate) fn full_prefix(prefix: &str) -> String {
+    if prefix.starts_with("/web/") {
+        prefix.to_string()
+    } else if prefix.starts_with('/') {
+        format!("{BASE}{prefix}")
+    } else {
+        format!("{BASE}/{prefix}")
+    }
+}
+
 /// What the router needs to know about the scenario besides the state.
 #[derive(Debug, Clone)]
 pub(crate) struct Access {
     pub api_token: String,
     pub forbidden_paths: Vec<String>,
+}
+
+/// An endpoint's answer: a JSON value, or JSON text already serialized (large lists).
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Json(Value),
+    Text(String),
 }
 
 /// A request as the router sees it.
@@ -87,15 +106,16 @@ fn route<'a>(segments: &[&'a str]) -> Option<(&'static [&'static str], Endpoint<
     })
 }
 
-/// Answers one call: the status and the JSON body.
-pub(crate) fn handle(state: &mut State, access: &Access, call: &Call<'_>) -> (u16, Value) {
+/// Answers one call: the status and the JSON body text.
+pub(crate) fn handle(state: &mut State, access: &Access, call: &Call<'_>) -> (u16, String) {
     match dispatch(state, access, call) {
-        Ok(body) => (200, body),
-        Err(error) => (error.status, error.body()),
+        Ok(Reply::Json(body)) => (200, body.to_string()),
+        Ok(Reply::Text(text)) => (200, text),
+        Err(error) => (error.status, error.body().to_string()),
     }
 }
 
-fn dispatch(state: &mut State, access: &Access, call: &Call<'_>) -> Result<Value, ApiError> {
+fn dispatch(state: &mut State, access: &Access, call: &Call<'_>) -> Result<Reply, ApiError> {
     let not_found = || ApiError::not_found(format!("No route for {}", call.path));
     let Some(rest) = call.path.strip_prefix(BASE) else {
         return Err(not_found());
@@ -134,28 +154,36 @@ fn dispatch(state: &mut State, access: &Access, call: &Call<'_>) -> Result<Value
         }
     };
     match (method.as_str(), endpoint) {
-        (_, Endpoint::TokenDetails) => misc::token_details(state, &access.api_token, body),
-        (_, Endpoint::Accounts) => org::accounts(state, &params),
-        (_, Endpoint::Sites) => org::sites(state, &params),
-        (_, Endpoint::Groups) => org::groups(state, &params),
-        ("GET", Endpoint::List(list)) => lists::get(state, list, &params),
-        ("POST", Endpoint::List(list)) => lists::post(state, list, body),
-        (_, Endpoint::List(list)) => lists::delete(state, list, body),
+        (_, Endpoint::TokenDetails) => {
+            misc::token_details(state, &access.api_token, body).map(Reply::Json)
+        }
+        (_, Endpoint::Accounts) => org::accounts(state, &params).map(Reply::Json),
+        (_, Endpoint::Sites) => org::sites(state, &params).map(Reply::Json),
+        (_, Endpoint::Groups) => org::groups(state, &params).map(Reply::Json),
+        ("GET", Endpoint::List(list)) => lists::get(state, list, &params).map(Reply::Json),
+        ("POST", Endpoint::List(list)) => lists::post(state, list, body).map(Reply::Json),
+        (_, Endpoint::List(list)) => lists::delete(state, list, body).map(Reply::Json),
         (_, Endpoint::Threats) => threats::get(state, &params),
-        (_, Endpoint::Mitigate(action)) => threats::mitigate(state, action, body),
-        (_, Endpoint::ThreatVerdict) => threats::analyst_verdict(state, body),
-        (_, Endpoint::ThreatIncident) => threats::incident(state, body),
-        (_, Endpoint::ThreatNotes) => threats::add_note(state, body),
-        (_, Endpoint::ThreatNotesOf(id)) => threats::notes(state, id, &params),
-        (_, Endpoint::Agents) => agents::get(state, &params),
-        (_, Endpoint::AgentNetwork(connect)) => agents::network_action(state, connect, body),
-        (_, Endpoint::HashVerdict(hash)) => misc::hash_verdict(state, hash, &params),
-        (_, Endpoint::Activities) => misc::activities(state, &params),
-        (_, Endpoint::ActivityTypes) => Ok(misc::activity_types(state)),
-        (_, Endpoint::Alerts) => misc::alerts(state, &params),
-        (_, Endpoint::AlertUpdate(verdict)) => misc::update_alerts(state, verdict, body),
-        ("GET", Endpoint::Iocs) => iocs::get(state, &params),
-        ("POST", Endpoint::Iocs) => iocs::post(state, body),
-        (_, Endpoint::Iocs) => iocs::delete(state, body),
+        (_, Endpoint::Mitigate(action)) => threats::mitigate(state, action, body).map(Reply::Json),
+        (_, Endpoint::ThreatVerdict) => threats::analyst_verdict(state, body).map(Reply::Json),
+        (_, Endpoint::ThreatIncident) => threats::incident(state, body).map(Reply::Json),
+        (_, Endpoint::ThreatNotes) => threats::add_note(state, body).map(Reply::Json),
+        (_, Endpoint::ThreatNotesOf(id)) => threats::notes(state, id, &params).map(Reply::Json),
+        (_, Endpoint::Agents) => agents::get(state, &params).map(Reply::Json),
+        (_, Endpoint::AgentNetwork(connect)) => {
+            agents::network_action(state, connect, body).map(Reply::Json)
+        }
+        (_, Endpoint::HashVerdict(hash)) => {
+            misc::hash_verdict(state, hash, &params).map(Reply::Json)
+        }
+        (_, Endpoint::Activities) => misc::activities(state, &params).map(Reply::Json),
+        (_, Endpoint::ActivityTypes) => Ok(Reply::Json(misc::activity_types(state))),
+        (_, Endpoint::Alerts) => misc::alerts(state, &params).map(Reply::Json),
+        (_, Endpoint::AlertUpdate(verdict)) => {
+            misc::update_alerts(state, verdict, body).map(Reply::Json)
+        }
+        ("GET", Endpoint::Iocs) => iocs::get(state, &params).map(Reply::Json),
+        ("POST", Endpoint::Iocs) => iocs::post(state, body).map(Reply::Json),
+        (_, Endpoint::Iocs) => iocs::delete(state, body).map(Reply::Json),
     }
 }

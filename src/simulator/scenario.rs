@@ -35,7 +35,8 @@ pub struct Scenario {
     pub latency_ms: u64,
     /// Requests admitted per rolling second; beyond it the answer is 429 with `Retry-After: 1`.
     pub rate_limit_per_second: Option<u32>,
-    /// Path prefixes the token may not use: answered 403 (code 4030010).
+    /// Path prefixes the token may not use: answered 403 (code 4030010). A prefix that does not
+    /// start with `/web/` is relative to `/web/api/v2.1`.
     pub forbidden_paths: Vec<String>,
     /// Injected faults, evaluated in order.
     pub faults: Vec<FaultRule>,
@@ -305,7 +306,8 @@ pub struct GenerateSpec {
 }
 
 /// One fault rule. A request matches when its method equals `method` (any when absent,
-/// case-insensitive) and its path starts with `path` (any when absent).
+/// case-insensitive) and its path starts with `path` (any when absent; a prefix that does not
+/// start with `/web/` is relative to `/web/api/v2.1`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRule {

@@ -209,7 +209,7 @@ pub(crate) struct Activity {
 }
 
 /// Which list a hash entry belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum ListKind {
     Blacklist,
     Exclusions,
@@ -251,17 +251,25 @@ pub(crate) struct HashEntry {
     pub extra: Map<String, Value>,
 }
 
+/// What makes two entries the same: list, type, OS type, scope and one lower-cased hash.
+type EntryKey = (ListKind, String, String, Scope, String);
+
 impl HashEntry {
-    /// True when `other` names the same hash in the same type, OS and scope.
-    pub(crate) fn same_as(&self, other: &HashEntry) -> bool {
-        let eq = |a: &Option<String>, b: &Option<String>| match (a, b) {
-            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
-            _ => false,
-        };
-        self.kind == other.kind
-            && self.os_type == other.os_type
-            && self.scope == other.scope
-            && (eq(&self.value, &other.value) || eq(&self.sha256, &other.sha256))
+    /// One key per hash the entry carries: two entries are the same when they share a key.
+    fn keys(&self, list: ListKind) -> Vec<EntryKey> {
+        self.value
+            .iter()
+            .chain(self.sha256.iter())
+            .map(|hash| {
+                (
+                    list,
+                    self.kind.clone(),
+                    self.os_type.clone(),
+                    self.scope.clone(),
+                    hash.to_lowercase(),
+                )
+            })
+            .collect()
     }
 }
 
@@ -308,8 +316,12 @@ pub(crate) struct State {
     pub alerts: Vec<Alert>,
     pub activities: Vec<Activity>,
     pub activity_types: Vec<ActivityTypeSeed>,
+    /// Read freely; change only through `insert_entry` and `remove_entries`, which keep
+    /// `entry_index` in step.
     pub restrictions: Vec<HashEntry>,
     pub exclusions: Vec<HashEntry>,
+    /// Entry key → id, so duplicate checks stay cheap with tens of thousands of entries.
+    entry_index: HashMap<EntryKey, String>,
     pub iocs: Vec<Ioc>,
     pub hash_verdicts: HashMap<String, String>,
 }
@@ -397,6 +409,7 @@ impl State {
                 .unwrap_or_else(default_activity_types),
             restrictions: Vec::new(),
             exclusions: Vec::new(),
+            entry_index: HashMap::new(),
             iocs: Vec::new(),
             hash_verdicts: scenario
                 .hash_verdicts
@@ -410,12 +423,13 @@ impl State {
         state.seed_alerts_and_activities(scenario, start)?;
         for seed in &scenario.restrictions {
             let entry = state.seed_entry(seed, ListKind::Blacklist, start)?;
-            state.restrictions.push(entry);
+            state.insert_entry(ListKind::Blacklist, entry);
         }
         for seed in &scenario.exclusions {
             let entry = state.seed_entry(seed, ListKind::Exclusions, start)?;
-            state.exclusions.push(entry);
+            state.insert_entry(ListKind::Exclusions, entry);
         }
+        let mut ioc_keys = HashSet::new();
         for (i, seed) in scenario.iocs.iter().enumerate() {
             let scope = state
                 .seed_scope(&seed.account_id, &seed.site_id, &seed.group_id)
@@ -432,7 +446,7 @@ impl State {
             )
             .map_err(|e| format!("iocs[{i}]: {}", e.detail.unwrap_or(e.title)))?;
             ioc.uuid = super::iocs::new_uuid(&mut state);
-            if state.iocs.iter().any(|other| other.key() == ioc.key()) {
+            if !ioc_keys.insert(ioc.key()) {
                 return Err(format!("iocs[{i}]: duplicate IOC"));
             }
             state.iocs.push(ioc);
@@ -964,11 +978,7 @@ impl State {
         if let Some(user_name) = &seed.user_name {
             entry.user_name = user_name.clone();
         }
-        let existing = match list {
-            ListKind::Blacklist => &self.restrictions,
-            ListKind::Exclusions => &self.exclusions,
-        };
-        if existing.iter().any(|other| other.same_as(&entry)) {
+        if self.find_duplicate(list, &entry).is_some() {
             return Err(context(format!(
                 "duplicate entry {}",
                 entry
@@ -1073,22 +1083,72 @@ impl State {
         }
         for n in 1..=spec.restrictions {
             let id = self.mint_id();
-            self.restrictions.push(HashEntry {
-                id,
-                kind: "black_hash".to_string(),
-                value: Some(format!("b1ac{n:036x}")),
-                sha256: None,
-                os_type: "windows".to_string(),
-                description: "generated".to_string(),
-                source: "user".to_string(),
-                scope: Scope::Global,
-                user_name: super::lists::USER_NAME.to_string(),
-                created_at: start,
-                updated_at: start,
-                extra: Map::new(),
-            });
+            self.insert_entry(
+                ListKind::Blacklist,
+                HashEntry {
+                    id,
+                    kind: "black_hash".to_string(),
+                    value: Some(format!("b1ac{n:036x}")),
+                    sha256: None,
+                    os_type: "windows".to_string(),
+                    description: "generated".to_string(),
+                    source: "user".to_string(),
+                    scope: Scope::Global,
+                    user_name: super::lists::USER_NAME.to_string(),
+                    created_at: start,
+                    updated_at: start,
+                    extra: Map::new(),
+                },
+            );
         }
         Ok(())
+    }
+
+    /// The id of an entry of `list` that is the same as `entry`, if any.
+    pub(crate) fn find_duplicate(&self, list: ListKind, entry: &HashEntry) -> Option<&str> {
+        entry
+            .keys(list)
+            .iter()
+            .find_map(|key| self.entry_index.get(key))
+            .map(String::as_str)
+    }
+
+    /// Adds an entry the caller checked with `find_duplicate`.
+    pub(crate) fn insert_entry(&mut self, list: ListKind, entry: HashEntry) {
+        for key in entry.keys(list) {
+            self.entry_index.insert(key, entry.id.clone());
+        }
+        match list {
+            ListKind::Blacklist => self.restrictions.push(entry),
+            ListKind::Exclusions => self.exclusions.push(entry),
+        }
+    }
+
+    /// Removes the entries of `list` that `remove` selects; returns how many.
+    pub(crate) fn remove_entries(
+        &mut self,
+        list: ListKind,
+        remove: impl Fn(&HashEntry) -> bool,
+    ) -> usize {
+        let entries = match list {
+            ListKind::Blacklist => &mut self.restrictions,
+            ListKind::Exclusions => &mut self.exclusions,
+        };
+        let before = entries.len();
+        let mut removed = Vec::new();
+        entries.retain(|entry| {
+            if remove(entry) {
+                removed.extend(entry.keys(list));
+                false
+            } else {
+                true
+            }
+        });
+        let count = before - entries.len();
+        for key in removed {
+            self.entry_index.remove(&key);
+        }
+        count
     }
 
     pub(crate) fn account(&self, id: &str) -> Option<&Account> {

@@ -8,11 +8,13 @@
 
 use std::collections::{HashMap, HashSet};
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::lists::USER_NAME;
 use super::paging::{PAGING_KEYS, PageRequest, SortKey, SortValue, paginate};
 use super::params::{ApiError, Needles, Params, TimeRange};
+use super::routes::Reply;
 use super::state::{
     AGENT_OS_TYPES, ANALYST_VERDICTS, CONFIDENCE_LEVELS, INCIDENT_STATUSES, MITIGATION_STATUSES,
     MitigationReport, Note, State, Threat, ts,
@@ -244,24 +246,60 @@ fn description(value: &str) -> String {
     }
 }
 
+/// A mitigation report as the console shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReportOut<'a> {
+    action: &'a str,
+    actions_counters: ActionCounters,
+    agent_supports_report: bool,
+    group_not_found: bool,
+    last_update: String,
+    latest_report: Option<&'a str>,
+    mitigation_ended_at: String,
+    mitigation_started_at: String,
+    status: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ActionCounters {
+    failed: u32,
+    not_found: u32,
+    pending_reboot: u32,
+    success: u32,
+    total: u32,
+}
+
+impl<'a> ReportOut<'a> {
+    fn new(report: &'a MitigationReport) -> ReportOut<'a> {
+        ReportOut {
+            action: &report.action,
+            actions_counters: ActionCounters {
+                failed: u32::from(report.status != "success"),
+                not_found: 0,
+                pending_reboot: 0,
+                success: u32::from(report.status == "success"),
+                total: 1,
+            },
+            agent_supports_report: true,
+            group_not_found: false,
+            last_update: ts(report.at),
+            latest_report: None,
+            mitigation_ended_at: ts(report.at),
+            mitigation_started_at: ts(report.at),
+            status: &report.status,
+        }
+    }
+}
+
+/// Plain serializable values cannot fail to become JSON; `Null` keeps the signature total.
+fn to_value(value: impl Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
 fn render_report(report: &MitigationReport) -> Value {
-    json!({
-        "action": report.action,
-        "actionsCounters": {
-            "failed": 0,
-            "notFound": 0,
-            "pendingReboot": 0,
-            "success": usize::from(report.status == "success"),
-            "total": 1
-        },
-        "agentSupportsReport": true,
-        "groupNotFound": false,
-        "lastUpdate": ts(report.at),
-        "latestReport": null,
-        "mitigationEndedAt": ts(report.at),
-        "mitigationStartedAt": ts(report.at),
-        "status": report.status,
-    })
+    to_value(ReportOut::new(report))
 }
 
 /// Per-agent threat counts (active threats, infected), computed once per request.
@@ -292,151 +330,328 @@ impl AgentStats {
     }
 }
 
-/// The agent block shared by threats and alerts.
-pub(crate) fn agent_realtime_info(state: &State, stats: &AgentStats, agent_id: &str) -> Value {
-    let Some(agent) = state.agent(agent_id) else {
-        return json!({"agentId": agent_id});
-    };
-    let site = state.site(&agent.site_id);
-    let account = site.and_then(|s| state.account(&s.account_id));
-    let group = agent.group_id.as_deref().and_then(|g| state.group(g));
-    json!({
-        "accountId": site.map(|s| s.account_id.clone()),
-        "accountName": account.map(|a| a.name.clone()),
-        "activeThreats": stats.active_threats(&agent.id),
-        "agentComputerName": agent.computer_name,
-        "agentDecommissionedAt": null,
-        "agentDomain": agent.domain,
-        "agentId": agent.id,
-        "agentInfected": stats.infected(&agent.id),
-        "agentIsActive": agent.is_active,
-        "agentIsDecommissioned": agent.is_decommissioned,
-        "agentMachineType": agent.machine_type,
-        "agentMitigationMode": "protect",
-        "agentNetworkStatus": agent.network_status,
-        "agentOsName": agent.os_name,
-        "agentOsRevision": null,
-        "agentOsType": agent.os_type,
-        "agentUuid": agent.uuid,
-        "agentVersion": agent.agent_version,
-        "groupId": agent.group_id,
-        "groupName": group.map(|g| g.name.clone()),
-        "networkInterfaces": agent.network_interfaces,
-        "operationalState": "na",
-        "rebootRequired": false,
-        "scanAbortedAt": null,
-        "scanFinishedAt": null,
-        "scanStartedAt": null,
-        "scanStatus": "none",
-        "siteId": agent.site_id,
-        "siteName": site.map(|s| s.name.clone()),
-        "userActionsNeeded": [],
-    })
+/// The live agent block of threats and alerts (`agentRealtimeInfo`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RealtimeInfo<'a> {
+    account_id: Option<&'a str>,
+    account_name: Option<&'a str>,
+    active_threats: usize,
+    agent_computer_name: Option<&'a str>,
+    agent_decommissioned_at: Option<&'a str>,
+    agent_domain: Option<&'a str>,
+    agent_id: &'a str,
+    agent_infected: bool,
+    agent_is_active: Option<bool>,
+    agent_is_decommissioned: Option<bool>,
+    agent_machine_type: Option<&'a str>,
+    agent_mitigation_mode: &'static str,
+    agent_network_status: Option<&'a str>,
+    agent_os_name: Option<&'a str>,
+    agent_os_revision: Option<&'a str>,
+    agent_os_type: Option<&'a str>,
+    agent_uuid: Option<&'a str>,
+    agent_version: Option<&'a str>,
+    group_id: Option<&'a str>,
+    group_name: Option<&'a str>,
+    network_interfaces: &'a [Value],
+    operational_state: &'static str,
+    reboot_required: bool,
+    scan_aborted_at: Option<&'a str>,
+    scan_finished_at: Option<&'a str>,
+    scan_started_at: Option<&'a str>,
+    scan_status: &'static str,
+    site_id: Option<&'a str>,
+    site_name: Option<&'a str>,
+    user_actions_needed: [(); 0],
 }
 
-/// A threat in the v2.1 shape.
-pub(crate) fn render(state: &State, stats: &AgentStats, threat: &Threat) -> Value {
+impl<'a> RealtimeInfo<'a> {
+    pub(crate) fn new(state: &'a State, stats: &AgentStats, agent_id: &'a str) -> RealtimeInfo<'a> {
+        let agent = state.agent(agent_id);
+        let site = agent.and_then(|a| state.site(&a.site_id));
+        let account = site.and_then(|s| state.account(&s.account_id));
+        let group = agent
+            .and_then(|a| a.group_id.as_deref())
+            .and_then(|g| state.group(g));
+        RealtimeInfo {
+            account_id: site.map(|s| s.account_id.as_str()),
+            account_name: account.map(|a| a.name.as_str()),
+            active_threats: stats.active_threats(agent_id),
+            agent_computer_name: agent.map(|a| a.computer_name.as_str()),
+            agent_decommissioned_at: None,
+            agent_domain: agent.map(|a| a.domain.as_str()),
+            agent_id,
+            agent_infected: stats.infected(agent_id),
+            agent_is_active: agent.map(|a| a.is_active),
+            agent_is_decommissioned: agent.map(|a| a.is_decommissioned),
+            agent_machine_type: agent.map(|a| a.machine_type.as_str()),
+            agent_mitigation_mode: "protect",
+            agent_network_status: agent.map(|a| a.network_status.as_str()),
+            agent_os_name: agent.map(|a| a.os_name.as_str()),
+            agent_os_revision: None,
+            agent_os_type: agent.map(|a| a.os_type.as_str()),
+            agent_uuid: agent.map(|a| a.uuid.as_str()),
+            agent_version: agent.map(|a| a.agent_version.as_str()),
+            group_id: agent.and_then(|a| a.group_id.as_deref()),
+            group_name: group.map(|g| g.name.as_str()),
+            network_interfaces: agent.map_or(&[], |a| a.network_interfaces.as_slice()),
+            operational_state: "na",
+            reboot_required: false,
+            scan_aborted_at: None,
+            scan_finished_at: None,
+            scan_started_at: None,
+            scan_status: "none",
+            site_id: agent.map(|a| a.site_id.as_str()),
+            site_name: site.map(|s| s.name.as_str()),
+            user_actions_needed: [],
+        }
+    }
+}
+
+/// The agent as it was when the threat was detected (`agentDetectionInfo`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DetectionInfo<'a> {
+    account_id: Option<&'a str>,
+    account_name: Option<&'a str>,
+    agent_domain: Option<&'a str>,
+    agent_ip_v4: Option<&'a str>,
+    agent_ip_v6: Option<&'a str>,
+    agent_last_logged_in_user_name: Option<&'a str>,
+    agent_mitigation_mode: &'static str,
+    agent_os_name: Option<&'a str>,
+    agent_os_revision: Option<&'a str>,
+    agent_registered_at: Option<String>,
+    agent_uuid: Option<&'a str>,
+    agent_version: Option<&'a str>,
+    external_ip: Option<&'a str>,
+    group_id: Option<&'a str>,
+    group_name: Option<&'a str>,
+    site_id: Option<&'a str>,
+    site_name: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ThreatInfo<'a> {
+    analyst_verdict: &'a str,
+    analyst_verdict_description: String,
+    automatically_resolved: bool,
+    certificate_id: &'static str,
+    classification: &'a str,
+    classification_source: &'static str,
+    cloud_files_hash_verdict: &'static str,
+    collection_id: &'a str,
+    confidence_level: &'a str,
+    created_at: String,
+    detection_engines: [DetectionEngine; 1],
+    detection_type: &'static str,
+    engines: [&'static str; 1],
+    external_ticket_exists: bool,
+    external_ticket_id: Option<&'a str>,
+    failed_actions: bool,
+    file_extension: String,
+    file_extension_type: &'static str,
+    file_path: &'a str,
+    file_size: u64,
+    file_verification_type: &'static str,
+    identified_at: String,
+    incident_status: &'a str,
+    incident_status_description: String,
+    initiated_by: &'a str,
+    initiated_by_description: String,
+    initiating_user_id: Option<&'a str>,
+    initiating_username: Option<&'a str>,
+    is_fileless: bool,
+    is_valid_certificate: bool,
+    malicious_process_arguments: Option<&'a str>,
+    md5: Option<&'a str>,
+    mitigated_preemptively: bool,
+    mitigation_status: &'a str,
+    mitigation_status_description: String,
+    originator_process: Option<&'a str>,
+    pending_actions: bool,
+    process_user: Option<String>,
+    publisher_name: &'static str,
+    reached_events_limit: bool,
+    reboot_required: bool,
+    sha1: &'a str,
+    sha256: Option<&'a str>,
+    storyline: String,
+    threat_id: &'a str,
+    threat_name: &'a str,
+    updated_at: String,
+}
+
+#[derive(Debug, Serialize)]
+struct DetectionEngine {
+    key: &'static str,
+    title: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ThreatOut<'a> {
+    agent_detection_info: DetectionInfo<'a>,
+    agent_realtime_info: RealtimeInfo<'a>,
+    container_info: ContainerInfo,
+    id: &'a str,
+    indicators: [(); 0],
+    kubernetes_info: KubernetesInfo,
+    mitigation_status: Vec<ReportOut<'a>>,
+    threat_info: ThreatInfo<'a>,
+    whitening_options: [&'static str; 2],
+}
+
+#[derive(Debug, Default, Serialize)]
+struct ContainerInfo {
+    id: Option<String>,
+    image: Option<String>,
+    labels: Option<String>,
+    name: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KubernetesInfo {
+    cluster: Option<String>,
+    controller_kind: Option<String>,
+    controller_labels: Option<String>,
+    controller_name: Option<String>,
+    namespace: Option<String>,
+    namespace_labels: Option<String>,
+    node: Option<String>,
+    pod: Option<String>,
+    pod_labels: Option<String>,
+}
+
+fn threat_out<'a>(state: &'a State, stats: &AgentStats, threat: &'a Threat) -> ThreatOut<'a> {
     let agent = state.agent(&threat.agent_id);
     let site = agent.and_then(|a| state.site(&a.site_id));
+    let group = agent
+        .and_then(|a| a.group_id.as_deref())
+        .and_then(|g| state.group(g));
     let extension = threat
         .name
         .rsplit_once('.')
         .map(|(_, ext)| ext.to_uppercase())
         .unwrap_or_default();
-    let mut info = json!({
-        "analystVerdict": threat.analyst_verdict,
-        "analystVerdictDescription": description(&threat.analyst_verdict),
-        "automaticallyResolved": false,
-        "certificateId": "",
-        "classification": threat.classification,
-        "classificationSource": "Static",
-        "cloudFilesHashVerdict": if threat.confidence_level == "malicious" { "black" } else { "provider_unknown" },
-        "collectionId": threat.id,
-        "confidenceLevel": threat.confidence_level,
-        "createdAt": ts(threat.created_at),
-        "detectionEngines": [{"key": "sentinelone_cloud", "title": "SentinelOne Cloud"}],
-        "detectionType": "static",
-        "engines": ["SentinelOne Cloud"],
-        "externalTicketExists": false,
-        "externalTicketId": null,
-        "failedActions": false,
-        "fileExtension": extension,
-        "fileExtensionType": if extension == "EXE" || extension == "DLL" { "Executable" } else { "Unknown" },
-        "filePath": threat.file_path,
-        "fileSize": 0,
-        "fileVerificationType": "NotSigned",
-        "identifiedAt": ts(threat.created_at),
-    });
-    // Built in two parts: one `json!` this large exceeds the macro recursion limit.
-    let rest = json!({
-        "incidentStatus": threat.incident_status,
-        "incidentStatusDescription": description(&threat.incident_status),
-        "initiatedBy": threat.initiated_by,
-        "initiatedByDescription": description(&threat.initiated_by),
-        "initiatingUserId": null,
-        "initiatingUsername": null,
-        "isFileless": false,
-        "isValidCertificate": false,
-        "maliciousProcessArguments": null,
-        "md5": threat.md5,
-        "mitigatedPreemptively": false,
-        "mitigationStatus": threat.mitigation_status,
-        "mitigationStatusDescription": description(&threat.mitigation_status),
-        "originatorProcess": null,
-        "pendingActions": false,
-        "processUser": agent.map(|a| format!("{}\\User", a.computer_name)),
-        "publisherName": "",
-        "reachedEventsLimit": false,
-        "rebootRequired": false,
-        "sha1": threat.sha1,
-        "sha256": threat.sha256,
-        "storyline": threat.sha1[..16].to_uppercase(),
-        "threatId": threat.id,
-        "threatName": threat.name,
-        "updatedAt": ts(threat.updated_at),
-    });
-    if let (Some(object), Value::Object(rest)) = (info.as_object_mut(), rest) {
-        object.extend(rest);
-        for (key, value) in &threat.extra {
-            object.insert(key.clone(), value.clone());
+    let file_extension_type = match extension.as_str() {
+        "EXE" | "DLL" | "SYS" => "Executable",
+        _ => "Unknown",
+    };
+    ThreatOut {
+        agent_detection_info: DetectionInfo {
+            account_id: site.map(|s| s.account_id.as_str()),
+            account_name: site
+                .and_then(|s| state.account(&s.account_id))
+                .map(|a| a.name.as_str()),
+            agent_domain: agent.map(|a| a.domain.as_str()),
+            agent_ip_v4: agent
+                .and_then(|a| a.addresses.iter().find(|ip| ip.contains('.')))
+                .map(String::as_str),
+            agent_ip_v6: agent
+                .and_then(|a| a.addresses.iter().find(|ip| ip.contains(':')))
+                .map(String::as_str),
+            agent_last_logged_in_user_name: None,
+            agent_mitigation_mode: "protect",
+            agent_os_name: agent.map(|a| a.os_name.as_str()),
+            agent_os_revision: None,
+            agent_registered_at: agent.map(|a| ts(a.created_at)),
+            agent_uuid: agent.map(|a| a.uuid.as_str()),
+            agent_version: agent.map(|a| a.agent_version.as_str()),
+            external_ip: agent.and_then(|a| a.external_ip.as_deref()),
+            group_id: agent.and_then(|a| a.group_id.as_deref()),
+            group_name: group.map(|g| g.name.as_str()),
+            site_id: agent.map(|a| a.site_id.as_str()),
+            site_name: site.map(|s| s.name.as_str()),
+        },
+        agent_realtime_info: RealtimeInfo::new(state, stats, &threat.agent_id),
+        container_info: ContainerInfo::default(),
+        id: &threat.id,
+        indicators: [],
+        kubernetes_info: KubernetesInfo::default(),
+        mitigation_status: threat.reports.iter().map(ReportOut::new).collect(),
+        threat_info: ThreatInfo {
+            analyst_verdict: &threat.analyst_verdict,
+            analyst_verdict_description: description(&threat.analyst_verdict),
+            automatically_resolved: false,
+            certificate_id: "",
+            classification: &threat.classification,
+            classification_source: "Static",
+            cloud_files_hash_verdict: if threat.confidence_level == "malicious" {
+                "black"
+            } else {
+                "provider_unknown"
+            },
+            collection_id: &threat.id,
+            confidence_level: &threat.confidence_level,
+            created_at: ts(threat.created_at),
+            detection_engines: [DetectionEngine {
+                key: "sentinelone_cloud",
+                title: "SentinelOne Cloud",
+            }],
+            detection_type: "static",
+            engines: ["SentinelOne Cloud"],
+            external_ticket_exists: false,
+            external_ticket_id: None,
+            failed_actions: false,
+            file_extension: extension,
+            file_extension_type,
+            file_path: &threat.file_path,
+            file_size: 0,
+            file_verification_type: "NotSigned",
+            identified_at: ts(threat.created_at),
+            incident_status: &threat.incident_status,
+            incident_status_description: description(&threat.incident_status),
+            initiated_by: &threat.initiated_by,
+            initiated_by_description: description(&threat.initiated_by),
+            initiating_user_id: None,
+            initiating_username: None,
+            is_fileless: false,
+            is_valid_certificate: false,
+            malicious_process_arguments: None,
+            md5: threat.md5.as_deref(),
+            mitigated_preemptively: false,
+            mitigation_status: &threat.mitigation_status,
+            mitigation_status_description: description(&threat.mitigation_status),
+            originator_process: None,
+            pending_actions: false,
+            process_user: agent.map(|a| format!("{}\\User", a.computer_name)),
+            publisher_name: "",
+            reached_events_limit: false,
+            reboot_required: false,
+            sha1: &threat.sha1,
+            sha256: threat.sha256.as_deref(),
+            storyline: threat.sha1.get(..16).unwrap_or_default().to_uppercase(),
+            threat_id: &threat.id,
+            threat_name: &threat.name,
+            updated_at: ts(threat.updated_at),
+        },
+        whitening_options: ["hash", "path"],
+    }
+}
+
+/// A threat in the v2.1 shape, as JSON text. Serialized straight from borrowed structs because
+/// a page of 1,000 threats built as `Value`s is too slow for tests in debug builds.
+pub(crate) fn render_text(state: &State, stats: &AgentStats, threat: &Threat) -> String {
+    let out = threat_out(state, stats, threat);
+    if threat.extra.is_empty() {
+        return serde_json::to_string(&out).unwrap_or_default();
+    }
+    // Seeds' extra keys override the generated `threatInfo` fields.
+    let mut value = to_value(out);
+    if let Some(info) = value.get_mut("threatInfo").and_then(Value::as_object_mut) {
+        for (key, extra) in &threat.extra {
+            info.insert(key.clone(), extra.clone());
         }
     }
-    json!({
-        "agentDetectionInfo": {
-            "accountId": site.map(|s| s.account_id.clone()),
-            "accountName": site.and_then(|s| state.account(&s.account_id)).map(|a| a.name.clone()),
-            "agentDomain": agent.map(|a| a.domain.clone()),
-            "agentIpV4": agent.and_then(|a| a.addresses.iter().find(|ip| ip.contains('.')).cloned()),
-            "agentIpV6": agent.and_then(|a| a.addresses.iter().find(|ip| ip.contains(':')).cloned()),
-            "agentLastLoggedInUserName": null,
-            "agentMitigationMode": "protect",
-            "agentOsName": agent.map(|a| a.os_name.clone()),
-            "agentOsRevision": null,
-            "agentRegisteredAt": agent.map(|a| ts(a.created_at)),
-            "agentUuid": agent.map(|a| a.uuid.clone()),
-            "agentVersion": agent.map(|a| a.agent_version.clone()),
-            "externalIp": agent.and_then(|a| a.external_ip.clone()),
-            "groupId": agent.and_then(|a| a.group_id.clone()),
-            "groupName": agent.and_then(|a| a.group_id.as_deref()).and_then(|g| state.group(g)).map(|g| g.name.clone()),
-            "siteId": agent.map(|a| a.site_id.clone()),
-            "siteName": site.map(|s| s.name.clone()),
-        },
-        "agentRealtimeInfo": agent_realtime_info(state, stats, &threat.agent_id),
-        "containerInfo": {"id": null, "image": null, "labels": null, "name": null},
-        "id": threat.id,
-        "indicators": [],
-        "kubernetesInfo": {
-            "cluster": null, "controllerKind": null, "controllerLabels": null, "controllerName": null,
-            "namespace": null, "namespaceLabels": null, "node": null, "pod": null, "podLabels": null
-        },
-        "mitigationStatus": threat.reports.iter().map(render_report).collect::<Vec<_>>(),
-        "threatInfo": info,
-        "whiteningOptions": ["hash", "path"],
-    })
+    value.to_string()
 }
 
 /// `GET /threats`.
-pub(crate) fn get(state: &State, params: &Params) -> Result<Value, ApiError> {
+pub(crate) fn get(state: &State, params: &Params) -> Result<Reply, ApiError> {
     params.reject_unknown(&[PAGING_KEYS, FILTER_KEYS].concat(), TIME_FIELDS)?;
     let page = PageRequest::from_params(params, "/threats", &["id", "createdAt", "updatedAt"])?;
     let filter = ThreatFilter::from_params(params)?;
@@ -454,7 +669,17 @@ pub(crate) fn get(state: &State, params: &Params) -> Result<Value, ApiError> {
         id: threat.id.clone(),
     });
     let stats = AgentStats::compute(state);
-    Ok(page.to_json(|threat| render(state, &stats, threat)))
+    let mut text = String::from("{\"data\":[");
+    for (i, threat) in page.items.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&render_text(state, &stats, threat));
+    }
+    text.push_str("],\"pagination\":");
+    text.push_str(&page.pagination().to_string());
+    text.push('}');
+    Ok(Reply::Text(text))
 }
 
 /// `POST /threats/mitigate/{action}`.
