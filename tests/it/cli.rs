@@ -95,3 +95,26 @@ fn committed_examples_validate() {
         assert_eq!(out.exit, 0, "{}: {}", path.display(), out.stdout);
     }
 }
+
+#[test]
+fn demo_runs_every_demo_envelope_against_the_simulator() {
+    let out = run(
+        &[
+            "demo",
+            "--fixtures",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo"),
+        ],
+        "",
+    );
+    assert_eq!(out.exit, 0, "{}\n{}", out.stdout, out.stderr);
+    for name in [
+        "sentinelone-blacklist-whitelist-hashes",
+        "sentinelone-mitigate-threats",
+        "sentinelone-delete-hashes",
+        "sentinelone-ioc-export",
+    ] {
+        assert!(out.stdout.contains(name), "the demo runs {name}");
+    }
+    assert!(out.stdout.contains("Computers Affected by mitigation = 3"));
+    assert!(!out.stdout.contains("run error"), "{}", out.stdout);
+}
