@@ -24,6 +24,9 @@ use crate::indicator::IndicatorType;
 use crate::log;
 use crate::result::{AddedAttribute, PlannedRequest, Warning};
 
+/// Progress lines logged per phase of batches, at most (plus the last).
+const PROGRESS_LINES: usize = 20;
+
 /// Index of a target in [`RunContext::targets`].
 pub type TargetId = usize;
 
@@ -252,14 +255,18 @@ impl<'a> RunContext<'a> {
             Some(run_error) => batches.iter().map(|_| Err(run_error.clone())).collect(),
             None => {
                 let done = AtomicUsize::new(0);
+                // About twenty progress lines per phase, however many batches it has.
+                let every = total.div_ceil(PROGRESS_LINES).max(1);
                 client.parallel(batches, |batch| {
                     let result = work(client, batch);
                     let done = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    log::info(
-                        "progress",
-                        "",
-                        json!({ "phase": phase, "done": done, "total": total }),
-                    );
+                    if done % every == 0 || done == total {
+                        log::info(
+                            "progress",
+                            "",
+                            json!({ "phase": phase, "done": done, "total": total }),
+                        );
+                    }
                     result
                 })
             }
