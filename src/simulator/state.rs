@@ -1249,7 +1249,7 @@ impl State {
                     })
                 })
                 .collect();
-            rows.sort_by_key(|row| row.to_string());
+            rows.sort_by_cached_key(|row| row.to_string());
             rows
         };
         let mut iocs: Vec<Value> = self
@@ -1264,7 +1264,7 @@ impl State {
                 Value::Object(sorted_map(row))
             })
             .collect();
-        iocs.sort_by_key(|row| row.to_string());
+        iocs.sort_by_cached_key(|row| row.to_string());
         let mut threats: Vec<&Threat> = self.threats.iter().collect();
         threats.sort_by(|a, b| super::paging::compare_ids(&a.id, &b.id));
         let threats: Vec<Value> = threats
