@@ -12,14 +12,15 @@
 # else the commit time of HEAD, else 1980-01-01. Needs: the Rust toolchain, python3 (3.9+), git
 # (optional). Details: docs/packaging.md; the file layout is the LAYOUT table in packaging/package.py.
 set -euo pipefail
-cd "$(dirname "$0")"
+here="$(cd "$(dirname "$0")" && pwd)"
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$here/package.sh" | sed 's/^# \{0,1\}//'
 }
+absolute() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$PWD" "$1" ;; esac; }
 
 previous=""
-out_dir="dist"
+out_dir="$here/dist"
 while [ $# -gt 0 ]; do
     case "$1" in
         --previous) [ $# -ge 2 ] || { echo "package.sh: --previous needs a path" >&2; exit 2; }
@@ -36,10 +37,12 @@ done
 for tool in cargo python3; do
     command -v "$tool" >/dev/null || { echo "package.sh: $tool is required" >&2; exit 2; }
 done
-if [ -n "$previous" ] && [ ! -e "$previous" ]; then
-    echo "package.sh: --previous $previous: no such file or directory" >&2
-    exit 2
+if [ -n "$previous" ]; then
+    [ -e "$previous" ] || { echo "package.sh: --previous $previous: no such file or directory" >&2; exit 2; }
+    previous="$(absolute "$previous")"
 fi
+out_dir="$(absolute "$out_dir")"
+cd "$here"
 
 echo "== cargo build --release --locked" >&2
 cargo build --release --locked
