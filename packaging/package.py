@@ -302,12 +302,12 @@ def compare_param(old: dict, new: dict) -> list[tuple[bool, str]]:
         changes.append((True, f"type changed: {name}: {param_kind(old)} -> {param_kind(new)}"))
     if bool(old.get("secret")) != bool(new.get("secret")):
         changes.append(
-            (True, f"secret flag changed: {name}: {bool(old.get('secret'))} -> {bool(new.get('secret'))}")
+            (True, f"secret flag changed: {name}: {show(bool(old.get('secret')))} -> {show(bool(new.get('secret')))}")
         )
     if bool(old.get("required")) != bool(new.get("required")):
         breaking = bool(new.get("required")) and "default" not in new
         changes.append(
-            (breaking, f"required changed: {name}: {bool(old.get('required'))} -> {bool(new.get('required'))}")
+            (breaking, f"required changed: {name}: {show(bool(old.get('required')))} -> {show(bool(new.get('required')))}")
         )
     if old.get("default") != new.get("default") or ("default" in old) != ("default" in new):
         before = show(old["default"]) if "default" in old else "(none)"

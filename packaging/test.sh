@@ -53,7 +53,8 @@ unzip -Z1 "$first_zip" >"$tmp/actual.list"
 check "entries are exactly the expected files" diff "$tmp/expected.list" "$tmp/actual.list"
 check "entries are stored in sorted order" sh -c "sort -c '$tmp/actual.list'"
 # zipinfo columns: permissions, version, system, size, type, method, date, time, name
-unzip -Z "$first_zip" | awk 'NF == 9' >"$tmp/zipinfo"
+unzip -Z "$first_zip" | awk '$1 ~ /^[-dl][-r]/ && NF == 9' >"$tmp/zipinfo"
+check "zipinfo lists every entry" test "$(wc -l <"$tmp/zipinfo")" -eq "$(wc -l <"$tmp/expected.list")"
 check "binary is -rwxr-xr-x, every other file -rw-r--r--, made on Unix" awk '
     $9 == "bin/s1-actions" { if ($1 != "-rwxr-xr-x") bad = 1; next }
     { if ($1 != "-rw-r--r--") bad = 1 }
@@ -76,7 +77,7 @@ echo "== unpacked package"
 mkdir "$tmp/unpacked"
 unzip -q "$first_zip" -d "$tmp/unpacked"
 check "checksums.sha256 verifies every file" sh -c "cd '$tmp/unpacked' && sha256sum -c --quiet checksums.sha256"
-check "checksums.sha256 covers every other file" sh -c "
+check "checksums.sha256 covers every other file" bash -c "
     cd '$tmp/unpacked' && diff <(find . -type f ! -name checksums.sha256 | sed 's|^\./||' | sort) \
         <(awk '{ print \$2 }' checksums.sha256 | sort)"
 check "binary is executable after unzip" test -x "$tmp/unpacked/bin/s1-actions"
@@ -227,7 +228,7 @@ sed 's/^/     /' "$tmp/diff.out"
 expect_line() { check "diff: $1" grep -qF -- "$1" "$tmp/diff.out"; }
 expect_line "parameter renamed: threat_query -> query (same label)"
 expect_line "type changed: max_retries: string -> integer"
-expect_line "secret flag changed: proxy: True -> False"
+expect_line "secret flag changed: proxy: true -> false"
 expect_line "default changed: objects_per_run: 5000 -> 10000"
 expect_line 'options changed: mitigation_action: added "Kill"; removed "Delete"'
 expect_line "parameter added: ca_bundle (text, optional)"
