@@ -4,7 +4,7 @@
 //! batched look-up, then deletes the entries' ids in batches (`DELETE` with a JSON body). A hash
 //! that is not on the list succeeds with `0`, so a second run changes nothing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -57,22 +57,31 @@ impl Action for DeleteHashes {
         };
         let found = lookup.find(ctx, &ids);
 
-        // (entry id, owning target), in target order so that batches stay deterministic.
-        let entries: Vec<(String, TargetId)> = ids
-            .iter()
-            .zip(&found)
-            .filter_map(|(id, entries)| entries.as_ref().map(|entries| (id, entries)))
-            .flat_map(|(id, entries)| entries.iter().map(move |entry| (entry.id.clone(), *id)))
-            .collect();
-        let batches: Vec<&[(String, TargetId)]> = entries.chunks(DELETE_BATCH).collect();
-        let body = |batch: &[(String, TargetId)]| {
+        // (entry id, owning targets), each entry once, in target order so that batches stay
+        // deterministic. One entry can match two targets (an entry carrying both the SHA-1 and
+        // the SHA-256 of a file): its id is sent once, and a failed request fails both.
+        let mut entries: Vec<(String, Vec<TargetId>)> = Vec::new();
+        let mut position: HashMap<String, usize> = HashMap::new();
+        for (id, found) in ids.iter().zip(&found) {
+            for entry in found.iter().flatten() {
+                match position.get(&entry.id) {
+                    Some(&at) => entries[at].1.push(*id),
+                    None => {
+                        position.insert(entry.id.clone(), entries.len());
+                        entries.push((entry.id.clone(), vec![*id]));
+                    }
+                }
+            }
+        }
+        let batches: Vec<&[(String, Vec<TargetId>)]> = entries.chunks(DELETE_BATCH).collect();
+        let body = |batch: &[(String, Vec<TargetId>)]| {
             let entry_ids: Vec<&str> = batch.iter().map(|(entry, _)| entry.as_str()).collect();
             json!({ "data": { "ids": entry_ids, "type": params.list.entry_type() } })
         };
-        let owners = |batch: &&[(String, TargetId)]| -> Vec<TargetId> {
+        let owners = |batch: &&[(String, Vec<TargetId>)]| -> Vec<TargetId> {
             batch
                 .iter()
-                .map(|(_, id)| *id)
+                .flat_map(|(_, owners)| owners.iter().copied())
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect()
