@@ -4,6 +4,9 @@
 //! with `POST /threats/mitigate/{action}` and `filter.ids` in batches — or, for "Disconnect from
 //! Network", isolates their computers with `POST /agents/actions/disconnect` and the agents' ids.
 //! A filter is never sent without ids: an empty filter would act on every threat or agent.
+//! Threats SentinelOne already reports mitigated by the chosen action (a successful report of
+//! that action in `mitigationStatus[]`), and computers already isolated, are not sent again,
+//! so a second run sends look-ups only and reports the indicators as already done.
 //!
 //! `Computers Affected by mitigation` counts, per indicator, the distinct computers whose
 //! threats of that indicator were mitigated: threats SentinelOne reports as skipped in the
@@ -62,6 +65,18 @@ impl Mitigation {
             Self::RollbackRemediate => "/threats/mitigate/rollback-remediation",
             Self::UnQuarantine => "/threats/mitigate/un-quarantine",
             Self::DisconnectFromNetwork => "/agents/actions/disconnect",
+        }
+    }
+
+    /// Whether SentinelOne already reports this mitigation as done for `threat`.
+    fn already_done(self, threat: &Threat) -> bool {
+        match self {
+            Self::DisconnectFromNetwork => threat.network_status() == Some("disconnected"),
+            Self::Quarantine => threat.has_succeeded("quarantine"),
+            Self::Kill => threat.has_succeeded("kill"),
+            Self::Remediate => threat.has_succeeded("remediate"),
+            Self::RollbackRemediate => threat.has_succeeded("rollback"),
+            Self::UnQuarantine => !threat.has_succeeded("quarantine"),
         }
     }
 
@@ -126,7 +141,11 @@ impl Action for MitigateThreats {
         // The ids the requests carry (threats, or agents when isolating), each with its targets.
         let mut owners: BTreeMap<String, BTreeSet<TargetId>> = BTreeMap::new();
         for (id, threats) in ids.iter().zip(&found) {
-            for threat in threats.iter().flatten() {
+            for threat in threats
+                .iter()
+                .flatten()
+                .filter(|threat| !action.already_done(threat))
+            {
                 let key = if isolate {
                     threat.agent_id.clone()
                 } else {
@@ -176,6 +195,10 @@ impl Action for MitigateThreats {
                 ctx.succeed(id, "No matching threats", attributes);
                 continue;
             }
+            let before = threats
+                .iter()
+                .filter(|threat| action.already_done(threat))
+                .count();
             let done: Vec<&Threat> = threats
                 .iter()
                 .filter(|threat| !skipped.contains_key(&threat.id))
@@ -199,6 +222,13 @@ impl Action for MitigateThreats {
                     all.len(),
                     action.done()
                 )
+            } else if before == threats.len() {
+                format!(
+                    "Already done: {} threat(s) on {} computer(s) were {} before this run",
+                    threats.len(),
+                    computers.len(),
+                    action.done()
+                )
             } else if isolate {
                 format!(
                     "{} computer(s) with {} threat(s) {}",
@@ -214,6 +244,12 @@ impl Action for MitigateThreats {
                     computers.len()
                 )
             };
+            if before > 0 && before < threats.len() {
+                detail.push_str(&format!(
+                    " ({before} already {} before this run)",
+                    action.done()
+                ));
+            }
             if !reasons.is_empty() {
                 let reasons: Vec<&str> = reasons.into_iter().collect();
                 detail.push_str(&format!(

@@ -49,6 +49,27 @@ impl Threat {
         })
     }
 
+    /// Whether SentinelOne reports `action` (as its `mitigationStatus[].action` names it, e.g.
+    /// `quarantine`) as done successfully on this threat.
+    pub fn has_succeeded(&self, action: &str) -> bool {
+        self.raw
+            .get("mitigationStatus")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|report| {
+                report.get("action").and_then(Value::as_str) == Some(action)
+                    && report.get("status").and_then(Value::as_str) == Some("success")
+            })
+    }
+
+    /// The network status of the threat's computer (`connected`, `disconnected`, …).
+    pub fn network_status(&self) -> Option<&str> {
+        self.raw
+            .pointer("/agentRealtimeInfo/agentNetworkStatus")
+            .and_then(Value::as_str)
+    }
+
     /// Whether this threat concerns the target (`kind`, `value`).
     fn matches(&self, kind: IndicatorType, value: &str) -> bool {
         match kind {
