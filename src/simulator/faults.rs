@@ -170,7 +170,8 @@ mod tests {
             second.fault,
             Fault::Status {
                 status: 429,
-                retry_after: Some("2".to_string())
+                retry_after: Some("2".to_string()),
+                code: None,
             }
         );
     }

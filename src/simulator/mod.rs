@@ -343,7 +343,7 @@ fn serve_connection(shared: &Shared, stream: &TcpStream) {
     if let Some(limiter) = &shared.limiter
         && !lock(limiter).admit(Instant::now())
     {
-        let mut response = http::Response::json(429, &ApiError::injected(429).body());
+        let mut response = http::Response::json(429, &ApiError::injected(429, None).body());
         response.retry_after = Some("1".to_string());
         record.fault = Some("rate_limit".to_string());
         answer(shared, stream, arrival, record, &response, false);
@@ -363,8 +363,10 @@ fn serve_connection(shared: &Shared, stream: &TcpStream) {
         Some(Fault::Status {
             status,
             retry_after,
+            code,
         }) => {
-            let mut response = http::Response::json(status, &ApiError::injected(status).body());
+            let mut response =
+                http::Response::json(status, &ApiError::injected(status, code).body());
             response.retry_after = retry_after;
             answer(shared, stream, arrival, record, &response, false);
         }

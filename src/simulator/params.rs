@@ -72,7 +72,7 @@ impl ApiError {
     }
 
     /// The error for a status injected by a fault rule.
-    pub(crate) fn injected(status: u16) -> ApiError {
+    pub(crate) fn injected(status: u16, code: Option<u64>) -> ApiError {
         let title = match status {
             429 => "Too Many Requests",
             500 => "Server Error",
@@ -81,7 +81,12 @@ impl ApiError {
             504 => "Gateway Timeout",
             _ => super::http::reason(status),
         };
-        ApiError::new(status, u64::from(status) * 10000 + 10, title, None)
+        let title = match code {
+            Some(4_000_030) => "Already Exists Error",
+            _ => title,
+        };
+        let code = code.unwrap_or(u64::from(status) * 10000 + 10);
+        ApiError::new(status, code, title, None)
     }
 
     pub(crate) fn body(&self) -> Value {

@@ -338,6 +338,9 @@ pub enum Fault {
     Status {
         status: u16,
         retry_after: Option<String>,
+        /// SentinelOne's own error code in the body (default: status × 10000 + 10), e.g.
+        /// 4000030 for an "Already Exists" answer.
+        code: Option<u64>,
     },
     /// Close the connection without answering and without applying the request.
     DropBefore,
@@ -373,6 +376,8 @@ struct RawFault {
     status: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     retry_after: Option<StringOrNumber>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     drop: Option<DropWhen>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -414,9 +419,10 @@ impl TryFrom<RawFault> for Fault {
             kinds.push(Fault::Status {
                 status,
                 retry_after,
+                code: raw.code,
             });
-        } else if raw.retry_after.is_some() {
-            return Err("retry_after needs a status".to_string());
+        } else if raw.retry_after.is_some() || raw.code.is_some() {
+            return Err("retry_after and code need a status".to_string());
         }
         match raw.drop {
             Some(DropWhen::Before) => kinds.push(Fault::DropBefore),
@@ -449,9 +455,11 @@ impl From<Fault> for RawFault {
             Fault::Status {
                 status,
                 retry_after,
+                code,
             } => {
                 raw.status = Some(status);
                 raw.retry_after = retry_after.map(StringOrNumber::String);
+                raw.code = code;
             }
             Fault::DropBefore => raw.drop = Some(DropWhen::Before),
             Fault::DropAfter => raw.drop = Some(DropWhen::After),
