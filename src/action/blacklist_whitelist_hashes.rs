@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::hash_list::{HashList, ListEntry, Lookup, LookupScope};
+use super::hash_list::{HashList, ListEntry, Lookup, LookupScope, entries};
 use super::{Action, RunContext, TargetId};
 use crate::error::Failure;
 use crate::indicator::IndicatorType;
@@ -162,13 +162,16 @@ impl Action for BlacklistWhitelistHashes {
         }
 
         let noun = params.list.noun();
-        let mut added_counts = vec![0usize; ctx.targets().len()];
+        // Per target: entries added, and the OS types they were added for.
+        let mut added: Vec<(usize, BTreeSet<&str>)> =
+            vec![(0, BTreeSet::new()); ctx.targets().len()];
         if ctx.dry_run() {
             for slot in &missing {
                 let target = ctx.target(slot.target);
                 let body = params.body(target.kind, &target.value, slot.os, slot.site.as_deref());
                 ctx.plan("POST", params.list.path(), Some(body), &[slot.target]);
-                added_counts[slot.target] += 1;
+                added[slot.target].0 += 1;
+                added[slot.target].1.insert(slot.os.api_value());
             }
         } else {
             let bodies: Vec<Value> = missing
@@ -194,10 +197,13 @@ impl Action for BlacklistWhitelistHashes {
                     Err(failure) => Err(failure),
                 },
             );
-            for ((target, _), created) in batches.iter().zip(posted) {
+            for ((slot, _), created) in missing.iter().zip(&batches).zip(posted) {
                 match created {
-                    Some(true) => added_counts[*target] += 1,
-                    Some(false) => present_counts[*target] += 1,
+                    Some(true) => {
+                        added[slot.target].0 += 1;
+                        added[slot.target].1.insert(slot.os.api_value());
+                    }
+                    Some(false) => present_counts[slot.target] += 1,
                     None => {}
                 }
             }
@@ -206,7 +212,9 @@ impl Action for BlacklistWhitelistHashes {
         let attribute = params.attribute_name();
         let os_list: Vec<&str> = os_types.iter().map(|os| os.api_value()).collect();
         for id in ids {
-            let (added, present) = (added_counts[id], present_counts[id]);
+            let (count, added_os) = &added[id];
+            let (count, present) = (*count, present_counts[id]);
+            let added_os = added_os.iter().copied().collect::<Vec<_>>().join(", ");
             let scope = if sites.len() == 1 && sites[0].is_none() {
                 "the global scope".to_string()
             } else {
@@ -214,23 +222,21 @@ impl Action for BlacklistWhitelistHashes {
             };
             if ctx.dry_run() {
                 let detail = format!(
-                    "Dry run: would add {added} {noun} entr{} ({}) in {scope}; {present} already present",
-                    if added == 1 { "y" } else { "ies" },
-                    os_list.join(", ")
+                    "Dry run: would add {} ({added_os}) in {scope}; {present} already present",
+                    entries(count, noun)
                 );
                 ctx.succeed(id, detail, Vec::new());
                 continue;
             }
-            let detail = if added == 0 {
+            let detail = if count == 0 {
                 format!(
                     "Already on the {noun} for {} in {scope}",
                     os_list.join(", ")
                 )
             } else {
                 format!(
-                    "Added {added} {noun} entr{} ({}) in {scope}; {present} already present",
-                    if added == 1 { "y" } else { "ies" },
-                    os_list.join(", ")
+                    "Added {} ({added_os}) in {scope}; {present} already present",
+                    entries(count, noun)
                 )
             };
             let attributes = os_list

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::hash_list::{HashList, Lookup, LookupScope};
+use super::hash_list::{self, HashList, Lookup, LookupScope};
 use super::{Action, RunContext, TargetId};
 use crate::error::Failure;
 use crate::indicator::IndicatorType;
@@ -111,10 +111,10 @@ impl Action for DeleteHashes {
             let detail = match (removed, ctx.dry_run()) {
                 (0, _) => format!("Not on the {noun}; nothing to remove"),
                 (n, true) => format!(
-                    "Dry run: would remove {n} {noun} entr{} ({os_types})",
-                    plural(n)
+                    "Dry run: would remove {} ({os_types})",
+                    hash_list::entries(n, noun)
                 ),
-                (n, false) => format!("Removed {n} {noun} entr{} ({os_types})", plural(n)),
+                (n, false) => format!("Removed {} ({os_types})", hash_list::entries(n, noun)),
             };
             let attributes = if ctx.dry_run() {
                 Vec::new()
@@ -128,8 +128,4 @@ impl Action for DeleteHashes {
         }
         Ok(())
     }
-}
-
-fn plural(count: usize) -> &'static str {
-    if count == 1 { "y" } else { "ies" }
 }

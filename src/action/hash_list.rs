@@ -63,6 +63,14 @@ impl HashList {
     }
 }
 
+/// "1 blacklist entry", "3 whitelist entries".
+pub fn entries(count: usize, noun: &str) -> String {
+    format!(
+        "{count} {noun} {}",
+        if count == 1 { "entry" } else { "entries" }
+    )
+}
+
 /// Where to look for entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LookupScope {

@@ -107,9 +107,12 @@ fn ioc(params: &Params, ctx: &RunContext<'_>, id: TargetId, now: DateTime<Utc>) 
     let view = ctx.view(id);
     let valid_until = now + Duration::days(i64::from(params.expiration_days(target.kind)));
     let object_id = view.id.as_ref().map(ToString::to_string);
+    // This action's own attributes from earlier runs come back on the objects; they describe
+    // the export, not the indicator.
     let attributes: Vec<Value> = view
         .attributes
         .iter()
+        .filter(|attribute| attribute.name != EXPORTED && attribute.name != EXPIRATION)
         .map(|attribute| json!({ "name": attribute.name, "value": attribute.value }))
         .collect();
     let tags: Vec<&str> = view.tags.iter().map(|tag| tag.name()).collect();
