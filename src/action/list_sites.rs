@@ -58,7 +58,12 @@ fn record(site: &Value) -> Value {
         "sku": text(site, "sku"),
         "is_default": flag("isDefault"),
         "active_licenses": count("activeLicenses"),
-        "total_licenses": count("totalLicenses"),
+        // An unlimited site reports `totalLicenses: 0`; a row saying 0 licences would mislead.
+        "total_licenses": if flag("unlimitedLicenses") == Some(true) {
+            None
+        } else {
+            count("totalLicenses")
+        },
         "unlimited_licenses": flag("unlimitedLicenses"),
         "expiration": text(site, "expiration"),
         "unlimited_expiration": flag("unlimitedExpiration"),

@@ -120,11 +120,14 @@ pub fn run(ctx: &mut RunContext<'_>, settings: Settings<'_>) -> Result<(), Failu
         let Some(agents) = agents else { continue };
         match settings.limit {
             Some(Limit { max_agents, param }) if agents.len() > max_agents => {
+                let all: Vec<&Agent> = agents.iter().collect();
                 let message = format!(
-                    "'{}' matches {} agents, more than the limit of {max_agents} agents per indicator; \
-                     nothing was changed for it (narrow it with site_ids or query, or raise {param})",
+                    "'{}' matches {} agents ({}), more than the limit of {max_agents} agents per \
+                     indicator; nothing was changed for it (narrow it with site_ids or query, or \
+                     raise {param})",
                     ctx.target(id).value,
                     agents.len(),
+                    agents::name_list(&all, NAMES_IN_DETAIL),
                 );
                 ctx.fail(
                     id,
