@@ -41,6 +41,26 @@ const MANIFEST_FILES: &[(&str, &str)] = &[
         "sentinelone-ioc-export",
         include_str!("../manifests/sentinelone-ioc-export.json"),
     ),
+    (
+        "sentinelone-list-groups",
+        include_str!("../manifests/sentinelone-list-groups.json"),
+    ),
+    (
+        "sentinelone-list-agents",
+        include_str!("../manifests/sentinelone-list-agents.json"),
+    ),
+    (
+        "sentinelone-list-sites",
+        include_str!("../manifests/sentinelone-list-sites.json"),
+    ),
+    (
+        "sentinelone-connect-network",
+        include_str!("../manifests/sentinelone-connect-network.json"),
+    ),
+    (
+        "sentinelone-disconnect-network",
+        include_str!("../manifests/sentinelone-disconnect-network.json"),
+    ),
 ];
 
 static MANIFESTS: std::sync::LazyLock<Vec<Manifest>> = std::sync::LazyLock::new(|| {

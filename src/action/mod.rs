@@ -5,13 +5,21 @@
 //! name); a manifest whose action is not in the table is reported as not implemented, never run.
 //! Shared mechanics (outcomes, batching, dry-run plans) live in [`context`], not in actions.
 
+pub mod agents;
 pub mod blacklist_whitelist_hashes;
 pub mod checkpoint;
+pub mod connect_network;
 pub mod context;
 pub mod delete_hashes;
+pub mod disconnect_network;
 pub mod hash_list;
 pub mod ioc_export;
+pub mod list_agents;
+pub mod list_groups;
+pub mod list_sites;
+pub mod listing;
 pub mod mitigate_threats;
+pub mod network;
 pub mod threats;
 
 use schemars::{JsonSchema, Schema};
@@ -99,6 +107,11 @@ pub static ACTIONS: &[ActionEntry] = &[
     entry::<mitigate_threats::MitigateThreats>("sentinelone-mitigate-threats"),
     entry::<delete_hashes::DeleteHashes>("sentinelone-delete-hashes"),
     entry::<ioc_export::IocExport>("sentinelone-ioc-export"),
+    entry::<list_groups::ListGroups>("sentinelone-list-groups"),
+    entry::<list_agents::ListAgents>("sentinelone-list-agents"),
+    entry::<list_sites::ListSites>("sentinelone-list-sites"),
+    entry::<connect_network::ConnectNetwork>("sentinelone-connect-network"),
+    entry::<disconnect_network::DisconnectNetwork>("sentinelone-disconnect-network"),
 ];
 
 /// The implemented action of a manifest.

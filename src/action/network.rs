@@ -1,0 +1,265 @@
+//! Network isolation and reconnection of the computers behind indicators, shared by actions 12
+//! (connect) and 13 (disconnect).
+//!
+//! The agents of every IP Address, IPv6 Address or FQDN are found with the shared look-up
+//! ([`super::agents`]), then `POST /agents/actions/{connect|disconnect}` is sent with
+//! `filter.ids` = their agent ids, at most 1,000 per request, each agent once however many
+//! indicators match it. A filter is never sent without ids: SentinelOne reads an empty filter
+//! as "every agent in scope". An indicator with no agent sends nothing.
+//!
+//! Agents the look-up already shows in the wanted state (`disconnected` for a disconnect,
+//! `connected` for a connect) are not sent again, so a second run sends nothing and still
+//! reports every indicator succeeded. Agents in a transitional state (`connecting`,
+//! `disconnecting`) are sent, which SentinelOne treats as a no-op or a retry.
+//!
+//! With a per-indicator limit (disconnect), an indicator matching more agents than the limit
+//! changes nothing and fails with `input.over_limit`; its agents are sent only where another,
+//! accepted indicator of the batch matches them too.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+
+use super::agents::{self, Agent, Scope};
+use super::{RunContext, TargetId};
+use crate::error::{ErrorCode, Failure};
+use crate::result::{AddedAttribute, Warning};
+
+/// Agent ids per request.
+const IDS_PER_REQUEST: usize = 1000;
+
+/// Computer names written in one detail before "and N more".
+const NAMES_IN_DETAIL: usize = 10;
+
+/// Which way the network changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Connect,
+    Disconnect,
+}
+
+impl Direction {
+    fn path(self) -> &'static str {
+        match self {
+            Self::Connect => "/agents/actions/connect",
+            Self::Disconnect => "/agents/actions/disconnect",
+        }
+    }
+
+    /// The `networkStatus` an agent has once the action took effect.
+    fn wanted_status(self) -> &'static str {
+        match self {
+            Self::Connect => "connected",
+            Self::Disconnect => "disconnected",
+        }
+    }
+
+    fn attribute(self) -> &'static str {
+        match self {
+            Self::Connect => "Computers Reconnected to Network",
+            Self::Disconnect => "Computers Disconnected from Network",
+        }
+    }
+
+    /// "reconnected to" / "isolated from" — for "N computer(s) … the network".
+    fn done(self) -> &'static str {
+        match self {
+            Self::Connect => "reconnected to",
+            Self::Disconnect => "isolated from",
+        }
+    }
+
+    fn already(self) -> &'static str {
+        match self {
+            Self::Connect => "already connected",
+            Self::Disconnect => "already isolated",
+        }
+    }
+
+    fn infinitive(self) -> &'static str {
+        match self {
+            Self::Connect => "reconnect",
+            Self::Disconnect => "isolate",
+        }
+    }
+
+    fn needs_action(self, agent: &Agent) -> bool {
+        agent.network_status.as_deref() != Some(self.wanted_status())
+    }
+}
+
+/// What one run does.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    pub direction: Direction,
+    pub scope: Scope<'a>,
+    /// The most agents one indicator may match (`None`: no limit).
+    pub limit: Option<Limit>,
+}
+
+/// A per-indicator agent limit.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub max_agents: usize,
+    /// The configuration parameter that holds it, named in the refusal.
+    pub param: &'static str,
+}
+
+/// Connects or disconnects the agents of every pending target of `ctx`.
+pub fn run(ctx: &mut RunContext<'_>, settings: Settings<'_>) -> Result<(), Failure> {
+    let ids = ctx.pending();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let direction = settings.direction;
+    let found = agents::find(ctx, &ids, settings.scope);
+
+    // Indicators within the limit, with their agents; the others fail here and send nothing.
+    let mut accepted: Vec<(TargetId, Vec<Agent>)> = Vec::new();
+    for (id, agents) in ids.into_iter().zip(found) {
+        let Some(agents) = agents else { continue };
+        match settings.limit {
+            Some(Limit { max_agents, param }) if agents.len() > max_agents => {
+                let all: Vec<&Agent> = agents.iter().collect();
+                let message = format!(
+                    "'{}' matches {} agents ({}), more than the limit of {max_agents} agents per \
+                     indicator; nothing was changed for it (narrow it with site_ids or query, or \
+                     raise {param})",
+                    ctx.target(id).value,
+                    agents.len(),
+                    agents::name_list(&all, NAMES_IN_DETAIL),
+                );
+                ctx.fail(
+                    id,
+                    Failure::new(ErrorCode::InputOverLimit, message)
+                        .with_field(format!("config.{param}")),
+                );
+            }
+            _ => accepted.push((id, agents)),
+        }
+    }
+
+    // The agent ids to send, each with the indicators it acts for.
+    let mut owners: BTreeMap<&str, BTreeSet<TargetId>> = BTreeMap::new();
+    for (id, agents) in &accepted {
+        for agent in agents.iter().filter(|agent| direction.needs_action(agent)) {
+            owners.entry(agent.id.as_str()).or_default().insert(*id);
+        }
+    }
+    let keys: Vec<&str> = owners.keys().copied().collect();
+    let batches: Vec<&[&str]> = keys.chunks(IDS_PER_REQUEST).collect();
+    let body = |batch: &[&str]| json!({ "filter": { "ids": batch }, "data": {} });
+    let targets_of = |batch: &&[&str]| -> Vec<TargetId> {
+        batch
+            .iter()
+            .flat_map(|key| owners[key].iter().copied())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    };
+    if ctx.dry_run() {
+        for batch in &batches {
+            ctx.plan(
+                "POST",
+                direction.path(),
+                Some(body(batch)),
+                &targets_of(batch),
+            );
+        }
+    } else {
+        let results = ctx.batches("network action", &batches, targets_of, |client, batch| {
+            client.post(direction.path(), &body(batch))
+        });
+        for (batch, response) in batches.iter().zip(results) {
+            let affected = response
+                .as_ref()
+                .and_then(|response| response.pointer("/data/affected"))
+                .and_then(Value::as_u64);
+            // SentinelOne counts only the agents it acted on, and names none of them: a short
+            // count cannot be pinned on an indicator, so it is reported for the run.
+            if let Some(affected) = affected.filter(|affected| *affected < batch.len() as u64) {
+                ctx.warn(Warning {
+                    code: "upstream.partially_applied".into(),
+                    message: format!(
+                        "SentinelOne reported {affected} of {} agents affected by POST {}",
+                        batch.len(),
+                        direction.path()
+                    ),
+                    field: None,
+                });
+            }
+        }
+    }
+
+    for (id, agents) in accepted {
+        if agents.is_empty() {
+            let attributes = if ctx.dry_run() {
+                Vec::new()
+            } else {
+                vec![AddedAttribute::new(direction.attribute(), "0")]
+            };
+            ctx.succeed(id, "no matching agent", attributes);
+            continue;
+        }
+        let (to_change, unchanged): (Vec<&Agent>, Vec<&Agent>) = agents
+            .iter()
+            .partition(|agent| direction.needs_action(agent));
+        let mut parts = Vec::new();
+        if !to_change.is_empty() {
+            let names = agents::name_list(&to_change, NAMES_IN_DETAIL);
+            parts.push(if ctx.dry_run() {
+                format!(
+                    "Dry run: would {} {} computer(s): {names}",
+                    direction.infinitive(),
+                    to_change.len()
+                )
+            } else {
+                format!(
+                    "{} computer(s) {} the network: {names}",
+                    to_change.len(),
+                    direction.done()
+                )
+            });
+        }
+        if !unchanged.is_empty() {
+            parts.push(format!(
+                "{} computer(s) {}: {}",
+                unchanged.len(),
+                direction.already(),
+                agents::name_list(&unchanged, NAMES_IN_DETAIL)
+            ));
+        }
+        let attributes = if ctx.dry_run() {
+            Vec::new()
+        } else {
+            vec![AddedAttribute::new(
+                direction.attribute(),
+                agents.len().to_string(),
+            )]
+        };
+        ctx.succeed(id, parts.join("; "), attributes);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn only_agents_not_yet_in_the_wanted_state_are_sent() {
+        let agent = |status: &str| {
+            Agent::from_json(&json!({"id": "1", "computerName": "PC", "networkStatus": status}))
+                .unwrap()
+        };
+        assert!(!Direction::Disconnect.needs_action(&agent("disconnected")));
+        assert!(Direction::Disconnect.needs_action(&agent("disconnecting")));
+        assert!(Direction::Disconnect.needs_action(&agent("connected")));
+        assert!(!Direction::Connect.needs_action(&agent("connected")));
+        assert!(Direction::Connect.needs_action(&agent("disconnected")));
+        assert_eq!(Direction::Connect.path(), "/agents/actions/connect");
+        assert_eq!(Direction::Disconnect.path(), "/agents/actions/disconnect");
+    }
+}
