@@ -107,6 +107,12 @@ impl<'a> RunContext<'a> {
         self.now
     }
 
+    /// The run deadline (`run.deadline_seconds` from the start), for actions that wait: no
+    /// request starts after it.
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        self.client.deadline()
+    }
+
     /// Whether writes are planned instead of sent.
     pub fn dry_run(&self) -> bool {
         self.dry_run
