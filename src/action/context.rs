@@ -123,6 +123,12 @@ impl<'a> RunContext<'a> {
         self.input_state
     }
 
+    /// How many objects the envelope held (valid or not); zero lets an action tell an empty
+    /// envelope from one whose objects were all skipped or invalid.
+    pub fn object_count(&self) -> usize {
+        self.objects.len()
+    }
+
     pub fn targets(&self) -> &[Target] {
         &self.targets
     }
