@@ -41,6 +41,26 @@ const MANIFEST_FILES: &[(&str, &str)] = &[
         "sentinelone-ioc-export",
         include_str!("../manifests/sentinelone-ioc-export.json"),
     ),
+    (
+        "sentinelone-hash-reputation",
+        include_str!("../manifests/sentinelone-hash-reputation.json"),
+    ),
+    (
+        "sentinelone-get-blacklist-items",
+        include_str!("../manifests/sentinelone-get-blacklist-items.json"),
+    ),
+    (
+        "sentinelone-get-threats",
+        include_str!("../manifests/sentinelone-get-threats.json"),
+    ),
+    (
+        "sentinelone-monitor-threat-status",
+        include_str!("../manifests/sentinelone-monitor-threat-status.json"),
+    ),
+    (
+        "sentinelone-update-threats",
+        include_str!("../manifests/sentinelone-update-threats.json"),
+    ),
 ];
 
 static MANIFESTS: std::sync::LazyLock<Vec<Manifest>> = std::sync::LazyLock::new(|| {

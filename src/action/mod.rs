@@ -9,10 +9,15 @@ pub mod blacklist_whitelist_hashes;
 pub mod checkpoint;
 pub mod context;
 pub mod delete_hashes;
+pub mod get_blacklist_items;
+pub mod get_threats;
 pub mod hash_list;
+pub mod hash_reputation;
 pub mod ioc_export;
 pub mod mitigate_threats;
+pub mod monitor_threat_status;
 pub mod threats;
+pub mod update_threats;
 
 use schemars::{JsonSchema, Schema};
 use serde::de::DeserializeOwned;
@@ -99,6 +104,11 @@ pub static ACTIONS: &[ActionEntry] = &[
     entry::<mitigate_threats::MitigateThreats>("sentinelone-mitigate-threats"),
     entry::<delete_hashes::DeleteHashes>("sentinelone-delete-hashes"),
     entry::<ioc_export::IocExport>("sentinelone-ioc-export"),
+    entry::<hash_reputation::HashReputation>("sentinelone-hash-reputation"),
+    entry::<get_blacklist_items::GetBlacklistItems>("sentinelone-get-blacklist-items"),
+    entry::<get_threats::GetThreats>("sentinelone-get-threats"),
+    entry::<monitor_threat_status::MonitorThreatStatus>("sentinelone-monitor-threat-status"),
+    entry::<update_threats::UpdateThreats>("sentinelone-update-threats"),
 ];
 
 /// The implemented action of a manifest.
