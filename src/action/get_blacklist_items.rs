@@ -24,7 +24,7 @@ use super::hash_list::{HashList, Lookup, LookupScope};
 use super::{Action, RunContext, TargetId};
 use crate::error::Failure;
 use crate::indicator::IndicatorType;
-use crate::result::AddedAttribute;
+use crate::result::{AddedAttribute, Warning};
 
 const ENTRY: &str = "SentinelOne Blacklist Entry";
 const OS_TYPE: &str = "SentinelOne OS Type";
@@ -162,15 +162,12 @@ impl Produced {
             .iter()
             .map(|(name, value)| json!({ "name": name, "value": value }))
             .collect();
-        let mut object = json!({
-            "type": kind.name(),
-            "value": value,
-            "attributes": attributes,
-            "tags": [TAG],
-        });
+        let mut object = json!({ "type": kind.name(), "value": value });
         if !self.descriptions.is_empty() {
             object["description"] = json!(self.descriptions.join("; "));
         }
+        object["attributes"] = json!(attributes);
+        object["tags"] = json!([TAG]);
         object
     }
 }
@@ -199,19 +196,35 @@ fn list_everything(ctx: &mut RunContext<'_>) -> Result<(), Failure> {
     ];
     let mut produced: BTreeMap<(IndicatorType, String), Produced> = BTreeMap::new();
     let mut order: Vec<(IndicatorType, String)> = Vec::new();
+    let mut without_hash = 0usize;
     for page in ctx
         .client()
         .pages(HashList::Blacklist.path(), query, "/data")
     {
         for item in page? {
             let entry = EntryText::from_item(&item);
-            for key in hashes_of(&item) {
+            let hashes = hashes_of(&item);
+            if hashes.is_empty() {
+                without_hash += 1;
+            }
+            for key in hashes {
                 if !produced.contains_key(&key) {
                     order.push(key.clone());
                 }
                 produced.entry(key).or_default().absorb(&entry);
             }
         }
+    }
+    if without_hash > 0 {
+        ctx.warn(Warning {
+            code: "upstream.entry_without_hash".into(),
+            message: format!(
+                "{without_hash} blacklist entr{} carried neither a SHA-1 nor a SHA-256 and {} not returned",
+                if without_hash == 1 { "y" } else { "ies" },
+                if without_hash == 1 { "was" } else { "were" }
+            ),
+            field: None,
+        });
     }
     for key in order {
         let object = produced[&key].to_object(key.0, &key.1);

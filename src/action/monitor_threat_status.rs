@@ -142,11 +142,8 @@ impl Action for MonitorThreatStatus {
                 }
                 let seen = observe(&threats);
                 if seen.unresolved == 0 {
-                    let detail = format!(
-                        "All {} threat(s) resolved (round {rounds}, after {} s)",
-                        seen.threats,
-                        started.elapsed().as_secs()
-                    );
+                    let detail =
+                        format!("All {} threat(s) resolved (round {rounds})", seen.threats);
                     ctx.succeed(id, detail, vec![AddedAttribute::new(ATTRIBUTE, RESOLVED)]);
                 } else {
                     last.insert(id, seen);
