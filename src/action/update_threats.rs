@@ -321,54 +321,7 @@ impl Action for UpdateThreats {
         if ids.is_empty() {
             return Ok(());
         }
-
-        let mut by_attribute: Vec<(TargetId, Vec<String>)> = Vec::new();
-        let mut by_value: Vec<TargetId> = Vec::new();
-        for id in ids {
-            match threat_ids_of(ctx, id) {
-                Err(message) => ctx.fail(
-                    id,
-                    Failure::new(ErrorCode::InputInvalidValue, message)
-                        .with_field(format!("objects[{}].attributes", ctx.target(id).indices[0])),
-                ),
-                Ok(threat_ids) if !threat_ids.is_empty() => by_attribute.push((id, threat_ids)),
-                Ok(_) => match ctx.target(id).kind {
-                    IndicatorType::Sha1 | IndicatorType::FilePath => by_value.push(id),
-                    other => ctx.skip(
-                        id,
-                        format!(
-                            "Type {} is accepted only with a {THREAT_ID_ATTRIBUTE} attribute",
-                            other.name()
-                        ),
-                    ),
-                },
-            }
-        }
-
-        let mut found: Vec<(TargetId, Found)> = Vec::new();
-        let attribute_ids: Vec<TargetId> = by_attribute.iter().map(|(id, _)| *id).collect();
-        for (id, result) in attribute_ids
-            .into_iter()
-            .zip(find_by_ids(ctx, &by_attribute))
-        {
-            found.extend(result.map(|result| (id, result)));
-        }
-        for (id, threats) in by_value
-            .iter()
-            .copied()
-            .zip(threats::find(ctx, &by_value, None))
-        {
-            found.extend(threats.map(|threats| {
-                (
-                    id,
-                    Found {
-                        threats,
-                        ..Found::default()
-                    },
-                )
-            }));
-        }
-        found.sort_by_key(|(id, _)| *id);
+        let found = find_threats(ctx, ids);
 
         // Every threat once, with the targets it belongs to.
         let mut owners: BTreeMap<String, BTreeSet<TargetId>> = BTreeMap::new();
@@ -379,116 +332,180 @@ impl Action for UpdateThreats {
                 threat_by_id.insert(threat.id.clone(), threat);
             }
         }
+        let applied: Vec<Applied> = changes
+            .iter()
+            .map(|change| apply(ctx, change, &threat_by_id, &owners))
+            .collect();
 
-        let mut applied: Vec<Applied> = Vec::new();
-        for change in &changes {
-            let mut outcome = Applied::default();
-            // Per threat: whether it already shows the change; a threat left out could not be
-            // checked (its targets have failed) and is not written either.
-            let already: BTreeMap<String, bool> = match change.field {
-                Some(field) => threat_by_id
-                    .iter()
-                    .map(|(threat_id, threat)| {
-                        let current = threat
-                            .raw
-                            .get("threatInfo")
-                            .and_then(|info| info.get(field))
-                            .and_then(Value::as_str);
-                        (threat_id.clone(), current == Some(change.value.as_str()))
-                    })
-                    .collect(),
-                None => {
-                    let all: Vec<String> = threat_by_id.keys().cloned().collect();
-                    noted(ctx, &all, &owners, &change.value)
-                }
-            };
-            let to_write: Vec<&String> = threat_by_id
-                .keys()
-                .filter(|threat_id| already.get(*threat_id) == Some(&false))
-                .collect();
-            let batches: Vec<&[&String]> = to_write.chunks(IDS_PER_REQUEST).collect();
-            let body =
-                |batch: &[&String]| json!({ "filter": { "ids": batch }, "data": change.data });
-            let targets_of = |batch: &&[&String]| -> Vec<TargetId> {
-                batch
-                    .iter()
-                    .flat_map(|threat_id| owners[*threat_id].iter().copied())
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect()
-            };
-            if ctx.dry_run() {
-                for batch in &batches {
-                    ctx.plan("POST", change.path, Some(body(batch)), &targets_of(batch));
-                }
-            } else {
-                let results = ctx.batches(&change.label, &batches, targets_of, |client, batch| {
-                    client
-                        .post(change.path, &body(batch))
-                        .map(|response| refused(&response))
-                });
-                for refusals in results.into_iter().flatten() {
-                    outcome.refused.extend(refusals);
-                }
-            }
-            outcome.written = to_write
-                .into_iter()
-                .filter(|threat_id| !outcome.refused.contains_key(*threat_id))
-                .cloned()
-                .collect();
-            outcome.already = already
-                .into_iter()
-                .filter_map(|(threat_id, has)| has.then_some(threat_id))
-                .collect();
-            applied.push(outcome);
-        }
-
-        for (id, result) in found {
-            let total = result.threats.len();
-            let mut parts: Vec<String> = Vec::new();
-            let mut not_updated: BTreeSet<&str> = BTreeSet::new();
-            for (change, outcome) in changes.iter().zip(&applied) {
-                let count = |set: &BTreeSet<String>| {
-                    result
-                        .threats
-                        .iter()
-                        .filter(|threat| set.contains(&threat.id))
-                        .count()
-                };
-                let written = count(&outcome.written);
-                let already = count(&outcome.already);
-                let reasons: BTreeSet<&str> = result
-                    .threats
-                    .iter()
-                    .filter_map(|threat| {
-                        let reason = outcome.refused.get(&threat.id)?;
-                        not_updated.insert(threat.id.as_str());
-                        Some(reason.as_str())
-                    })
-                    .collect();
-                parts.push(describe(change, written, already, &reasons, ctx.dry_run()));
-            }
-            let updated = total - not_updated.len();
-            let mut detail = match total {
-                0 => "No matching threats".to_string(),
-                n if ctx.dry_run() => format!("Dry run: {n} threat(s): {}", parts.join("; ")),
-                n => format!("{n} threat(s): {}", parts.join("; ")),
-            };
-            if !result.missing.is_empty() {
-                detail.push_str(&format!(
-                    "; threat id(s) not found in SentinelOne: {}",
-                    result.missing.join(", ")
-                ));
-            }
+        for (id, result) in &found {
+            let (detail, updated) = report(result, &changes, &applied, ctx.dry_run());
             let attributes = if ctx.dry_run() {
                 Vec::new()
             } else {
                 vec![AddedAttribute::new(ATTRIBUTE, updated.to_string())]
             };
-            ctx.succeed(id, detail, attributes);
+            ctx.succeed(*id, detail, attributes);
         }
         Ok(())
     }
+}
+
+/// The threats of every target in `ids`, by attribute or by value; targets that are skipped,
+/// invalid or whose look-up failed have their outcome in `ctx` and are left out.
+fn find_threats(ctx: &mut RunContext<'_>, ids: Vec<TargetId>) -> Vec<(TargetId, Found)> {
+    let mut by_attribute: Vec<(TargetId, Vec<String>)> = Vec::new();
+    let mut by_value: Vec<TargetId> = Vec::new();
+    for id in ids {
+        match threat_ids_of(ctx, id) {
+            Err(message) => ctx.fail(
+                id,
+                Failure::new(ErrorCode::InputInvalidValue, message)
+                    .with_field(format!("objects[{}].attributes", ctx.target(id).indices[0])),
+            ),
+            Ok(threat_ids) if !threat_ids.is_empty() => by_attribute.push((id, threat_ids)),
+            Ok(_) => match ctx.target(id).kind {
+                IndicatorType::Sha1 | IndicatorType::FilePath => by_value.push(id),
+                other => ctx.skip(
+                    id,
+                    format!(
+                        "Type {} is accepted only with a {THREAT_ID_ATTRIBUTE} attribute",
+                        other.name()
+                    ),
+                ),
+            },
+        }
+    }
+    let mut found: Vec<(TargetId, Found)> = Vec::new();
+    let by_id = find_by_ids(ctx, &by_attribute);
+    for ((id, _), result) in by_attribute.iter().zip(by_id) {
+        found.extend(result.map(|result| (*id, result)));
+    }
+    let by_hash_or_path = threats::find(ctx, &by_value, None);
+    for (id, threats) in by_value.into_iter().zip(by_hash_or_path) {
+        let found_one = |threats| Found {
+            threats,
+            ..Found::default()
+        };
+        found.extend(threats.map(|threats| (id, found_one(threats))));
+    }
+    found.sort_by_key(|(id, _)| *id);
+    found
+}
+
+/// Writes (or plans) one change for every threat that does not show it yet.
+fn apply(
+    ctx: &mut RunContext<'_>,
+    change: &Change,
+    threat_by_id: &BTreeMap<String, &Threat>,
+    owners: &BTreeMap<String, BTreeSet<TargetId>>,
+) -> Applied {
+    // Per threat: whether it already shows the change. A threat left out could not be checked
+    // (its targets have failed) and is not written either.
+    let already: BTreeMap<String, bool> = match change.field {
+        Some(field) => threat_by_id
+            .iter()
+            .map(|(threat_id, threat)| {
+                let current = threat
+                    .raw
+                    .get("threatInfo")
+                    .and_then(|info| info.get(field))
+                    .and_then(Value::as_str);
+                (threat_id.clone(), current == Some(change.value.as_str()))
+            })
+            .collect(),
+        None => {
+            let all: Vec<String> = threat_by_id.keys().cloned().collect();
+            noted(ctx, &all, owners, &change.value)
+        }
+    };
+    let to_write: Vec<&String> = threat_by_id
+        .keys()
+        .filter(|threat_id| already.get(*threat_id) == Some(&false))
+        .collect();
+    let batches: Vec<&[&String]> = to_write.chunks(IDS_PER_REQUEST).collect();
+    let body = |batch: &[&String]| json!({ "filter": { "ids": batch }, "data": change.data });
+    let targets_of = |batch: &&[&String]| -> Vec<TargetId> {
+        batch
+            .iter()
+            .flat_map(|threat_id| owners[*threat_id].iter().copied())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    };
+    let mut outcome = Applied::default();
+    if ctx.dry_run() {
+        for batch in &batches {
+            ctx.plan("POST", change.path, Some(body(batch)), &targets_of(batch));
+        }
+    } else {
+        let results = ctx.batches(&change.label, &batches, targets_of, |client, batch| {
+            client
+                .post(change.path, &body(batch))
+                .map(|response| refused(&response))
+        });
+        for refusals in results.into_iter().flatten() {
+            outcome.refused.extend(refusals);
+        }
+    }
+    outcome.written = to_write
+        .into_iter()
+        .filter(|threat_id| !outcome.refused.contains_key(*threat_id))
+        .cloned()
+        .collect();
+    outcome.already = already
+        .into_iter()
+        .filter_map(|(threat_id, has)| has.then_some(threat_id))
+        .collect();
+    outcome
+}
+
+/// A target's detail, and how many of its threats carry every change.
+fn report(
+    found: &Found,
+    changes: &[Change],
+    applied: &[Applied],
+    dry_run: bool,
+) -> (String, usize) {
+    let total = found.threats.len();
+    let mut parts: Vec<String> = Vec::new();
+    let mut not_updated: BTreeSet<&str> = BTreeSet::new();
+    for (change, outcome) in changes.iter().zip(applied) {
+        let count = |set: &BTreeSet<String>| {
+            found
+                .threats
+                .iter()
+                .filter(|threat| set.contains(&threat.id))
+                .count()
+        };
+        let reasons: BTreeSet<&str> = found
+            .threats
+            .iter()
+            .filter_map(|threat| {
+                let reason = outcome.refused.get(&threat.id)?;
+                not_updated.insert(threat.id.as_str());
+                Some(reason.as_str())
+            })
+            .collect();
+        parts.push(describe(
+            change,
+            count(&outcome.written),
+            count(&outcome.already),
+            &reasons,
+            dry_run,
+        ));
+    }
+    let mut detail = match total {
+        0 => "No matching threats".to_string(),
+        n if dry_run => format!("Dry run: {n} threat(s): {}", parts.join("; ")),
+        n => format!("{n} threat(s): {}", parts.join("; ")),
+    };
+    if !found.missing.is_empty() {
+        detail.push_str(&format!(
+            "; threat id(s) not found in SentinelOne: {}",
+            found.missing.join(", ")
+        ));
+    }
+    (detail, total - not_updated.len())
 }
 
 /// One change's part of a detail, e.g. `analyst verdict true_positive set on 2, already on 1`.
@@ -577,6 +594,30 @@ mod tests {
         assert_eq!(refusals.len(), 1);
         assert_eq!(refusals["3"], "missing_permissions");
         assert!(refused(&json!({"data": {"affected": 2}})).is_empty());
+    }
+
+    #[test]
+    fn refused_threats_are_not_counted_and_missing_ids_are_named() {
+        let changes = params(Verdict::TruePositive, IncidentStatus::NoChange, None)
+            .changes()
+            .unwrap();
+        let threat = |id: &str| Threat::from_json(&json!({"id": id})).unwrap();
+        let found = Found {
+            threats: vec![threat("1"), threat("2")],
+            missing: vec!["9".into()],
+        };
+        let applied = [Applied {
+            written: BTreeSet::from(["1".to_string()]),
+            already: BTreeSet::new(),
+            refused: BTreeMap::from([("2".to_string(), "missing_permissions".to_string())]),
+        }];
+        let (detail, updated) = report(&found, &changes, &applied, false);
+        assert_eq!(updated, 1);
+        assert_eq!(
+            detail,
+            "2 threat(s): analyst verdict true_positive set on 1, refused by SentinelOne \
+             (missing_permissions); threat id(s) not found in SentinelOne: 9"
+        );
     }
 
     #[test]
