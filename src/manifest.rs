@@ -42,6 +42,18 @@ const MANIFEST_FILES: &[(&str, &str)] = &[
         include_str!("../manifests/sentinelone-ioc-export.json"),
     ),
     (
+        "sentinelone-hash-reputation",
+        include_str!("../manifests/sentinelone-hash-reputation.json"),
+    ),
+    (
+        "sentinelone-get-blacklist-items",
+        include_str!("../manifests/sentinelone-get-blacklist-items.json"),
+    ),
+    (
+        "sentinelone-get-threats",
+        include_str!("../manifests/sentinelone-get-threats.json"),
+    ),
+    (
         "sentinelone-list-groups",
         include_str!("../manifests/sentinelone-list-groups.json"),
     ),
@@ -60,6 +72,14 @@ const MANIFEST_FILES: &[(&str, &str)] = &[
     (
         "sentinelone-disconnect-network",
         include_str!("../manifests/sentinelone-disconnect-network.json"),
+    ),
+    (
+        "sentinelone-monitor-threat-status",
+        include_str!("../manifests/sentinelone-monitor-threat-status.json"),
+    ),
+    (
+        "sentinelone-update-threats",
+        include_str!("../manifests/sentinelone-update-threats.json"),
     ),
 ];
 

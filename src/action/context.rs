@@ -110,6 +110,12 @@ impl<'a> RunContext<'a> {
         self.now
     }
 
+    /// The run deadline (`run.deadline_seconds` from the start), for actions that wait: no
+    /// request starts after it.
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        self.client.deadline()
+    }
+
     /// Whether writes are planned instead of sent.
     pub fn dry_run(&self) -> bool {
         self.dry_run
@@ -118,6 +124,12 @@ impl<'a> RunContext<'a> {
     /// The checkpoint the previous run returned (ingest actions).
     pub fn input_state(&self) -> Option<&'a Value> {
         self.input_state
+    }
+
+    /// How many objects the envelope held (valid or not); zero lets an action tell an empty
+    /// envelope from one whose objects were all skipped or invalid.
+    pub fn object_count(&self) -> usize {
+        self.objects.len()
     }
 
     pub fn targets(&self) -> &[Target] {

@@ -182,6 +182,21 @@ impl Lookup {
     /// The entries of every target in `ids`, in the same order. A target whose look-up request
     /// failed has been failed in `ctx` and gets `None`.
     pub fn find(&self, ctx: &mut RunContext<'_>, ids: &[TargetId]) -> Vec<Option<Vec<ListEntry>>> {
+        self.find_with_items(ctx, ids)
+            .into_iter()
+            .map(|entries| {
+                entries.map(|entries| entries.into_iter().map(|(entry, _)| entry).collect())
+            })
+            .collect()
+    }
+
+    /// As [`Lookup::find`], each entry with the item SentinelOne returned, for actions that
+    /// report more of it (scope path, creation time).
+    pub fn find_with_items(
+        &self,
+        ctx: &mut RunContext<'_>,
+        ids: &[TargetId],
+    ) -> Vec<Option<Vec<(ListEntry, Value)>>> {
         let chunks = ctx.query_chunks(ids, QUERY_VALUES_BUDGET);
         let values: Vec<Vec<String>> = chunks
             .iter()
@@ -205,7 +220,7 @@ impl Lookup {
                 Ok(items)
             },
         );
-        let mut found: HashMap<TargetId, Vec<ListEntry>> = HashMap::new();
+        let mut found: HashMap<TargetId, Vec<(ListEntry, Value)>> = HashMap::new();
         for ((chunk, _), items) in batches.iter().zip(pages) {
             let Some(items) = items else { continue };
             let by_hash: HashMap<&str, TargetId> = chunk
@@ -221,11 +236,12 @@ impl Lookup {
                 for hash in hashes {
                     if let Some(id) = by_hash.get(hash.as_str()) {
                         let list = found.entry(*id).or_default();
-                        if !list.iter().any(|known| known.id == entry.id) {
-                            list.push(ListEntry {
+                        if !list.iter().any(|(known, _)| known.id == entry.id) {
+                            let entry = ListEntry {
                                 hash: hash.clone(),
                                 ..entry.clone()
-                            });
+                            };
+                            list.push((entry, item.clone()));
                         }
                     }
                 }

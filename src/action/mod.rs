@@ -12,15 +12,20 @@ pub mod connect_network;
 pub mod context;
 pub mod delete_hashes;
 pub mod disconnect_network;
+pub mod get_blacklist_items;
+pub mod get_threats;
 pub mod hash_list;
+pub mod hash_reputation;
 pub mod ioc_export;
 pub mod list_agents;
 pub mod list_groups;
 pub mod list_sites;
 pub mod listing;
 pub mod mitigate_threats;
+pub mod monitor_threat_status;
 pub mod network;
 pub mod threats;
+pub mod update_threats;
 
 use schemars::{JsonSchema, Schema};
 use serde::de::DeserializeOwned;
@@ -107,11 +112,16 @@ pub static ACTIONS: &[ActionEntry] = &[
     entry::<mitigate_threats::MitigateThreats>("sentinelone-mitigate-threats"),
     entry::<delete_hashes::DeleteHashes>("sentinelone-delete-hashes"),
     entry::<ioc_export::IocExport>("sentinelone-ioc-export"),
+    entry::<hash_reputation::HashReputation>("sentinelone-hash-reputation"),
+    entry::<get_blacklist_items::GetBlacklistItems>("sentinelone-get-blacklist-items"),
+    entry::<get_threats::GetThreats>("sentinelone-get-threats"),
     entry::<list_groups::ListGroups>("sentinelone-list-groups"),
     entry::<list_agents::ListAgents>("sentinelone-list-agents"),
     entry::<list_sites::ListSites>("sentinelone-list-sites"),
     entry::<connect_network::ConnectNetwork>("sentinelone-connect-network"),
     entry::<disconnect_network::DisconnectNetwork>("sentinelone-disconnect-network"),
+    entry::<monitor_threat_status::MonitorThreatStatus>("sentinelone-monitor-threat-status"),
+    entry::<update_threats::UpdateThreats>("sentinelone-update-threats"),
 ];
 
 /// The implemented action of a manifest.

@@ -267,6 +267,11 @@ impl ApiClient {
         })
     }
 
+    /// The instant after which no attempt starts, if the run has a deadline.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
     pub fn deadline_passed(&self) -> bool {
         self.deadline
             .is_some_and(|deadline| Instant::now() >= deadline)
