@@ -41,6 +41,22 @@ const MANIFEST_FILES: &[(&str, &str)] = &[
         "sentinelone-ioc-export",
         include_str!("../manifests/sentinelone-ioc-export.json"),
     ),
+    (
+        "sentinelone-get-activities",
+        include_str!("../manifests/sentinelone-get-activities.json"),
+    ),
+    (
+        "sentinelone-get-alerts",
+        include_str!("../manifests/sentinelone-get-alerts.json"),
+    ),
+    (
+        "sentinelone-update-alerts",
+        include_str!("../manifests/sentinelone-update-alerts.json"),
+    ),
+    (
+        "sentinelone-ingest-threats",
+        include_str!("../manifests/sentinelone-ingest-threats.json"),
+    ),
 ];
 
 static MANIFESTS: std::sync::LazyLock<Vec<Manifest>> = std::sync::LazyLock::new(|| {

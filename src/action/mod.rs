@@ -9,10 +9,15 @@ pub mod blacklist_whitelist_hashes;
 pub mod checkpoint;
 pub mod context;
 pub mod delete_hashes;
+pub mod feed;
+pub mod get_activities;
+pub mod get_alerts;
 pub mod hash_list;
+pub mod ingest_threats;
 pub mod ioc_export;
 pub mod mitigate_threats;
 pub mod threats;
+pub mod update_alerts;
 
 use schemars::{JsonSchema, Schema};
 use serde::de::DeserializeOwned;
@@ -99,6 +104,10 @@ pub static ACTIONS: &[ActionEntry] = &[
     entry::<mitigate_threats::MitigateThreats>("sentinelone-mitigate-threats"),
     entry::<delete_hashes::DeleteHashes>("sentinelone-delete-hashes"),
     entry::<ioc_export::IocExport>("sentinelone-ioc-export"),
+    entry::<get_activities::GetActivities>("sentinelone-get-activities"),
+    entry::<get_alerts::GetAlerts>("sentinelone-get-alerts"),
+    entry::<update_alerts::UpdateAlerts>("sentinelone-update-alerts"),
+    entry::<ingest_threats::IngestThreats>("sentinelone-ingest-threats"),
 ];
 
 /// The implemented action of a manifest.
