@@ -17,7 +17,7 @@
 //!
 //! `SentinelOne Alerts Updated` = the number of the object's alerts that now carry the chosen
 //! values (changed by this run or already set). Objects carrying the same indicator are one
-//! target and share the outcome; the ids are read from the first of them.
+//! target and share the outcome, counted over the ids all of them carry.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -132,10 +132,11 @@ fn canonical(value: &str) -> String {
     value.trim().to_ascii_lowercase().replace([' ', '-'], "_")
 }
 
-/// The alert ids an object names, or why they cannot be used.
+/// The alert ids the objects of a target name, or why they cannot be used. Copies of one
+/// indicator may carry different ids; all of them are updated and the copies share the outcome.
 fn alert_ids(ctx: &RunContext<'_>, id: TargetId) -> Result<BTreeSet<String>, Failure> {
     let mut ids = BTreeSet::new();
-    for attribute in &ctx.view(id).attributes {
+    for attribute in ctx.views(id).flat_map(|view| &view.attributes) {
         if !attribute.name.trim().eq_ignore_ascii_case(ALERT_ID) {
             continue;
         }
@@ -297,16 +298,26 @@ impl Action for UpdateAlerts {
                 .filter(|alert| found[**alert].iter().any(|needed| *needed))
                 .count();
             let already = present.len() - changed;
-            let mut detail = if ctx.dry_run() {
-                format!("Dry run: {changed} alert(s) would be set to {chosen}")
-            } else {
-                format!("{changed} alert(s) set to {chosen}")
-            };
+            let mut parts = Vec::new();
+            if changed > 0 {
+                parts.push(if ctx.dry_run() {
+                    format!("{changed} alert(s) would be set to {chosen}")
+                } else {
+                    format!("{changed} alert(s) set to {chosen}")
+                });
+            }
             if already > 0 {
-                detail.push_str(&format!("; {already} already set"));
+                parts.push(format!("{already} alert(s) already {chosen}"));
             }
             if missing > 0 {
-                detail.push_str(&format!("; {missing} alert id(s) not found in SentinelOne"));
+                parts.push(format!("{missing} alert id(s) not found in SentinelOne"));
+            }
+            let mut detail = parts.join("; ");
+            if changed == 0 && already == 0 {
+                detail = format!("No alert updated: {detail}");
+            }
+            if ctx.dry_run() {
+                detail = format!("Dry run: {detail}");
             }
             let attributes = if ctx.dry_run() {
                 Vec::new()
