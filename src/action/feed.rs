@@ -52,7 +52,7 @@ pub struct Feed {
 }
 
 /// How a read went.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Fed {
     /// New items handed to the action.
     pub taken: usize,
@@ -79,7 +79,7 @@ pub fn read(
     mut take: impl FnMut(&Value),
 ) -> Result<Fed, Failure> {
     let fallback = ctx.now() - Duration::hours(i64::from(feed.hours_back));
-    let mut checkpoint = Checkpoint::from_state(ctx.input_state(), fallback)?;
+    let checkpoint = Checkpoint::from_state(ctx.input_state(), fallback)?;
     let mut query = feed.filters.clone();
     let (since_key, since) = checkpoint.filter();
     query.push((since_key, since));
@@ -87,75 +87,128 @@ pub fn read(
     query.push(("sortOrder", "asc".to_string()));
 
     let client = ctx.client();
-    let mut fed = Fed::default();
-    let mut unreadable = 0usize;
-    let mut last_created: Option<DateTime<Utc>> = None;
-    let mut unsorted = false;
+    let mut intake = Intake::new(checkpoint, feed.max_items);
+    let mut failure = None;
     'pages: for page in client.pages(feed.path, query, "/data") {
         let items = match page {
             Ok(items) => items,
-            Err(failure) => {
-                fed.failure = Some(failure);
+            Err(error) => {
+                failure = Some(error);
                 break;
             }
         };
         for item in &items {
-            let (Some(id), Some(created)) =
-                (id_of(item, feed.id_at), time_of(item, feed.created_at))
-            else {
-                unreadable += 1;
-                continue;
-            };
-            if last_created.is_some_and(|last| created < last) && !unsorted {
-                unsorted = true;
-                ctx.warn(Warning {
-                    code: "upstream.unsorted".into(),
-                    message: format!(
-                        "SentinelOne did not return {} oldest first; this run read every new one instead of stopping at the per-run maximum",
-                        feed.noun
-                    ),
-                    field: None,
-                });
-            }
-            last_created = Some(last_created.map_or(created, |last| last.max(created)));
-            if checkpoint.admit(&id, created) {
-                take(item);
-                fed.taken += 1;
-                if fed.taken >= feed.max_items && !unsorted {
-                    // Stop here rather than read another page to learn whether more exist.
-                    fed.capped = true;
+            match intake.offer(id_of(item, feed.id_at), time_of(item, feed.created_at)) {
+                Offer::Take => take(item),
+                Offer::TakeAndStop => {
+                    take(item);
                     break 'pages;
                 }
+                Offer::Leave => {}
             }
         }
         log::info(
             "progress",
             "",
-            json!({ "phase": feed.noun, "done": fed.taken, "total": feed.max_items }),
+            json!({ "phase": feed.noun, "done": intake.taken, "total": feed.max_items }),
         );
     }
-    if fed.capped {
+    let noun = feed.noun;
+    if intake.unsorted {
+        ctx.warn(Warning {
+            code: "upstream.unsorted".into(),
+            message: format!(
+                "SentinelOne did not return the {noun} oldest first; this run read every new one instead of stopping at the per-run maximum"
+            ),
+            field: None,
+        });
+    }
+    if intake.capped {
         ctx.warn(Warning {
             code: "ingest.limit_reached".into(),
             message: format!(
-                "Stopped after {} new {} (the per-run maximum); the next run continues after the last one taken",
-                feed.max_items, feed.noun
+                "Stopped after {} new {noun} (the per-run maximum); the next run continues after the last one taken",
+                feed.max_items
             ),
             field: None,
         });
     }
-    if unreadable > 0 {
+    if intake.unreadable > 0 {
         ctx.warn(Warning {
             code: "upstream.bad_response".into(),
             message: format!(
-                "{unreadable} of the {} SentinelOne returned had no id or creation time and were left out",
-                feed.noun
+                "{} of the {noun} SentinelOne returned had no id or creation time and were left out",
+                intake.unreadable
             ),
             field: None,
         });
     }
-    ctx.set_state(checkpoint.to_state());
-    Ok(fed)
+    ctx.set_state(intake.checkpoint.to_state());
+    Ok(Fed {
+        taken: intake.taken,
+        capped: intake.capped,
+        failure,
+    })
+}
+
+/// What to do with one item read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Offer {
+    /// New: hand it over.
+    Take,
+    /// New, and the per-run maximum is reached with it: hand it over and read no further.
+    TakeAndStop,
+    /// Taken by an earlier run, or unreadable.
+    Leave,
+}
+
+/// The decisions of a read, item by item, apart from the requests.
+#[derive(Debug)]
+struct Intake {
+    checkpoint: Checkpoint,
+    max_items: usize,
+    taken: usize,
+    capped: bool,
+    unreadable: usize,
+    /// The newest creation time seen so far, to notice an answer that is not oldest first.
+    newest: Option<DateTime<Utc>>,
+    unsorted: bool,
+}
+
+impl Intake {
+    fn new(checkpoint: Checkpoint, max_items: usize) -> Self {
+        Self {
+            checkpoint,
+            max_items,
+            taken: 0,
+            capped: false,
+            unreadable: 0,
+            newest: None,
+            unsorted: false,
+        }
+    }
+
+    fn offer(&mut self, id: Option<String>, created: Option<DateTime<Utc>>) -> Offer {
+        let (Some(id), Some(created)) = (id, created) else {
+            self.unreadable += 1;
+            return Offer::Leave;
+        };
+        if self.newest.is_some_and(|newest| created < newest) {
+            // Stopping early could now skip older items for good: read to the end instead.
+            self.unsorted = true;
+        }
+        self.newest = Some(self.newest.map_or(created, |newest| newest.max(created)));
+        if !self.checkpoint.admit(&id, created) {
+            return Offer::Leave;
+        }
+        self.taken += 1;
+        if self.taken >= self.max_items && !self.unsorted {
+            // Stop here rather than read another page to learn whether more exist.
+            self.capped = true;
+            return Offer::TakeAndStop;
+        }
+        Offer::Take
+    }
 }
 
 /// The text at `pointer` (strings as they are, numbers written out).
@@ -309,6 +362,54 @@ mod tests {
             ]})
         );
         assert_eq!(objects[1]["attributes"], json!([]));
+    }
+
+    fn at(second: u32) -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(&format!("2026-01-01T00:00:{second:02}Z"))
+            .ok()
+            .map(|time| time.with_timezone(&Utc))
+    }
+
+    fn intake(state: Option<&Value>, max_items: usize) -> Intake {
+        Intake::new(
+            Checkpoint::from_state(state, at(0).unwrap()).unwrap(),
+            max_items,
+        )
+    }
+
+    #[test]
+    fn the_cap_stops_inside_a_timestamp_and_the_next_run_resumes_there() {
+        let mut first = intake(None, 2);
+        assert_eq!(first.offer(Some("a".into()), at(1)), Offer::Take);
+        assert_eq!(first.offer(Some("b".into()), at(2)), Offer::TakeAndStop);
+        assert!(first.capped);
+        let state = first.checkpoint.to_state();
+        let mut second = intake(Some(&state), 2);
+        assert_eq!(second.offer(Some("b".into()), at(2)), Offer::Leave);
+        assert_eq!(second.offer(Some("c".into()), at(2)), Offer::Take);
+        assert_eq!(second.offer(Some("d".into()), at(3)), Offer::TakeAndStop);
+    }
+
+    #[test]
+    fn an_answer_not_oldest_first_is_read_to_the_end() {
+        let mut intake = intake(None, 2);
+        assert_eq!(intake.offer(Some("a".into()), at(5)), Offer::Take);
+        assert_eq!(intake.offer(Some("b".into()), at(3)), Offer::Take);
+        assert!(intake.unsorted);
+        assert_eq!(intake.offer(Some("c".into()), at(4)), Offer::Take);
+        assert!(!intake.capped);
+        assert_eq!(intake.taken, 3);
+        // The checkpoint is the newest item, so the older ones taken are not read again.
+        assert_eq!(intake.checkpoint.to_state()["seen"], json!(["a"]));
+    }
+
+    #[test]
+    fn unreadable_items_are_counted_and_left() {
+        let mut intake = intake(None, 10);
+        assert_eq!(intake.offer(None, at(1)), Offer::Leave);
+        assert_eq!(intake.offer(Some("x".into()), None), Offer::Leave);
+        assert_eq!(intake.unreadable, 2);
+        assert_eq!(intake.taken, 0);
     }
 
     #[test]

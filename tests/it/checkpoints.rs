@@ -165,6 +165,11 @@ impl Console {
     }
 
     fn start(&self) -> Simulator {
+        self.start_with(json!([]))
+    }
+
+    /// The console, injecting `faults` (the scenario's fault rules).
+    fn start_with(&self, faults: Value) -> Simulator {
         let agents: Vec<Value> = (0..5)
             .map(|n| json!({"id": format!("{}", 3001 + n), "computerName": format!("WS-{n}"), "siteId": "2001"}))
             .collect();
@@ -174,6 +179,7 @@ impl Console {
             "accounts": [{"id": "1001", "name": "ACME Corp"}],
             "sites": [{"id": "2001", "name": "ACME HQ", "accountId": "1001"}],
             "agents": agents,
+            "faults": faults,
         });
         scenario[self.kind.seeds] = Value::Array(self.items.clone());
         Simulator::start(Scenario::from_json(&scenario.to_string()).unwrap()).unwrap()
@@ -182,6 +188,19 @@ impl Console {
 
 /// One run against `sim` from `state`; the ids it took, its state and its warnings' codes.
 fn run(kind: &Kind, sim: &Simulator, state: &Value) -> (Vec<String>, Value, Vec<String>) {
+    let (exit, result) = run_with(kind, sim, state, json!({}));
+    assert_eq!(exit, 0, "{}: {result}", kind.action);
+    let warnings = result["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|warning| warning["code"].as_str().unwrap().to_string())
+        .collect();
+    ((kind.taken)(&result), result["state"].clone(), warnings)
+}
+
+/// One run with `config` added to the envelope's; its exit code and result.
+fn run_with(kind: &Kind, sim: &Simulator, state: &Value, config: Value) -> (i32, Value) {
     let mut envelope = json!({
         "protocol": 1,
         "action": kind.action,
@@ -195,16 +214,11 @@ fn run(kind: &Kind, sim: &Simulator, state: &Value) -> (Vec<String>, Value, Vec<
         "state": state,
     });
     envelope["config"][kind.cap] = json!(CAP);
+    for (key, value) in config.as_object().unwrap() {
+        envelope["config"][key] = value.clone();
+    }
     let output = support::run(&["run"], &envelope.to_string());
-    let result = output.json();
-    assert_eq!(output.exit, 0, "{}: {}", kind.action, output.stdout);
-    let warnings = result["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|warning| warning["code"].as_str().unwrap().to_string())
-        .collect();
-    ((kind.taken)(&result), result["state"].clone(), warnings)
+    (output.exit, output.json())
 }
 
 fn neither_missed_nor_repeated(kind: &'static Kind) {
@@ -282,4 +296,33 @@ fn alerts_are_neither_missed_nor_repeated_across_runs() {
 #[test]
 fn activities_are_neither_missed_nor_repeated_across_runs() {
     neither_missed_nor_repeated(&KINDS[2]);
+}
+
+/// A page that fails after retries ends the run (exit 5), but what was read before it is
+/// produced with a state covering exactly that: whether the orchestrator keeps both or drops
+/// both, the next run neither misses nor repeats.
+#[test]
+fn a_failed_page_keeps_what_was_read_before_it() {
+    let kind = &KINDS[0];
+    let console = Console::new(kind);
+    let failing = console.start_with(json!([
+        {"path": "/threats", "after": 1, "fault": {"status": 503}}
+    ]));
+    let mut config = json!({"max_retries": 0});
+    config[kind.cap] = json!(10_000);
+    let (exit, result) = run_with(kind, &failing, &Value::Null, config.clone());
+    assert_eq!(exit, 5, "{result}");
+    assert_eq!(result["errors"][0]["code"], "upstream.server_error");
+    let first = (kind.taken)(&result);
+    assert_eq!(first.len(), 1000, "the first page is produced");
+    let state = result["state"].clone();
+    assert_eq!(state["seen"].as_array().unwrap().len(), PER_TIMESTAMP);
+
+    let healthy = console.start();
+    let (exit, result) = run_with(kind, &healthy, &state, config);
+    assert_eq!(exit, 0, "{result}");
+    let second = (kind.taken)(&result);
+    let all: BTreeSet<String> = first.iter().chain(&second).cloned().collect();
+    assert_eq!(first.len() + second.len(), all.len(), "nothing repeated");
+    assert_eq!(all, console.ids(), "nothing missed");
 }
