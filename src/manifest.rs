@@ -66,6 +66,10 @@ const MANIFEST_FILES: &[(&str, &str)] = &[
         include_str!("../manifests/sentinelone-list-sites.json"),
     ),
     (
+        "sentinelone-get-activities",
+        include_str!("../manifests/sentinelone-get-activities.json"),
+    ),
+    (
         "sentinelone-connect-network",
         include_str!("../manifests/sentinelone-connect-network.json"),
     ),
@@ -74,12 +78,24 @@ const MANIFEST_FILES: &[(&str, &str)] = &[
         include_str!("../manifests/sentinelone-disconnect-network.json"),
     ),
     (
+        "sentinelone-get-alerts",
+        include_str!("../manifests/sentinelone-get-alerts.json"),
+    ),
+    (
+        "sentinelone-update-alerts",
+        include_str!("../manifests/sentinelone-update-alerts.json"),
+    ),
+    (
         "sentinelone-monitor-threat-status",
         include_str!("../manifests/sentinelone-monitor-threat-status.json"),
     ),
     (
         "sentinelone-update-threats",
         include_str!("../manifests/sentinelone-update-threats.json"),
+    ),
+    (
+        "sentinelone-ingest-threats",
+        include_str!("../manifests/sentinelone-ingest-threats.json"),
     ),
 ];
 

@@ -150,6 +150,16 @@ impl<'a> RunContext<'a> {
             .unwrap_or_else(|_| EMPTY.get_or_init(ObjectView::default))
     }
 
+    /// The fields of every input object carrying target `id`, in input order: for actions that
+    /// read per-object data beyond the value (attributes), where copies may differ.
+    pub fn views(&self, id: TargetId) -> impl Iterator<Item = &'a ObjectView> + '_ {
+        let objects = self.objects;
+        self.targets[id]
+            .indices
+            .iter()
+            .filter_map(move |index| objects[*index].view().ok())
+    }
+
     /// Targets that have no outcome yet, in order.
     pub fn pending(&self) -> Vec<TargetId> {
         (0..self.targets.len())

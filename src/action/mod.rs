@@ -12,10 +12,14 @@ pub mod connect_network;
 pub mod context;
 pub mod delete_hashes;
 pub mod disconnect_network;
+pub mod feed;
+pub mod get_activities;
+pub mod get_alerts;
 pub mod get_blacklist_items;
 pub mod get_threats;
 pub mod hash_list;
 pub mod hash_reputation;
+pub mod ingest_threats;
 pub mod ioc_export;
 pub mod list_agents;
 pub mod list_groups;
@@ -25,6 +29,7 @@ pub mod mitigate_threats;
 pub mod monitor_threat_status;
 pub mod network;
 pub mod threats;
+pub mod update_alerts;
 pub mod update_threats;
 
 use schemars::{JsonSchema, Schema};
@@ -118,10 +123,14 @@ pub static ACTIONS: &[ActionEntry] = &[
     entry::<list_groups::ListGroups>("sentinelone-list-groups"),
     entry::<list_agents::ListAgents>("sentinelone-list-agents"),
     entry::<list_sites::ListSites>("sentinelone-list-sites"),
+    entry::<get_activities::GetActivities>("sentinelone-get-activities"),
     entry::<connect_network::ConnectNetwork>("sentinelone-connect-network"),
     entry::<disconnect_network::DisconnectNetwork>("sentinelone-disconnect-network"),
+    entry::<get_alerts::GetAlerts>("sentinelone-get-alerts"),
+    entry::<update_alerts::UpdateAlerts>("sentinelone-update-alerts"),
     entry::<monitor_threat_status::MonitorThreatStatus>("sentinelone-monitor-threat-status"),
     entry::<update_threats::UpdateThreats>("sentinelone-update-threats"),
+    entry::<ingest_threats::IngestThreats>("sentinelone-ingest-threats"),
 ];
 
 /// The implemented action of a manifest.

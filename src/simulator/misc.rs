@@ -395,10 +395,13 @@ pub(crate) fn alerts(state: &State, params: &Params) -> Result<Value, ApiError> 
         &[PAGING_KEYS, ALERT_FILTER_KEYS].concat(),
         ALERT_TIME_FIELDS,
     )?;
+    // `alertInfoCreatedAt` is the console's documented sort key for the creation time (the
+    // 2026 spec's enum; XSIAM's SentinelOne collector sorts by it); `createdAt` is kept for
+    // clients written against the simulator before.
     let page = PageRequest::from_params(
         params,
         "/cloud-detection/alerts",
-        &["id", "createdAt", "severity"],
+        &["id", "createdAt", "alertInfoCreatedAt", "severity"],
     )?;
     let filter = AlertFilter::from_params(params)?;
     let items: Vec<&Alert> = state
@@ -408,7 +411,7 @@ pub(crate) fn alerts(state: &State, params: &Params) -> Result<Value, ApiError> 
         .collect();
     let page = paginate(items, &page, |a, sort_by| SortKey {
         primary: match sort_by {
-            "createdAt" => SortValue::Int(a.created_at.timestamp_micros()),
+            "createdAt" | "alertInfoCreatedAt" => SortValue::Int(a.created_at.timestamp_micros()),
             "severity" => SortValue::Int(match a.severity.as_str() {
                 "Low" => 1,
                 "Medium" => 2,

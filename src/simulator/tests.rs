@@ -728,6 +728,13 @@ fn alerts_and_activities() {
         body["data"][1]["alertInfo"]["analystVerdict"],
         "True positive"
     );
+    let (_, documented) = api(
+        &sim,
+        "GET",
+        "/cloud-detection/alerts?analystVerdict=true_positive&sortBy=alertInfoCreatedAt&sortOrder=desc",
+        None,
+    );
+    assert_eq!(documented["data"], body["data"]);
 
     let (_, body) = api(
         &sim,

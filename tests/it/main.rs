@@ -3,6 +3,7 @@
 //! - `fixtures`: every case under `fixtures/<action>/<case>/`, against the simulator, snapshotted.
 //! - `cli`: commands, help, usage errors and `spec`.
 //! - `batching`: request counts of large runs (batching minimums), asserted exactly.
+//! - `checkpoints`: ingest checkpoints over runs fed each other's state: nothing missed or repeated.
 
 #![allow(
     clippy::unwrap_used,
@@ -12,6 +13,7 @@
 )]
 
 mod batching;
+mod checkpoints;
 mod cli;
 mod client;
 mod fixtures;

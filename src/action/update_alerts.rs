@@ -1,0 +1,367 @@
+//! Action 15 · SentinelOne Update Alerts (`sentinelone-update-alerts`), the ThreatQ form of Sumo
+//! Logic's "Update Alert SentinelOne".
+//!
+//! Sets the analyst verdict and/or the incident status of the STAR alerts named by each object's
+//! `SentinelOne Alert ID` attributes (as action 14 adds them; any object type, one or more ids
+//! per object). An object without such an attribute is skipped; one whose id is not numeric
+//! fails alone. Calls:
+//!
+//! 1. `GET /cloud-detection/alerts?ids=…` (many ids per request, cursor-paged): which alerts
+//!    exist and what they carry now. The write responses only say how many alerts matched, so
+//!    this is what tells each object how many of *its* alerts were updated, which ids do not
+//!    exist, and which already carry the chosen values (a re-run sends nothing). It also runs
+//!    in a dry run, being read-only.
+//! 2. `POST /cloud-detection/alerts/analyst-verdict` and/or `POST /cloud-detection/alerts/incident`
+//!    with `filter.ids` = the existing alerts that need the change, 1,000 per request. A filter
+//!    is never sent without ids: an empty one would update every alert of the account.
+//!
+//! `SentinelOne Alerts Updated` = the number of the object's alerts that now carry the chosen
+//! values (changed by this run or already set). Objects carrying the same indicator are one
+//! target and share the outcome, counted over the ids all of them carry.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::feed::text_at;
+use super::{Action, RunContext, TargetId};
+use crate::api::{QUERY_VALUES_BUDGET, chunk_for_query, join_csv};
+use crate::error::{ErrorCode, Failure};
+use crate::result::{AddedAttribute, Warning};
+
+/// Alert ids per write request.
+const IDS_PER_REQUEST: usize = 1000;
+
+/// The attribute that names the alerts of an object (added by action 14).
+const ALERT_ID: &str = "SentinelOne Alert ID";
+
+const UPDATED: &str = "SentinelOne Alerts Updated";
+
+pub struct UpdateAlerts;
+
+/// Parameters of action 15.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// The analyst verdict to set, or `No Change`.
+    pub analyst_verdict: Verdict,
+    /// The incident status to set, or `No Change`.
+    pub incident_status: Status,
+}
+
+/// Analyst verdict choices of the configuration page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum Verdict {
+    #[serde(rename = "No Change")]
+    NoChange,
+    #[serde(rename = "True Positive")]
+    TruePositive,
+    #[serde(rename = "False Positive")]
+    FalsePositive,
+    Suspicious,
+    Undefined,
+}
+
+/// Incident status choices of the configuration page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum Status {
+    #[serde(rename = "No Change")]
+    NoChange,
+    Unresolved,
+    #[serde(rename = "In Progress")]
+    InProgress,
+    Resolved,
+}
+
+/// One field to set on the alerts.
+#[derive(Debug, Clone, Copy)]
+struct Change {
+    path: &'static str,
+    /// Key in `data` of the request body.
+    key: &'static str,
+    /// The value sent (lower snake case, as the API documents it).
+    value: &'static str,
+    /// Pointer to the current value in an alert (`alertInfo.*`, title case there).
+    current_at: &'static str,
+    label: &'static str,
+}
+
+impl Params {
+    /// The changes asked for, verdict first.
+    fn changes(&self) -> Vec<Change> {
+        let verdict = match self.analyst_verdict {
+            Verdict::NoChange => None,
+            Verdict::TruePositive => Some(("true_positive", "True Positive")),
+            Verdict::FalsePositive => Some(("false_positive", "False Positive")),
+            Verdict::Suspicious => Some(("suspicious", "Suspicious")),
+            Verdict::Undefined => Some(("undefined", "Undefined")),
+        };
+        let status = match self.incident_status {
+            Status::NoChange => None,
+            Status::Unresolved => Some(("unresolved", "Unresolved")),
+            Status::InProgress => Some(("in_progress", "In Progress")),
+            Status::Resolved => Some(("resolved", "Resolved")),
+        };
+        let mut changes = Vec::new();
+        if let Some((value, label)) = verdict {
+            changes.push(Change {
+                path: "/cloud-detection/alerts/analyst-verdict",
+                key: "analystVerdict",
+                value,
+                current_at: "/alertInfo/analystVerdict",
+                label,
+            });
+        }
+        if let Some((value, label)) = status {
+            changes.push(Change {
+                path: "/cloud-detection/alerts/incident",
+                key: "incidentStatus",
+                value,
+                current_at: "/alertInfo/incidentStatus",
+                label,
+            });
+        }
+        changes
+    }
+}
+
+/// `In progress`, `IN_PROGRESS` and `in_progress` all read as `in_progress`.
+fn canonical(value: &str) -> String {
+    value.trim().to_ascii_lowercase().replace([' ', '-'], "_")
+}
+
+/// The alert ids the objects of a target name, or why they cannot be used. Copies of one
+/// indicator may carry different ids; all of them are updated and the copies share the outcome.
+fn alert_ids(ctx: &RunContext<'_>, id: TargetId) -> Result<BTreeSet<String>, Failure> {
+    let mut ids = BTreeSet::new();
+    for attribute in ctx.views(id).flat_map(|view| &view.attributes) {
+        if !attribute.name.trim().eq_ignore_ascii_case(ALERT_ID) {
+            continue;
+        }
+        let value = attribute.value_text();
+        let value = value.trim();
+        // Alert ids are int64 numbers; anything else would make SentinelOne refuse the whole
+        // batch it is sent in.
+        if value.is_empty() || value.len() > 20 || !value.bytes().all(|b| b.is_ascii_digit()) {
+            let shown: String = value.chars().take(60).collect();
+            return Err(Failure::new(
+                ErrorCode::InputInvalidValue,
+                format!("'{shown}' in attribute {ALERT_ID} is not a SentinelOne alert id"),
+            ));
+        }
+        ids.insert(value.to_string());
+    }
+    Ok(ids)
+}
+
+impl Action for UpdateAlerts {
+    type Params = Params;
+
+    fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {
+        let changes = params.changes();
+        if changes.is_empty() {
+            return Err(Failure::config_invalid(
+                "config.analyst_verdict",
+                "Choose an analyst verdict or an incident status to set: both are 'No Change'",
+            ));
+        }
+
+        // The alert ids of every object, and which targets name each id.
+        let mut wanted: BTreeMap<TargetId, BTreeSet<String>> = BTreeMap::new();
+        let mut owners: BTreeMap<String, BTreeSet<TargetId>> = BTreeMap::new();
+        for id in ctx.pending() {
+            match alert_ids(ctx, id) {
+                Err(failure) => ctx.fail(id, failure),
+                Ok(ids) if ids.is_empty() => ctx.skip(
+                    id,
+                    format!("The object has no {ALERT_ID} attribute; there is no alert to update"),
+                ),
+                Ok(ids) => {
+                    for alert in &ids {
+                        owners.entry(alert.clone()).or_default().insert(id);
+                    }
+                    wanted.insert(id, ids);
+                }
+            }
+        }
+        if owners.is_empty() {
+            return Ok(());
+        }
+        let targets_of = |ids: &[String]| -> Vec<TargetId> {
+            ids.iter()
+                .flat_map(|alert| owners[alert].iter().copied())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        };
+
+        // 1. What exists and what it carries now.
+        let all: Vec<String> = owners.keys().cloned().collect();
+        let lookups: Vec<&[String]> = chunk_for_query(&all, QUERY_VALUES_BUDGET);
+        let found_pages = ctx.batches(
+            "alert lookup",
+            &lookups,
+            |chunk| targets_of(chunk),
+            |client, chunk| {
+                let mut alerts = Vec::new();
+                for page in client.pages(
+                    "/cloud-detection/alerts",
+                    vec![("ids", join_csv(chunk))],
+                    "/data",
+                ) {
+                    for alert in page? {
+                        let Some(id) = text_at(&alert, "/alertInfo/alertId") else {
+                            continue;
+                        };
+                        let current: Vec<String> = changes
+                            .iter()
+                            .map(|change| {
+                                text_at(&alert, change.current_at)
+                                    .map(|value| canonical(&value))
+                                    .unwrap_or_default()
+                            })
+                            .collect();
+                        alerts.push((id, current));
+                    }
+                }
+                Ok(alerts)
+            },
+        );
+        // Alert id → for each change, whether it must be sent.
+        let mut found: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+        for (id, current) in found_pages.into_iter().flatten().flatten() {
+            let needed = changes
+                .iter()
+                .zip(&current)
+                .map(|(change, now)| now != change.value)
+                .collect();
+            found.insert(id, needed);
+        }
+
+        // 2. The writes: per change, the existing alerts that do not carry the value yet.
+        for (index, change) in changes.iter().enumerate() {
+            let ids: Vec<String> = found
+                .iter()
+                .filter(|(_, needed)| needed[index])
+                .map(|(id, _)| id.clone())
+                .collect();
+            let batches: Vec<&[String]> = ids.chunks(IDS_PER_REQUEST).collect();
+            let body = |batch: &[String]| json!({ "filter": { "ids": batch }, "data": { change.key: change.value } });
+            if ctx.dry_run() {
+                for batch in &batches {
+                    ctx.plan("POST", change.path, Some(body(batch)), &targets_of(batch));
+                }
+                continue;
+            }
+            let results = ctx.batches(
+                change.key,
+                &batches,
+                |batch| targets_of(batch),
+                |client, batch| {
+                    let response = client.post(change.path, &body(batch))?;
+                    Ok(response.pointer("/data/affected").and_then(Value::as_u64))
+                },
+            );
+            let short: usize = batches
+                .iter()
+                .zip(&results)
+                .filter_map(|(batch, result)| match result {
+                    Some(Some(affected)) => Some(batch.len().saturating_sub(*affected as usize)),
+                    _ => None,
+                })
+                .sum();
+            if short > 0 {
+                ctx.warn(Warning {
+                    code: "upstream.partial_update".into(),
+                    message: format!(
+                        "SentinelOne reported {short} alert(s) fewer than sent as updated by POST {}",
+                        change.path
+                    ),
+                    field: None,
+                });
+            }
+        }
+
+        // 3. Each object's outcome.
+        let chosen: Vec<&str> = changes.iter().map(|change| change.label).collect();
+        let chosen = chosen.join(" / ");
+        for (id, ids) in wanted {
+            let present: Vec<&String> = ids
+                .iter()
+                .filter(|alert| found.contains_key(*alert))
+                .collect();
+            let missing = ids.len() - present.len();
+            let changed = present
+                .iter()
+                .filter(|alert| found[**alert].iter().any(|needed| *needed))
+                .count();
+            let already = present.len() - changed;
+            let mut parts = Vec::new();
+            if changed > 0 {
+                parts.push(if ctx.dry_run() {
+                    format!("{changed} alert(s) would be set to {chosen}")
+                } else {
+                    format!("{changed} alert(s) set to {chosen}")
+                });
+            }
+            if already > 0 {
+                parts.push(format!("{already} alert(s) already {chosen}"));
+            }
+            if missing > 0 {
+                parts.push(format!("{missing} alert id(s) not found in SentinelOne"));
+            }
+            let mut detail = parts.join("; ");
+            if changed == 0 && already == 0 {
+                detail = format!("No alert updated: {detail}");
+            }
+            if ctx.dry_run() {
+                detail = format!("Dry run: {detail}");
+            }
+            let attributes = if ctx.dry_run() {
+                Vec::new()
+            } else {
+                vec![AddedAttribute::new(UPDATED, present.len().to_string())]
+            };
+            ctx.succeed(id, detail, attributes);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_read_the_same_in_every_spelling() {
+        for spelling in ["In progress", "IN_PROGRESS", "in_progress", " In Progress "] {
+            assert_eq!(canonical(spelling), "in_progress");
+        }
+        assert_eq!(canonical("True positive"), "true_positive");
+    }
+
+    #[test]
+    fn changes_follow_the_choices() {
+        let params = Params {
+            analyst_verdict: Verdict::NoChange,
+            incident_status: Status::InProgress,
+        };
+        let changes = params.changes();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].path, "/cloud-detection/alerts/incident");
+        assert_eq!(changes[0].value, "in_progress");
+        let both = Params {
+            analyst_verdict: Verdict::FalsePositive,
+            incident_status: Status::Resolved,
+        };
+        let values: Vec<&str> = both.changes().iter().map(|c| c.value).collect();
+        assert_eq!(values, ["false_positive", "resolved"]);
+        let none = Params {
+            analyst_verdict: Verdict::NoChange,
+            incident_status: Status::NoChange,
+        };
+        assert!(none.changes().is_empty());
+    }
+}
