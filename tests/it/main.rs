@@ -14,5 +14,6 @@
 mod batching;
 mod cli;
 mod client;
+mod faults;
 mod fixtures;
 mod support;
