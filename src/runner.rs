@@ -82,7 +82,11 @@ fn execute_inner(input: &str, mode: Mode) -> (RunResult, ExitStatus) {
     let mut result = RunResult::new(Some(ident(request.manifest)));
     result.warnings = request.warnings.clone();
 
-    let deadline = request.run.deadline.map(|duration| started + duration);
+    // `checked_add`: a deadline past what the clock can represent means none (`+` would panic).
+    let deadline = request
+        .run
+        .deadline
+        .and_then(|duration| started.checked_add(duration));
     let client =
         match ClientSettings::from_config(&request.connection, deadline).and_then(ApiClient::new) {
             Ok(client) => client,

@@ -16,4 +16,5 @@ mod cli;
 mod client;
 mod faults;
 mod fixtures;
+mod properties;
 mod support;
