@@ -538,3 +538,54 @@ fn mitigation_rerun_after_a_lost_answer() {
         assert_eq!(sim.state(), clean.state, "{action}");
     }
 }
+
+// ---------------------------------------------------------------- the token in echoed answers
+
+/// A console that puts `echo(request)` in the `detail` of an error answer with `status`.
+fn echoing(status: u16, echo: fn(&str) -> String) -> support::ScriptedServer {
+    support::ScriptedServer::start(move |request| {
+        support::Reply::json(
+            status,
+            &json!({ "errors": [{ "code": 4000010, "title": "Echo", "detail": echo(request) }] }),
+        )
+    })
+}
+
+/// Error answers that echo the request (and so the `Authorization` header or the token in a
+/// body), the token alone, the token escaped, or the token just where a long detail is cut
+/// short: whatever the status, no piece of the token is printed.
+#[test]
+fn answers_that_echo_the_token_never_print_it() {
+    let echoes: [(&str, fn(&str) -> String); 4] = [
+        ("the request", |request| request.to_string()),
+        ("the token", |_| CANARY_TOKEN.to_string()),
+        ("the header", |_| format!("bad header Authorization: ApiToken {CANARY_TOKEN}")),
+        // Quoted details are cut at 300 characters: here the cut falls inside the token.
+        ("a long detail", |_| format!("{} {CANARY_TOKEN} and more", "x".repeat(285))),
+    ];
+    for status in [400, 401, 403, 500] {
+        for (name, echo) in echoes {
+            let server = echoing(status, echo);
+            for (command, envelope) in [
+                ("run", json!({ "action": 3, "objects": [{ "type": "SHA-1", "value": sha1("b1ac", 1) }] })),
+                ("check", json!({})),
+            ] {
+                let mut envelope = envelope;
+                envelope["config"] = json!({ "hostname": server.base_url(), "api_token": CANARY_TOKEN,
+                                             "max_retries": 0 });
+                let out = support::run(&[command], &envelope.to_string());
+                let objects = envelope["objects"].as_array().map_or(0, Vec::len);
+                let result = support::checked(&out, objects);
+                assert!(
+                    [1, 4, 5].contains(&out.exit),
+                    "{status} {name} {command}: {result}"
+                );
+                support::assert_no_token_fragment(&out, 8);
+            }
+            assert!(
+                server.requests().iter().all(|r| r.contains(CANARY_TOKEN)),
+                "the requests carried the token the answers echo"
+            );
+        }
+    }
+}
