@@ -589,3 +589,50 @@ fn answers_that_echo_the_token_never_print_it() {
         }
     }
 }
+
+/// An input object that spells the token with JSON escapes is echoed in `objects`; the
+/// result must not hand the token back in any spelling a JSON reader decodes.
+#[test]
+fn an_object_spelling_the_token_with_escapes_is_masked() {
+    let escaped: String = CANARY_TOKEN
+        .chars()
+        .map(|c| format!("\\u{:04x}", u32::from(c)))
+        .collect();
+    let text = format!(
+        r#"{{"action": 3, "config": {{"hostname": "http://127.0.0.1:9", "api_token": "{CANARY_TOKEN}", "max_retries": 0}},
+            "objects": [{{"type": "SHA-1", "value": "{}", "note": "{escaped}", "{escaped}": 1}}]}}"#,
+        sha1("b1ac", 1)
+    );
+    for command in ["validate", "run"] {
+        let out = support::run(&[command], &text);
+        let result = support::checked(&out, 1);
+        let printed = result.to_string();
+        assert!(!printed.contains(CANARY_TOKEN), "{command}: {printed}");
+        assert_eq!(result["objects"][0]["note"], "****", "{command}");
+    }
+}
+
+/// A token that reads like JSON structure (`null`, a number) is masked in strings only: the
+/// result stays one parseable document.
+#[test]
+fn a_token_that_looks_like_json_keeps_the_result_parseable() {
+    for token in ["null", "1000", "true,", "{\"a\":1}", "0000000000"] {
+        let text = json!({
+            "action": 3,
+            "config": { "hostname": "http://127.0.0.1:9", "api_token": token, "max_retries": 0,
+                        "objects_per_run": 1000 },
+            "objects": [{ "id": 1000, "type": "SHA-1", "value": sha1("b1ac", 1), "note": token }],
+        })
+        .to_string();
+        for command in ["validate", "run"] {
+            let out = support::run(&[command], &text);
+            let result = support::checked(&out, 1);
+            assert_eq!(result["objects"][0]["note"], "****", "{token} {command}");
+            assert_eq!(result["objects"][0]["id"], 1000, "{token} {command}");
+            for line in out.stderr.lines() {
+                serde_json::from_str::<Value>(line)
+                    .unwrap_or_else(|err| panic!("{token}: stderr line is not JSON ({err}): {line}"));
+            }
+        }
+    }
+}
