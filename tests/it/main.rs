@@ -18,3 +18,4 @@ mod faults;
 mod fixtures;
 mod properties;
 mod support;
+mod tls;

@@ -231,10 +231,6 @@ impl ScriptedServer {
         format!("http://{}", self.addr)
     }
 
-    pub fn addr(&self) -> std::net::SocketAddr {
-        self.addr
-    }
-
     /// Every request received so far, as received.
     pub fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
