@@ -14,6 +14,7 @@
 mod batching;
 mod cli;
 mod client;
+mod deadline;
 mod faults;
 mod fixtures;
 mod properties;
