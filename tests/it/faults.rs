@@ -636,3 +636,168 @@ fn a_token_that_looks_like_json_keeps_the_result_parseable() {
         }
     }
 }
+
+// ---------------------------------------------------------------- guards
+
+/// A console whose threats lack ids or agent ids, blank or absent, and which records and
+/// accepts every write.
+fn console_with_threats(threats: Value) -> support::ScriptedServer {
+    support::ScriptedServer::start(move |request| {
+        if request.starts_with("GET /web/api/v2.1/threats") {
+            support::Reply::json(200, &json!({ "data": threats, "pagination": { "nextCursor": null } }))
+        } else {
+            support::Reply::json(200, &json!({ "data": { "affected": 1 } }))
+        }
+    })
+}
+
+fn threat(id: Value, agent: Option<Value>, index: u64) -> Value {
+    let mut threat = json!({ "id": id, "threatInfo": { "sha1": sha1("5eed", index) } });
+    if let Some(agent) = agent {
+        threat["agentRealtimeInfo"] = json!({ "agentId": agent });
+    }
+    threat
+}
+
+/// The `filter.ids` of every write the console received.
+fn write_filters(server: &support::ScriptedServer) -> Vec<Value> {
+    server
+        .requests()
+        .iter()
+        .filter(|request| request.starts_with("POST"))
+        .map(|request| {
+            let body = request.split_once("\r\n\r\n").unwrap().1;
+            let body: Value = serde_json::from_str(body).unwrap();
+            body["filter"].clone()
+        })
+        .collect()
+}
+
+fn mitigate_on(server: &support::ScriptedServer, action: &str, count: u64) -> Value {
+    let objects: Vec<Value> = (1..=count)
+        .map(|i| json!({ "id": i, "type": "SHA-1", "value": sha1("5eed", i) }))
+        .collect();
+    let envelope = json!({
+        "action": 2,
+        "config": { "hostname": server.base_url(), "api_token": CANARY_TOKEN, "max_retries": 0,
+                    "mitigation_action": action },
+        "objects": objects,
+    });
+    let out = support::run(&["run"], &envelope.to_string());
+    support::checked(&out, objects.len())
+}
+
+/// With no threat to act on, no mitigation or isolation request is sent at all.
+#[test]
+fn no_threats_means_no_write() {
+    for action in ["Disconnect from Network", "Kill"] {
+        let server = console_with_threats(json!([]));
+        let result = mitigate_on(&server, action, 3);
+        assert!(write_filters(&server).is_empty(), "{action}: {result}");
+        for row in result["results"].as_array().unwrap() {
+            assert_eq!(row["detail"], "No matching threats", "{row}");
+        }
+    }
+}
+
+/// A console that answers every request with `head` and then streams `chunk` without end;
+/// returns its address and the number of body bytes it managed to send.
+fn endless_console(
+    head: &'static str,
+    chunk: &'static [u8],
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::Write as _;
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&sent);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let counter = std::sync::Arc::clone(&counter);
+            std::thread::spawn(move || {
+                if support::read_request(&mut stream).is_none() {
+                    return;
+                }
+                if stream.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                // Bounded by the test: never more than 1 GiB, whatever the client does.
+                for _ in 0..(1 << 30) / chunk.len() {
+                    if stream.write_all(chunk).is_err() {
+                        return;
+                    }
+                    counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    (base, sent)
+}
+
+/// Answers larger than the client reads (32 MiB for a success, 64 KiB for an error) are
+/// refused after that many bytes: `upstream.bad_response` (or the error's own status), never
+/// an attempt to hold an endless body in memory.
+#[test]
+fn oversized_answers_are_bad_responses_not_out_of_memory() {
+    static SPACES: [u8; 65536] = [b' '; 65536];
+    let cases: [(&str, &str); 3] = [
+        (
+            "announced",
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1099511627776\r\n\r\n[",
+        ),
+        (
+            "chunked",
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n[",
+        ),
+        (
+            "an error",
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 1099511627776\r\n\r\n",
+        ),
+    ];
+    for (name, head) in cases {
+        let (base, sent) = endless_console(head, &SPACES);
+        let envelope = json!({
+            "action": 3,
+            "config": { "hostname": base, "api_token": CANARY_TOKEN, "max_retries": 0 },
+            "objects": [{ "type": "SHA-1", "value": sha1("b1ac", 1) }],
+        });
+        let out = support::run(&["run"], &envelope.to_string());
+        let result = support::checked(&out, 1);
+        assert_eq!(out.exit, 5, "{name}: {result}");
+        let expected = if name == "an error" {
+            "upstream.server_error"
+        } else {
+            "upstream.bad_response"
+        };
+        assert_eq!(result["errors"][0]["code"], expected, "{name}: {result}");
+        if expected == "upstream.bad_response" {
+            let message = result["errors"][0]["message"].as_str().unwrap();
+            assert!(message.contains("33554432 bytes"), "{name}: {message}");
+        }
+        // What the server got into the socket: the cap, plus what kernel buffers hold.
+        let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(sent < (32 + 32) << 20, "{name}: {sent} bytes sent");
+    }
+}
+
+/// A body within the cap but nested deeper than a JSON reader should follow is a bad
+/// response, not a stack overflow.
+#[test]
+fn a_deeply_nested_answer_is_a_bad_response() {
+    let server = support::ScriptedServer::start(|_| support::Reply {
+        status: 200,
+        headers: vec!["Content-Type: application/json".into()],
+        body: format!("{{\"data\": {}{}}}", "[".repeat(500_000), "]".repeat(500_000)).into_bytes(),
+    });
+    let envelope = json!({
+        "action": 3,
+        "config": { "hostname": server.base_url(), "api_token": CANARY_TOKEN, "max_retries": 0 },
+        "objects": [{ "type": "SHA-1", "value": sha1("b1ac", 1) }],
+    });
+    let out = support::run(&["run"], &envelope.to_string());
+    let result = support::checked(&out, 1);
+    assert_eq!(out.exit, 5, "{result}");
+    assert_eq!(result["errors"][0]["code"], "upstream.bad_response", "{result}");
+}
