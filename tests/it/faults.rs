@@ -687,6 +687,38 @@ fn mitigate_on(server: &support::ScriptedServer, action: &str, count: u64) -> Va
     support::checked(&out, objects.len())
 }
 
+/// Threats without a usable id, or whose computer has no usable agent id, never put an empty
+/// or blank id into a write filter: a filter without ids would act on every threat or agent.
+#[test]
+fn writes_never_carry_an_empty_or_blank_id_filter() {
+    let threats = json!([
+        threat(json!(""), Some(json!("agent-1")), 1),
+        threat(json!("  "), Some(json!("agent-1")), 1),
+        threat(Value::Null, Some(json!("agent-1")), 1),
+        threat(json!("t-2"), Some(json!("")), 2),
+        threat(json!("t-3"), None, 3),
+        threat(json!("t-4"), Some(json!(" ")), 4),
+        threat(json!("t-5"), Some(Value::Null), 5),
+    ]);
+    for action in ["Disconnect from Network", "Quarantine"] {
+        let server = console_with_threats(threats.clone());
+        let result = mitigate_on(&server, action, 5);
+        for filter in write_filters(&server) {
+            let ids = filter["ids"].as_array().unwrap();
+            assert!(!ids.is_empty(), "{action}: {filter}");
+            assert!(
+                ids.iter().all(|id| id.as_str().is_some_and(|id| !id.trim().is_empty())),
+                "{action}: a blank id in {filter}"
+            );
+            assert_eq!(filter.as_object().unwrap().len(), 1, "{action}: {filter}");
+        }
+        if action == "Disconnect from Network" {
+            // No threat names a computer: nothing to isolate, and nothing sent.
+            assert!(write_filters(&server).is_empty(), "{result}");
+        }
+    }
+}
+
 /// With no threat to act on, no mitigation or isolation request is sent at all.
 #[test]
 fn no_threats_means_no_write() {
