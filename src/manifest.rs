@@ -429,10 +429,12 @@ impl Param {
                 other => other.to_string(),
             })
             .collect();
-        let shown = match given {
-            Value::String(text) => text.chars().take(60).collect::<String>(),
-            other => other.to_string().chars().take(60).collect(),
+        let given = match given {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
         };
+        // Masked before it is cut, so that a token pasted here never shows in part.
+        let shown: String = crate::redact::redact(&given).chars().take(60).collect();
         format!("must be one of {} (got '{shown}')", choices.join(", "))
     }
 }

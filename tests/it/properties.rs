@@ -508,6 +508,70 @@ proptest! {
     }
 }
 
+/// `value` with the token woven into some of its strings and keys, chosen by `coins`.
+fn lace(value: Value, coins: &mut impl Iterator<Item = bool>) -> Value {
+    let laced = |text: String, coins: &mut dyn Iterator<Item = bool>| {
+        if coins.next().unwrap_or(false) {
+            format!("{text}{CANARY_TOKEN}{text}")
+        } else {
+            text
+        }
+    };
+    match value {
+        Value::String(text) => Value::String(laced(text, coins)),
+        Value::Array(items) => items.into_iter().map(|item| lace(item, coins)).collect(),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, item)| (laced(key, coins), lace(item, coins)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+proptest! {
+    #![proptest_config(config(BINARY_CASES))]
+
+    /// The token woven into any string of an envelope (values, keys, configuration, objects)
+    /// is never printed, in any spelling a JSON reader decodes, nor any 12-character piece of
+    /// it, whether the envelope is valid or not, and whether it is validated or run.
+    #[test]
+    fn the_token_is_never_printed_wherever_it_is_echoed(
+        envelope in envelope(),
+        coins in prop::collection::vec(prop::bool::weighted(0.3), 64),
+        cut in any::<prop::sample::Index>(),
+        truncate in prop::bool::weighted(0.1),
+    ) {
+        let mut coins = coins.into_iter();
+        let mut envelope = lace(envelope, &mut coins);
+        let Some(config) = envelope.get_mut("config").and_then(Value::as_object_mut) else {
+            // Without a configuration there is no token to protect.
+            return Ok(());
+        };
+        config.insert("api_token".into(), json!(CANARY_TOKEN));
+        config.insert("hostname".into(), json!("http://127.0.0.1:9"));
+        config.insert("max_retries".into(), json!(0));
+        let mut text = envelope.to_string();
+        if truncate {
+            // Cut after the token, so that an envelope that does not parse still names it.
+            let from = text.find(CANARY_TOKEN).map_or(0, |at| at + CANARY_TOKEN.len());
+            let mut at = from + cut.index(text.len() - from + 1);
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            text.truncate(at);
+        }
+        for command in ["validate", "run"] {
+            let run = support::run(&[command], &text);
+            support::assert_no_token_fragment(&run, 12);
+            if let Ok(document) = serde_json::from_str::<Value>(&run.stdout) {
+                prop_assert!(!document.to_string().contains(CANARY_TOKEN), "{command}: {}", run.stdout);
+            }
+            holds(&text, &run, &[0, 1, 3, 5])?;
+        }
+    }
+}
+
 // ---------------------------------------------------------------- fixed cases
 
 /// The in-process run of `text` in `mode`, checked, with its exit code.
@@ -574,5 +638,37 @@ fn deadlines_beyond_the_clock_are_no_deadline() {
         .to_string();
         assert_eq!(exit_of(&text, Mode::Validate), 0, "{deadline}");
         assert_eq!(support::run(&["validate"], &text).exit, 0, "{deadline}");
+    }
+}
+
+/// A token pasted into a value that a message quotes only in part (an option, an indicator
+/// value) is masked before the cut: no piece of it is printed. Found by
+/// `the_token_is_never_printed_wherever_it_is_echoed`.
+#[test]
+fn quoted_values_are_masked_before_they_are_cut() {
+    for (kind, value) in [
+        ("IP Address", format!("{}{CANARY_TOKEN}", "1".repeat(60))),
+        ("FQDN", format!("{}..{CANARY_TOKEN}", "a".repeat(60))),
+        ("URL", format!("ftp://{}{CANARY_TOKEN}", "u".repeat(60))),
+    ] {
+        let text = json!({
+            "action": 2,
+            "config": { "hostname": "h.example", "api_token": CANARY_TOKEN,
+                        "mitigation_action": format!("{}{CANARY_TOKEN}", "Q".repeat(50)) },
+            "objects": [{ "type": kind, "value": value }],
+        })
+        .to_string();
+        let run = support::run(&["validate"], &text);
+        assert_eq!(run.exit, 3, "{}", run.stdout);
+        support::assert_no_token_fragment(&run, 8);
+        let text = json!({
+            "action": 4,
+            "config": { "hostname": "h.example", "api_token": CANARY_TOKEN },
+            "objects": [{ "type": kind, "value": value }],
+        })
+        .to_string();
+        let run = support::run(&["validate"], &text);
+        assert_eq!(run.exit, 1, "{}", run.stdout);
+        support::assert_no_token_fragment(&run, 8);
     }
 }
