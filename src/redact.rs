@@ -192,10 +192,16 @@ mod tests {
             std::borrow::Cow::Borrowed(_)
         ));
         // Cut-off text is still masked where it can be read.
-        assert_eq!(redact_json_with(&secrets, r#"{"a": "zzzz"#), r#"{"a": "****"#);
+        assert_eq!(
+            redact_json_with(&secrets, r#"{"a": "zzzz"#),
+            r#"{"a": "****"#
+        );
         // A secret that ends in a quote never eats the literal's closing quote.
         let quoted = vec!["ab\"".to_string(), "ab\\\"".to_string()];
-        assert_eq!(redact_json_with(&quoted, r#"["xab","ab\"c"]"#), r#"["xab","****c"]"#);
+        assert_eq!(
+            redact_json_with(&quoted, r#"["xab","ab\"c"]"#),
+            r#"["xab","****c"]"#
+        );
     }
 
     #[test]

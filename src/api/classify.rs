@@ -396,7 +396,10 @@ mod tests {
         let outcome = at(SystemTime::now(), 400, &body.to_string());
         let message = &failure(&outcome).message;
         assert!(!message.contains("classify-t"), "{message}");
-        assert!(message.contains("**"), "the mask stands where the token was: {message}");
+        assert!(
+            message.contains("**"),
+            "the mask stands where the token was: {message}"
+        );
     }
 
     #[test]

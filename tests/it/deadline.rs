@@ -17,7 +17,13 @@ fn sha1(prefix: &str, index: usize) -> String {
     format!("{prefix}{index:036x}")
 }
 
-fn envelope(sim: &Simulator, action: u32, deadline: f64, config: Value, objects: &[Value]) -> String {
+fn envelope(
+    sim: &Simulator,
+    action: u32,
+    deadline: f64,
+    config: Value,
+    objects: &[Value],
+) -> String {
     let mut full = json!({
         "hostname": sim.base_url(),
         "api_token": CANARY_TOKEN,
@@ -143,12 +149,17 @@ fn a_request_in_flight_finishes_but_nothing_starts_after_the_deadline() {
 /// is truly done ("No matching threats"), deadline or not.
 #[test]
 fn the_deadline_passes_during_the_look_ups() {
-    let sim = support::simulator(json!({ "latency_ms": 400, "generate": { "agents": 4, "threats": 300 } }));
+    let sim = support::simulator(
+        json!({ "latency_ms": 400, "generate": { "agents": 4, "threats": 300 } }),
+    );
     // 300 hashes with threats (about 130 per look-up), then one without.
     let mut objects: Vec<Value> = (1..=300)
         .map(|i| json!({ "id": i, "type": "SHA-1", "value": sha1("5eed", i) }))
         .collect();
-    objects.insert(0, json!({ "id": 0, "type": "SHA-1", "value": sha1("5eed", 5000) }));
+    objects.insert(
+        0,
+        json!({ "id": 0, "type": "SHA-1", "value": sha1("5eed", 5000) }),
+    );
     let text = envelope(
         &sim,
         2,
@@ -166,7 +177,11 @@ fn the_deadline_passes_during_the_look_ups() {
     assert!(requests.len() < 3, "{} look-ups", requests.len());
     let failed = unfinished(&result, None);
     assert!(failed >= 300, "{failed}");
-    assert_eq!(result["results"][0]["status"], "succeeded", "{}", result["results"][0]);
+    assert_eq!(
+        result["results"][0]["status"], "succeeded",
+        "{}",
+        result["results"][0]
+    );
     assert_eq!(result["results"][0]["detail"], "No matching threats");
     assert!(
         sim.state()["threats"]

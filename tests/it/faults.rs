@@ -100,8 +100,10 @@ fn export() -> Setup {
                              "tags": ["fault"], "attributes": [{ "name": "Severity", "value": "High" }] }));
     }
     for i in 7..=10u64 {
-        objects.push(json!({ "id": i, "type": "FQDN", "value": format!("host{i}.evil.example"),
-                             "adversaries": [{ "name": "APT28" }] }));
+        objects.push(
+            json!({ "id": i, "type": "FQDN", "value": format!("host{i}.evil.example"),
+                             "adversaries": [{ "name": "APT28" }] }),
+        );
     }
     for i in 11..=14u64 {
         objects.push(json!({ "id": i, "type": "SHA-256", "value": format!("{i:064x}") }));
@@ -111,8 +113,10 @@ fn export() -> Setup {
     }
     objects.push(json!({ "id": 18, "type": "URL", "value": "https://evil.example/a?b=1" }));
     objects.push(json!({ "id": 19, "type": "IPv6 Address", "value": "2001:db8::19" }));
-    objects.push(json!({ "id": 20, "type": "SHA-1", "value": sha1("e4e4", 20),
-                         "created_at": "2025-08-06 18:09:05" }));
+    objects.push(
+        json!({ "id": 20, "type": "SHA-1", "value": sha1("e4e4", 20),
+                         "created_at": "2025-08-06 18:09:05" }),
+    );
     Setup {
         action: 4,
         scenario: json!({ "accounts": [{ "id": "1001", "name": "Acme" }] }),
@@ -197,7 +201,10 @@ fn run_with(setup: &Setup, faults: Value, connection_extra: &Value) -> (Outcome,
 fn reference(setup: &Setup) -> Outcome {
     let (outcome, _) = run_with(setup, json!([]), &json!({}));
     assert!(
-        outcome.requests.iter().all(|request| request.fault.is_none()),
+        outcome
+            .requests
+            .iter()
+            .all(|request| request.fault.is_none()),
         "the reference run has no faults"
     );
     outcome
@@ -210,7 +217,9 @@ fn assert_guards(requests: &[RecordedRequest]) {
         let path = request.path.as_str();
         if path.contains("/threats/mitigate/") || path.contains("/agents/actions/") {
             let filter = request.body.as_ref().and_then(|body| body.get("filter"));
-            let ids = filter.and_then(|filter| filter.get("ids")).and_then(Value::as_array);
+            let ids = filter
+                .and_then(|filter| filter.get("ids"))
+                .and_then(Value::as_array);
             assert!(
                 ids.is_some_and(|ids| !ids.is_empty()),
                 "{} {path} sent without filter ids: {:?}",
@@ -234,7 +243,9 @@ fn assert_guards(requests: &[RecordedRequest]) {
 fn writes(requests: &[RecordedRequest], setup: &Setup) -> usize {
     requests
         .iter()
-        .filter(|request| request.method == setup.write.0 && request.path.starts_with(setup.write.1))
+        .filter(|request| {
+            request.method == setup.write.0 && request.path.starts_with(setup.write.1)
+        })
         .count()
 }
 
@@ -281,7 +292,10 @@ fn same_or_failed(faulty: &Value, clean: &Value, code: &str) -> usize {
         assert_eq!(row["error"]["code"], code, "object {index}: {row}");
         assert_eq!(want["status"], "succeeded", "object {index}: {want}");
         let retryable = !matches!(code, "upstream.bad_response");
-        assert_eq!(row["error"]["retryable"], retryable, "object {index}: {row}");
+        assert_eq!(
+            row["error"]["retryable"], retryable,
+            "object {index}: {row}"
+        );
     }
     failed
 }
@@ -364,7 +378,10 @@ fn recovers(setup: &Setup, fault: Retried) {
         faulty.state, clean.state,
         "{fault:?} (fired {fired:?}): the console ends as without faults"
     );
-    assert!(writes(&clean.requests, setup) > 0, "the reference run writes");
+    assert!(
+        writes(&clean.requests, setup) > 0,
+        "the reference run writes"
+    );
 }
 
 macro_rules! retried_matrix {
@@ -424,7 +441,10 @@ fn garbled_last_write(setup: &Setup) {
     assert_eq!(faulty.exit, 5, "{}", faulty.result);
     assert_eq!(faulty.result["errors"][0]["code"], "upstream.bad_response");
     let garbled = same_or_failed(&faulty.result, &clean.result, "upstream.bad_response");
-    assert!(garbled > 0, "the garbled write's objects are not vouched for");
+    assert!(
+        garbled > 0,
+        "the garbled write's objects are not vouched for"
+    );
     assert_eq!(faulty.state, clean.state, "the write landed exactly once");
 }
 
@@ -493,7 +513,8 @@ fn outlasting_burst(setup: &Setup) {
     let clean = reference(setup);
     let (method, path) = setup.write;
     // One worker, so that both 503s hit the same write and exhaust its single retry.
-    let faults = json!([{ "method": method, "path": path, "times": 2, "fault": { "status": 503 } }]);
+    let faults =
+        json!([{ "method": method, "path": path, "times": 2, "fault": { "status": 503 } }]);
     let connection = json!({ "max_retries": 1, "max_concurrency": 1 });
     let (faulty, sim) = run_with(setup, faults, &connection);
     assert_eq!(faulty.exit, 5, "{}", faulty.result);
@@ -541,8 +562,11 @@ fn mitigation_rerun_after_a_lost_answer() {
 
 // ---------------------------------------------------------------- the token in echoed answers
 
+/// What an echoing console puts in its error detail, given the request it received.
+type Echo = fn(&str) -> String;
+
 /// A console that puts `echo(request)` in the `detail` of an error answer with `status`.
-fn echoing(status: u16, echo: fn(&str) -> String) -> support::ScriptedServer {
+fn echoing(status: u16, echo: Echo) -> support::ScriptedServer {
     support::ScriptedServer::start(move |request| {
         support::Reply::json(
             status,
@@ -556,18 +580,25 @@ fn echoing(status: u16, echo: fn(&str) -> String) -> support::ScriptedServer {
 /// short: whatever the status, no piece of the token is printed.
 #[test]
 fn answers_that_echo_the_token_never_print_it() {
-    let echoes: [(&str, fn(&str) -> String); 4] = [
+    let echoes: [(&str, Echo); 4] = [
         ("the request", |request| request.to_string()),
         ("the token", |_| CANARY_TOKEN.to_string()),
-        ("the header", |_| format!("bad header Authorization: ApiToken {CANARY_TOKEN}")),
+        ("the header", |_| {
+            format!("bad header Authorization: ApiToken {CANARY_TOKEN}")
+        }),
         // Quoted details are cut at 300 characters: here the cut falls inside the token.
-        ("a long detail", |_| format!("{} {CANARY_TOKEN} and more", "x".repeat(285))),
+        ("a long detail", |_| {
+            format!("{} {CANARY_TOKEN} and more", "x".repeat(285))
+        }),
     ];
     for status in [400, 401, 403, 500] {
         for (name, echo) in echoes {
             let server = echoing(status, echo);
             for (command, envelope) in [
-                ("run", json!({ "action": 3, "objects": [{ "type": "SHA-1", "value": sha1("b1ac", 1) }] })),
+                (
+                    "run",
+                    json!({ "action": 3, "objects": [{ "type": "SHA-1", "value": sha1("b1ac", 1) }] }),
+                ),
                 ("check", json!({})),
             ] {
                 let mut envelope = envelope;
@@ -630,8 +661,9 @@ fn a_token_that_looks_like_json_keeps_the_result_parseable() {
             assert_eq!(result["objects"][0]["note"], "****", "{token} {command}");
             assert_eq!(result["objects"][0]["id"], 1000, "{token} {command}");
             for line in out.stderr.lines() {
-                serde_json::from_str::<Value>(line)
-                    .unwrap_or_else(|err| panic!("{token}: stderr line is not JSON ({err}): {line}"));
+                serde_json::from_str::<Value>(line).unwrap_or_else(|err| {
+                    panic!("{token}: stderr line is not JSON ({err}): {line}")
+                });
             }
         }
     }
@@ -644,7 +676,10 @@ fn a_token_that_looks_like_json_keeps_the_result_parseable() {
 fn console_with_threats(threats: Value) -> support::ScriptedServer {
     support::ScriptedServer::start(move |request| {
         if request.starts_with("GET /web/api/v2.1/threats") {
-            support::Reply::json(200, &json!({ "data": threats, "pagination": { "nextCursor": null } }))
+            support::Reply::json(
+                200,
+                &json!({ "data": threats, "pagination": { "nextCursor": null } }),
+            )
         } else {
             support::Reply::json(200, &json!({ "data": { "affected": 1 } }))
         }
@@ -707,7 +742,8 @@ fn writes_never_carry_an_empty_or_blank_id_filter() {
             let ids = filter["ids"].as_array().unwrap();
             assert!(!ids.is_empty(), "{action}: {filter}");
             assert!(
-                ids.iter().all(|id| id.as_str().is_some_and(|id| !id.trim().is_empty())),
+                ids.iter()
+                    .all(|id| id.as_str().is_some_and(|id| !id.trim().is_empty())),
                 "{action}: a blank id in {filter}"
             );
             assert_eq!(filter.as_object().unwrap().len(), 1, "{action}: {filter}");
@@ -821,7 +857,12 @@ fn a_deeply_nested_answer_is_a_bad_response() {
     let server = support::ScriptedServer::start(|_| support::Reply {
         status: 200,
         headers: vec!["Content-Type: application/json".into()],
-        body: format!("{{\"data\": {}{}}}", "[".repeat(500_000), "]".repeat(500_000)).into_bytes(),
+        body: format!(
+            "{{\"data\": {}{}}}",
+            "[".repeat(500_000),
+            "]".repeat(500_000)
+        )
+        .into_bytes(),
     });
     let envelope = json!({
         "action": 3,
@@ -831,5 +872,8 @@ fn a_deeply_nested_answer_is_a_bad_response() {
     let out = support::run(&["run"], &envelope.to_string());
     let result = support::checked(&out, 1);
     assert_eq!(out.exit, 5, "{result}");
-    assert_eq!(result["errors"][0]["code"], "upstream.bad_response", "{result}");
+    assert_eq!(
+        result["errors"][0]["code"], "upstream.bad_response",
+        "{result}"
+    );
 }

@@ -170,7 +170,8 @@ fn attributes() -> impl Strategy<Value = Value> {
     prop_oneof![
         prop::collection::vec(
             prop_oneof![
-                (nasty_string(), any_json()).prop_map(|(name, value)| json!({ "name": name, "value": value })),
+                (nasty_string(), any_json())
+                    .prop_map(|(name, value)| json!({ "name": name, "value": value })),
                 any_json(),
             ],
             0..4
@@ -183,7 +184,13 @@ fn attributes() -> impl Strategy<Value = Value> {
 /// A ThreatQ object: mostly the right fields with values of any shape, sometimes anything.
 fn object() -> impl Strategy<Value = Value> {
     let fields = (
-        plausible(vec![json!(1), json!(18746), json!("18746"), json!(-5), json!(1.5)]),
+        plausible(vec![
+            json!(1),
+            json!(18746),
+            json!("18746"),
+            json!(-5),
+            json!(1.5),
+        ]),
         type_name(),
         indicator_value(),
         plausible(vec![json!("<p>seen</p>"), json!(""), Value::Null]),
@@ -238,48 +245,132 @@ fn string_lines() -> Vec<Value> {
 /// A configuration: each parameter of any action now and then, good or bad, plus strays.
 fn config_map() -> impl Strategy<Value = Map<String, Value>> {
     let parameters: Vec<(&'static str, Vec<Value>)> = vec![
-        ("hostname", vec![json!("usea1.sentinelone.net"), json!("http://127.0.0.1:9"),
-                          json!("https://h:99999"), json!("ftp://x"), json!("http://example.com"),
-                          json!("h/path?q"), json!("")]),
+        (
+            "hostname",
+            vec![
+                json!("usea1.sentinelone.net"),
+                json!("http://127.0.0.1:9"),
+                json!("https://h:99999"),
+                json!("ftp://x"),
+                json!("http://example.com"),
+                json!("h/path?q"),
+                json!(""),
+            ],
+        ),
         ("api_token", vec![json!(CANARY_TOKEN), json!(""), json!(7)]),
-        ("list", vec![json!("Blacklist"), json!("Whitelist"), json!("blacklist")]),
-        ("os_type", vec![json!(["Windows"]), json!("Mac"), json!(["Linux", "Legacy Windows"]),
-                         json!([]), json!(["Windows", "Windows"]), json!(["BeOS"])]),
-        ("mitigation_action", vec![json!("Quarantine"), json!("Disconnect from Network"),
-                                   json!("Un_Quarantine"), json!("quarantine")]),
+        (
+            "list",
+            vec![json!("Blacklist"), json!("Whitelist"), json!("blacklist")],
+        ),
+        (
+            "os_type",
+            vec![
+                json!(["Windows"]),
+                json!("Mac"),
+                json!(["Linux", "Legacy Windows"]),
+                json!([]),
+                json!(["Windows", "Windows"]),
+                json!(["BeOS"]),
+            ],
+        ),
+        (
+            "mitigation_action",
+            vec![
+                json!("Quarantine"),
+                json!("Disconnect from Network"),
+                json!("Un_Quarantine"),
+                json!("quarantine"),
+            ],
+        ),
         ("query", vec![json!("a"), json!(""), json!(null)]),
-        ("description", vec![json!("Action Handled by ThreatQ"), json!("")]),
+        (
+            "description",
+            vec![json!("Action Handled by ThreatQ"), json!("")],
+        ),
         ("site_ids", string_lines()),
         ("account_ids", string_lines()),
         ("group_ids", string_lines()),
-        ("ip_expiration", vec![json!(7), json!(14), json!(30), json!(31), json!("14"), json!(14.0)]),
-        ("url_domain_expiration", vec![json!(90), json!(180), json!(0)]),
+        (
+            "ip_expiration",
+            vec![
+                json!(7),
+                json!(14),
+                json!(30),
+                json!(31),
+                json!("14"),
+                json!(14.0),
+            ],
+        ),
+        (
+            "url_domain_expiration",
+            vec![json!(90), json!(180), json!(0)],
+        ),
         ("file_hash_expiration", vec![json!(180), json!(-7)]),
-        ("threatq_hostname", vec![json!("tq.example"), json!("https://tq.example/"), json!("")]),
-        ("objects_per_run", vec![json!(1), json!(0), json!(50_000), json!(50_001), json!(10_000),
-                                 json!("5"), json!(2.5)]),
-        ("verify_tls", vec![json!(true), json!(false), json!("false"), json!(0)]),
-        ("ca_bundle", vec![json!(""), json!("/no/such/file.pem"),
-                           json!("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")]),
-        ("proxy", vec![json!(""), json!("http://proxy:3128"), json!("socks5://x")]),
-        ("request_timeout_seconds", vec![json!(1), json!(30), json!(0), json!(u64::MAX), json!(1e300)]),
-        ("max_retries", vec![json!(0), json!(5), json!(-1), json!(u32::MAX)]),
-        ("requests_per_second", vec![json!(10), json!(0.001), json!(0), json!(1e308), json!(-3)]),
-        ("max_concurrency", vec![json!(1), json!(4), json!(0), json!(100_000)]),
+        (
+            "threatq_hostname",
+            vec![json!("tq.example"), json!("https://tq.example/"), json!("")],
+        ),
+        (
+            "objects_per_run",
+            vec![
+                json!(1),
+                json!(0),
+                json!(50_000),
+                json!(50_001),
+                json!(10_000),
+                json!("5"),
+                json!(2.5),
+            ],
+        ),
+        (
+            "verify_tls",
+            vec![json!(true), json!(false), json!("false"), json!(0)],
+        ),
+        (
+            "ca_bundle",
+            vec![
+                json!(""),
+                json!("/no/such/file.pem"),
+                json!("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+            ],
+        ),
+        (
+            "proxy",
+            vec![json!(""), json!("http://proxy:3128"), json!("socks5://x")],
+        ),
+        (
+            "request_timeout_seconds",
+            vec![json!(1), json!(30), json!(0), json!(u64::MAX), json!(1e300)],
+        ),
+        (
+            "max_retries",
+            vec![json!(0), json!(5), json!(-1), json!(u32::MAX)],
+        ),
+        (
+            "requests_per_second",
+            vec![json!(10), json!(0.001), json!(0), json!(1e308), json!(-3)],
+        ),
+        (
+            "max_concurrency",
+            vec![json!(1), json!(4), json!(0), json!(100_000)],
+        ),
     ];
     let picks: Vec<_> = parameters
         .into_iter()
         .map(|(name, good)| {
-            (any::<u8>(), plausible(good)).prop_map(move |(coin, value)| (coin < 100).then(|| (name.to_string(), value)))
+            (any::<u8>(), plausible(good))
+                .prop_map(move |(coin, value)| (coin < 100).then(|| (name.to_string(), value)))
         })
         .collect();
-    (picks, prop::collection::btree_map("[a-zA-Z_]{1,12}", any_json(), 0..2)).prop_map(
-        |(picks, strays)| {
+    (
+        picks,
+        prop::collection::btree_map("[a-zA-Z_]{1,12}", any_json(), 0..2),
+    )
+        .prop_map(|(picks, strays)| {
             let mut map: Map<String, Value> = picks.into_iter().flatten().collect();
             map.extend(strays);
             map
-        },
-    )
+        })
 }
 
 fn action() -> impl Strategy<Value = Value> {
@@ -354,7 +445,14 @@ fn envelope() -> impl Strategy<Value = Value> {
         1 => any_json(),
     ];
     (
-        plausible(vec![json!(1), json!("1"), json!("1.7"), json!(2), json!(-1), json!(1e300)]),
+        plausible(vec![
+            json!(1),
+            json!("1"),
+            json!("1.7"),
+            json!(2),
+            json!(-1),
+            json!(1e300),
+        ]),
         action(),
         prop_oneof![4 => run_info(), 1 => any_json()],
         config,
@@ -431,8 +529,9 @@ fn holds(text: &str, run: &support::Run, allowed: &[i32]) -> Result<(), TestCase
         run.stdout,
         run.stderr
     );
-    let document: Value = serde_json::from_str(&run.stdout)
-        .map_err(|err| TestCaseError::fail(format!("stdout is not JSON ({err}): {}", run.stdout)))?;
+    let document: Value = serde_json::from_str(&run.stdout).map_err(|err| {
+        TestCaseError::fail(format!("stdout is not JSON ({err}): {}", run.stdout))
+    })?;
     let objects = document["objects"].as_array().map_or(0, Vec::len);
     // Every object the envelope carries is echoed with a result — unless the envelope was
     // refused before its objects could be read at all.

@@ -84,7 +84,12 @@ pub fn simulator(scenario: Value) -> s1_actions::simulator::Simulator {
 /// is echoed and has exactly one result in input order, the summary counts the results, and
 /// the run status agrees with the exit code (0 succeeded, 1 partial, 3/4/5/70 failed).
 pub fn checked(run: &Run, objects: usize) -> Value {
-    let context = || format!("exit {}\nstdout: {}\nstderr: {}", run.exit, run.stdout, run.stderr);
+    let context = || {
+        format!(
+            "exit {}\nstdout: {}\nstderr: {}",
+            run.exit, run.stdout, run.stderr
+        )
+    };
     assert_eq!(
         run.stdout.trim_end_matches('\n').lines().count(),
         1,
@@ -92,8 +97,15 @@ pub fn checked(run: &Run, objects: usize) -> Value {
         context()
     );
     let result = run.json();
-    let results = result["results"].as_array().unwrap_or_else(|| panic!("{}", context()));
-    assert_eq!(results.len(), objects, "one result per object: {}", context());
+    let results = result["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", context()));
+    assert_eq!(
+        results.len(),
+        objects,
+        "one result per object: {}",
+        context()
+    );
     assert_eq!(
         result["objects"].as_array().map(Vec::len),
         Some(objects),
@@ -117,8 +129,14 @@ pub fn checked(run: &Run, objects: usize) -> Value {
     let summary = &result["summary"];
     assert_eq!(summary["total"], objects, "{}", context());
     assert_eq!(
-        [&summary["succeeded"], &summary["skipped"], &summary["failed"]],
-        [counts[0], counts[1], counts[2]].map(Value::from).each_ref(),
+        [
+            &summary["succeeded"],
+            &summary["skipped"],
+            &summary["failed"]
+        ],
+        [counts[0], counts[1], counts[2]]
+            .map(Value::from)
+            .each_ref(),
         "summary counts the results: {}",
         context()
     );
@@ -129,7 +147,12 @@ pub fn checked(run: &Run, objects: usize) -> Value {
         3 | 4 | 5 | 70 => "failed",
         other => panic!("exit {other} is not a run exit: {}", context()),
     };
-    assert_eq!(result["status"], expected_status, "status and exit agree: {}", context());
+    assert_eq!(
+        result["status"],
+        expected_status,
+        "status and exit agree: {}",
+        context()
+    );
     match run.exit {
         0 => assert!(errors == 0 && counts[2] == 0, "{}", context()),
         1 => assert!(errors == 0 && counts[2] > 0, "{}", context()),

@@ -47,7 +47,10 @@ impl TlsConsole {
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
-            .with_single_cert(vec![CertificateDer::from(generated.cert.der().to_vec())], key)
+            .with_single_cert(
+                vec![CertificateDer::from(generated.cert.der().to_vec())],
+                key,
+            )
             .unwrap();
         let config = Arc::new(config);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -157,9 +160,15 @@ fn a_self_signed_console_is_refused_by_default_and_not_retried() {
     assert_eq!(result["errors"][0]["code"], "network.tls", "{result}");
     assert_eq!(result["errors"][0]["retryable"], false);
     assert_eq!(result["results"][0]["error"]["code"], "network.tls");
-    assert_eq!(result["metrics"]["http_requests"], 1, "a TLS failure is never retried");
+    assert_eq!(
+        result["metrics"]["http_requests"], 1,
+        "a TLS failure is never retried"
+    );
     assert_eq!(console.handshakes.load(Ordering::SeqCst), 0);
-    assert!(console.sim.requests().is_empty(), "nothing reached the console");
+    assert!(
+        console.sim.requests().is_empty(),
+        "nothing reached the console"
+    );
     let errors = console.errors.lock().unwrap().clone();
     assert!(!errors.is_empty(), "the client broke off the handshake");
 }
@@ -182,7 +191,13 @@ fn a_ca_bundle_naming_the_certificate_is_trusted() {
         assert!(requests.iter().all(|request| request.authorized));
     }
     // The first run removed the entry, the second found nothing left to remove.
-    assert_eq!(console.sim.state()["restrictions"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        console.sim.state()["restrictions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // A bundle with another certificate does not make the console trusted.
     let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
