@@ -771,3 +771,42 @@ fn quoted_values_are_masked_before_they_are_cut() {
         support::assert_no_token_fragment(&run, 8);
     }
 }
+
+/// An empty value — blank text, an empty list — for a parameter with a default is a missing
+/// one: the default applies, whatever the parameter's type. Found by
+/// `binary_run_against_a_closed_port` (an empty `description` ended the run with exit 70).
+#[test]
+fn empty_parameters_take_their_defaults() {
+    for manifest in s1_actions::manifest::all() {
+        for param in &manifest.params {
+            if param.required || param.default.is_none() {
+                continue;
+            }
+            for empty in [json!(""), json!("  "), json!([]), Value::Null] {
+                let text = json!({
+                    "action": manifest.id,
+                    "config": { "hostname": "h.example", "api_token": CANARY_TOKEN,
+                                param.name.clone(): empty },
+                    "objects": [{ "type": "SHA-1", "value": "7eb2197d6fd80c31bd04d3a7fb8c725eb9789013" }],
+                })
+                .to_string();
+                let run = execute(&text, Mode::Validate);
+                assert!(
+                    [0, 3].contains(&run.exit),
+                    "{} {} = {empty}: exit {}: {}",
+                    manifest.name,
+                    param.name,
+                    run.exit,
+                    run.stdout
+                );
+                if empty.as_str().is_some() || empty.is_null() {
+                    assert_eq!(
+                        run.exit, 0,
+                        "{} {} = {empty}: {}",
+                        manifest.name, param.name, run.stdout
+                    );
+                }
+            }
+        }
+    }
+}
