@@ -64,7 +64,7 @@ fn execute_inner(input: &str, mode: Mode) -> (RunResult, ExitStatus) {
                     errors: vec![failure],
                     warnings: Vec::new(),
                 },
-                Vec::new(),
+                salvage_objects(input),
             );
         }
     };
@@ -257,6 +257,20 @@ fn finish(
     result.metrics.retries = metrics.retries;
     result.metrics.duration_ms = started.elapsed().as_millis() as u64;
     conclude(result)
+}
+
+/// The objects of an envelope that could not be read as a whole — valid JSON with a field of
+/// the wrong type elsewhere (`run`, `config`, `action`) — so that each still gets its result;
+/// none when the text is not JSON or `objects` is not a list.
+fn salvage_objects(input: &str) -> Vec<InputObject> {
+    #[derive(serde::Deserialize)]
+    struct Objects {
+        #[serde(default)]
+        objects: Vec<InputObject>,
+    }
+    serde_json::from_str::<Objects>(input)
+        .map(|envelope| envelope.objects)
+        .unwrap_or_default()
 }
 
 /// A document for an envelope refused before any request: every object echoed and failed with

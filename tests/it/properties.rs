@@ -535,11 +535,11 @@ fn holds(text: &str, run: &support::Run, allowed: &[i32]) -> Result<(), TestCase
         TestCaseError::fail(format!("stdout is not JSON ({err}): {}", run.stdout))
     })?;
     let objects = document["objects"].as_array().map_or(0, Vec::len);
-    // Every object the envelope carries is echoed with a result — unless the envelope was
-    // refused before its objects could be read at all.
+    // Every object the envelope carries is echoed with a result, even when the envelope is
+    // refused for another of its fields.
     if let Some(carried) = carried_objects(text) {
         prop_assert!(
-            objects == carried || (objects == 0 && run.exit == 3),
+            objects == carried,
             "{objects} of {carried} objects echoed: {}",
             run.stdout
         );
@@ -828,5 +828,25 @@ fn empty_parameters_take_their_defaults() {
                 }
             }
         }
+    }
+}
+
+/// An envelope refused for a field of the wrong type still accounts for each of its objects.
+#[test]
+fn objects_of_an_unreadable_envelope_are_accounted_for() {
+    let objects = json!([{ "id": 1, "type": "SHA-1", "value": "7eb2197d6fd80c31bd04d3a7fb8c725eb9789013" }, 42]);
+    for envelope in [
+        json!({ "action": 1, "run": { "deadline_seconds": "soon" }, "objects": objects }),
+        json!({ "action": 1, "config": 5, "objects": objects }),
+        json!({ "action": [1], "objects": objects }),
+        json!({ "objects": objects }),
+    ] {
+        let text = envelope.to_string();
+        let run = support::run(&["validate"], &text);
+        assert_eq!(run.exit, 3, "{}", run.stdout);
+        let result = support::checked(&run, 2);
+        assert_eq!(result["objects"][0]["id"], 1);
+        assert_eq!(result["results"][1]["status"], "failed");
+        assert_eq!(result["results"][0]["error"], result["errors"][0]);
     }
 }
