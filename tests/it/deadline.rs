@@ -143,14 +143,14 @@ fn a_request_in_flight_finishes_but_nothing_starts_after_the_deadline() {
     assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
 }
 
-/// Look-ups in three batches, 400 ms each on one worker, and a 1 s deadline: the third look-up
-/// never starts, no mitigation is sent, and every object whose threats were found or not
+/// Look-ups in three batches, at least 700 ms each on one worker, and a 1 s deadline: the
+/// third look-up never starts, no mitigation is sent, and every object whose threats were found or not
 /// looked up fails with `run.deadline`. An object whose look-up finished and found no threat
 /// is truly done ("No matching threats"), deadline or not.
 #[test]
 fn the_deadline_passes_during_the_look_ups() {
     let sim = support::simulator(
-        json!({ "latency_ms": 400, "generate": { "agents": 4, "threats": 300 } }),
+        json!({ "latency_ms": 700, "generate": { "agents": 4, "threats": 300 } }),
     );
     // 300 hashes with threats (about 130 per look-up), then one without.
     let mut objects: Vec<Value> = (1..=300)
