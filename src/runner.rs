@@ -261,12 +261,17 @@ fn finish(
 
 /// The objects of an envelope that could not be read as a whole — valid JSON with a field of
 /// the wrong type elsewhere (`run`, `config`, `action`) — so that each still gets its result;
-/// none when the text is not JSON or `objects` is not a list.
+/// none when the text is not a JSON object or `objects` is not a list.
 fn salvage_objects(input: &str) -> Vec<InputObject> {
     #[derive(serde::Deserialize)]
     struct Objects {
         #[serde(default)]
         objects: Vec<InputObject>,
+    }
+    // serde also reads a struct from a JSON array, field by field: only an object is an
+    // envelope whose `objects` can be told apart.
+    if !input.trim_start().starts_with('{') {
+        return Vec::new();
     }
     serde_json::from_str::<Objects>(input)
         .map(|envelope| envelope.objects)
