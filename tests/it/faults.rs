@@ -300,15 +300,17 @@ fn same_or_failed(faulty: &Value, clean: &Value, code: &str) -> usize {
     failed
 }
 
-/// The faults the client retries.
+/// The faults the client retries. Each scenario fires at most four times in all, so that no
+/// single request can meet more faults than its four retries absorb, however the parallel
+/// requests interleave.
 #[derive(Clone, Copy, Debug)]
 enum Retried {
-    /// Every second request answered 429 with `Retry-After: 0`.
+    /// Every second request answered 429 with `Retry-After: 0` (four times).
     RateLimited,
     /// A burst of two 503s on the requests after the first, then a 500 on a write: three
     /// failures, which one request may meet in a row within its four retries.
     ServerErrors,
-    /// Every second request's connection closed before the console applied it.
+    /// Every second request's connection closed before the console applied it (four times).
     DropBefore,
     /// The first two writes applied, then their connections closed without an answer.
     DropAfter,
@@ -323,14 +325,14 @@ impl Retried {
         let (method, path) = setup.write;
         match self {
             Self::RateLimited => json!([
-                { "every": 2, "fault": { "status": 429, "retry_after": "0" } }
+                { "every": 2, "times": 4, "fault": { "status": 429, "retry_after": "0" } }
             ]),
             Self::ServerErrors => json!([
                 { "after": 1, "times": 2, "fault": { "status": 503, "retry_after": "0" } },
                 { "method": method, "path": path, "times": 1, "fault": { "status": 500 } }
             ]),
             Self::DropBefore => json!([
-                { "every": 2, "times": 6, "fault": { "drop": "before" } }
+                { "every": 2, "times": 4, "fault": { "drop": "before" } }
             ]),
             Self::DropAfter => json!([
                 { "method": method, "path": path, "times": 2, "fault": { "drop": "after" } }
