@@ -139,7 +139,9 @@ fn describe(report: &mut String, file: &str, result: &RunResult, exit: ExitStatu
     let _ = writeln!(report);
 }
 
+/// At most `max` characters of `text`; secrets are masked before the cut (see `redact`).
 fn shorten(text: &str, max: usize) -> String {
+    let text = crate::redact::redact(text);
     if text.chars().count() <= max {
         text.to_string()
     } else {

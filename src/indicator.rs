@@ -160,9 +160,11 @@ fn file_path(value: &str) -> Result<String, String> {
     Ok(value.to_string())
 }
 
-/// At most 80 characters of a value, for messages about huge inputs.
+/// At most 80 characters of a value, for messages about huge inputs. Secrets are masked
+/// before the cut, which would otherwise leave part of one for the output redactor to miss.
 fn shorten(value: &str) -> String {
     const MAX: usize = 80;
+    let value = crate::redact::redact(value);
     if value.chars().count() <= MAX {
         value.to_string()
     } else {

@@ -111,7 +111,8 @@ pub fn log(level: Level, event: &str, message: &str, fields: Value) {
         if let Value::Object(fields) = fields {
             object.extend(fields);
         }
-        Value::Object(object).to_string()
+        // Masked inside its strings only, so that every line stays one JSON object.
+        redact::redact_json(&Value::Object(object).to_string()).into_owned()
     } else {
         let mut text = format!("{:5} {event}", level.as_str());
         if !message.is_empty() {
@@ -126,9 +127,8 @@ pub fn log(level: Level, event: &str, message: &str, fields: Value) {
                 }
             }
         }
-        text
+        redact::redact(&text).into_owned()
     };
-    let line = redact::redact(&line);
     let mut stderr = std::io::stderr().lock();
     // A closed stderr must not fail the run: the result on stdout is what matters.
     let _ = writeln!(stderr, "{line}");

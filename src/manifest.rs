@@ -338,16 +338,20 @@ impl Param {
     }
 
     /// Checks one value against this parameter and returns its normal form: trimmed strings,
-    /// string lists as arrays, selects as their option value, numbers as numbers. Returns
-    /// `Ok(None)` when the value is empty and the parameter is optional.
+    /// string lists as arrays, selects as their option value, numbers as numbers. An empty
+    /// value (blank text, an empty list) counts as missing, so the default applies to it too.
+    /// Returns `Ok(None)` when the value is missing or empty, the parameter is optional and it
+    /// has no default.
     pub fn validate(&self, value: Option<&Value>) -> Result<Option<Value>, Failure> {
-        let value = match value {
-            Some(Value::Null) | None => self.default.as_ref(),
-            Some(value) => Some(value),
-        };
-        let normal = match value {
+        let given = match value {
+            Some(Value::Null) | None => None,
             Some(value) => self.normalise(value)?,
-            None => None,
+        };
+        // A field cleared on the configuration page arrives as "" or []: the action's typed
+        // parameters rely on the default then as much as when the key is absent.
+        let normal = match (given, &self.default) {
+            (None, Some(default)) => self.normalise(default)?,
+            (given, _) => given,
         };
         if normal.is_none() && self.required {
             return Err(Failure::config_missing(
@@ -485,10 +489,12 @@ impl Param {
                 other => other.to_string(),
             })
             .collect();
-        let shown = match given {
-            Value::String(text) => text.chars().take(60).collect::<String>(),
-            other => other.to_string().chars().take(60).collect(),
+        let given = match given {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
         };
+        // Masked before it is cut, so that a token pasted here never shows in part.
+        let shown: String = crate::redact::redact(&given).chars().take(60).collect();
         format!("must be one of {} (got '{shown}')", choices.join(", "))
     }
 }
@@ -672,6 +678,29 @@ mod tests {
         );
         assert_eq!(p.validate(Some(&json!(""))).unwrap(), None);
         assert!(p.validate(Some(&json!({"a": 1}))).is_err());
+    }
+
+    #[test]
+    fn empty_values_take_the_default() {
+        let p = Param {
+            default: Some(json!("Action Handled by ThreatQ")),
+            ..param(ParamType::String)
+        };
+        for empty in [json!(""), json!("  "), Value::Null] {
+            assert_eq!(
+                p.validate(Some(&empty)).unwrap(),
+                Some(json!("Action Handled by ThreatQ"))
+            );
+        }
+        assert_eq!(p.validate(Some(&json!(" x "))).unwrap(), Some(json!("x")));
+        let p = Param {
+            default: Some(json!(["Blacklist"])),
+            ..select(ParamType::Multiselect)
+        };
+        assert_eq!(
+            p.validate(Some(&json!([]))).unwrap(),
+            Some(json!(["Blacklist"]))
+        );
     }
 
     #[test]

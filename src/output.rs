@@ -11,21 +11,26 @@ use serde::Serialize;
 
 use crate::redact;
 
-/// Serializes `document` compactly, redacts it and writes it to `out` once.
+/// Serializes `document` compactly, redacts it and writes it to `out` once. Redaction masks
+/// secrets inside the document's strings only, so the document always stays parseable.
 pub fn write_json<T: Serialize>(out: &mut dyn Write, document: &T) -> std::io::Result<()> {
     let text = serde_json::to_string(document).map_err(std::io::Error::other)?;
-    write_text(out, &text)
+    write_line(out, &redact::redact_json(&text))
 }
 
 /// Serializes `document` indented (for `spec`, which people read), redacts and writes it.
 pub fn write_json_pretty<T: Serialize>(out: &mut dyn Write, document: &T) -> std::io::Result<()> {
     let text = serde_json::to_string_pretty(document).map_err(std::io::Error::other)?;
-    write_text(out, &text)
+    write_line(out, &redact::redact_json(&text))
 }
 
 /// Redacts `text` and writes it with a trailing newline.
 pub fn write_text(out: &mut dyn Write, text: &str) -> std::io::Result<()> {
-    let text = redact::redact(text);
+    write_line(out, &redact::redact(text))
+}
+
+/// Writes already redacted `text` with a trailing newline.
+fn write_line(out: &mut dyn Write, text: &str) -> std::io::Result<()> {
     let written = out
         .write_all(text.as_bytes())
         .and_then(|()| out.write_all(b"\n"))

@@ -2,8 +2,9 @@
 //!
 //! The runner registers the API token (and the forms it can take once serialized or placed in a
 //! header) as soon as it has read the envelope, before anything can echo it. The output writer
-//! and the stderr logger pass every byte through [`redact`]. This module does not decide what
-//! is secret: the manifest's `secret` flag does.
+//! and the stderr logger pass every byte through [`redact`], or, for JSON, through
+//! [`redact_json`], which masks inside string values and keys only so that the document stays
+//! parseable. This module does not decide what is secret: the manifest's `secret` flag does.
 
 use std::sync::RwLock;
 
@@ -43,6 +44,87 @@ pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
     redact_with(&secrets, text)
 }
 
+/// `json` (a JSON document or line) with every registered secret masked inside its string
+/// literals, keys included, and nothing else touched.
+///
+/// Plain [`redact`] on JSON text could mask structure — a token `null` or `1000` turned
+/// `"plan":null` into `"plan":****` and the document no longer parsed — and could miss a
+/// secret that an echoed input object spells with escapes (`"\u0063anary…"`). Here each
+/// literal with an escape is decoded before it is searched, and only a literal that holds a
+/// secret is rewritten; every other byte, such as the raw input objects, is left as it was.
+pub fn redact_json(json: &str) -> std::borrow::Cow<'_, str> {
+    let secrets = SECRETS
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    redact_json_with(&secrets, json)
+}
+
+fn redact_json_with<'a>(secrets: &[String], json: &'a str) -> std::borrow::Cow<'a, str> {
+    if secrets.is_empty() {
+        return std::borrow::Cow::Borrowed(json);
+    }
+    let bytes = json.as_bytes();
+    let mut out = String::new();
+    // `json[..copied]` is already in `out` (when `out` is in use).
+    let mut copied = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] != b'"' {
+            at += 1;
+            continue;
+        }
+        let start = at;
+        let mut end = at + 1;
+        let mut escaped = false;
+        while end < bytes.len() && bytes[end] != b'"' {
+            if bytes[end] == b'\\' {
+                escaped = true;
+                end += 1;
+            }
+            end += 1;
+        }
+        // Quotes and backslashes are ASCII, so both ends are character boundaries; an
+        // unterminated literal runs to the end of the text.
+        let end = (end + 1).min(bytes.len());
+        if let Some(masked) = mask_literal(secrets, &json[start..end], escaped) {
+            out.push_str(&json[copied..start]);
+            out.push_str(&masked);
+            copied = end;
+        }
+        at = end;
+    }
+    if copied == 0 {
+        return std::borrow::Cow::Borrowed(json);
+    }
+    out.push_str(&json[copied..]);
+    std::borrow::Cow::Owned(out)
+}
+
+/// The literal (quotes included) re-encoded with its secrets masked, or `None` when it holds
+/// none.
+fn mask_literal(secrets: &[String], literal: &str, escaped: bool) -> Option<String> {
+    let terminated = literal.len() >= 2 && literal.ends_with('"');
+    let content = &literal[1..literal.len() - usize::from(terminated)];
+    if escaped && terminated {
+        if let Ok(decoded) = serde_json::from_str::<String>(literal) {
+            return match redact_with(secrets, &decoded) {
+                std::borrow::Cow::Borrowed(_) => None,
+                std::borrow::Cow::Owned(masked) => serde_json::to_string(&masked).ok(),
+            };
+        }
+    }
+    // Without escapes the text between the quotes is the string itself (and a literal that
+    // does not decode is masked where it can be read). Only the content is searched, so the
+    // quotes around it stay.
+    match redact_with(secrets, content) {
+        std::borrow::Cow::Borrowed(_) => None,
+        std::borrow::Cow::Owned(masked) => {
+            let close = if terminated { "\"" } else { "" };
+            Some(format!("\"{masked}{close}"))
+        }
+    }
+}
+
 fn redact_with<'a>(secrets: &[String], text: &'a str) -> std::borrow::Cow<'a, str> {
     let mut out = std::borrow::Cow::Borrowed(text);
     for secret in secrets {
@@ -73,6 +155,53 @@ mod tests {
             redact_with(&secrets, "hello"),
             std::borrow::Cow::Borrowed(_)
         ));
+    }
+
+    #[test]
+    fn json_redaction_masks_only_inside_strings() {
+        let secrets = vec!["null".to_string(), "1000".to_string()];
+        let json = r#"{"plan":null,"n":1000,"null":"a null here","v":["x1000y"]}"#;
+        assert_eq!(
+            redact_json_with(&secrets, json),
+            r#"{"plan":null,"n":1000,"****":"a **** here","v":["x****y"]}"#
+        );
+    }
+
+    #[test]
+    fn json_redaction_decodes_escaped_literals() {
+        let secrets = vec!["canary-token".to_string()];
+        let json = r#"{"a":"\u0063anary-token","b":"x\"canary-token","c":"canary\u002dtoken"}"#;
+        let masked = redact_json_with(&secrets, json);
+        let value: serde_json::Value = serde_json::from_str(&masked).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"a": "****", "b": "x\"****", "c": "****"})
+        );
+    }
+
+    #[test]
+    fn json_redaction_leaves_other_bytes_alone() {
+        let secrets = vec!["zzzz".to_string()];
+        let json = r#"{"raw": {"x": 1.50, "y": "\u00e9"}, "t": "zzzz"}"#;
+        assert_eq!(
+            redact_json_with(&secrets, json),
+            r#"{"raw": {"x": 1.50, "y": "\u00e9"}, "t": "****"}"#
+        );
+        assert!(matches!(
+            redact_json_with(&secrets, r#"{"a": "b"}"#),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        // Cut-off text is still masked where it can be read.
+        assert_eq!(
+            redact_json_with(&secrets, r#"{"a": "zzzz"#),
+            r#"{"a": "****"#
+        );
+        // A secret that ends in a quote never eats the literal's closing quote.
+        let quoted = vec!["ab\"".to_string(), "ab\\\"".to_string()];
+        assert_eq!(
+            redact_json_with(&quoted, r#"["xab","ab\"c"]"#),
+            r#"["xab","****c"]"#
+        );
     }
 
     #[test]

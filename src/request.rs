@@ -81,8 +81,10 @@ pub fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
         );
     }
     let deadline = match envelope.run.deadline_seconds {
+        // A deadline too far away for a `Duration` (beyond 584 billion years) is no deadline;
+        // `Duration::from_secs_f64` would panic on it.
         Some(seconds) if seconds.is_finite() && seconds > 0.0 => {
-            Some(Duration::from_secs_f64(seconds))
+            Duration::try_from_secs_f64(seconds).ok()
         }
         Some(_) => {
             errors.push(Failure::config_invalid(

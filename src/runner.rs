@@ -64,7 +64,7 @@ fn execute_inner(input: &str, mode: Mode) -> (RunResult, ExitStatus) {
                     errors: vec![failure],
                     warnings: Vec::new(),
                 },
-                Vec::new(),
+                salvage_objects(input),
             );
         }
     };
@@ -82,7 +82,11 @@ fn execute_inner(input: &str, mode: Mode) -> (RunResult, ExitStatus) {
     let mut result = RunResult::new(Some(ident(request.manifest)));
     result.warnings = request.warnings.clone();
 
-    let deadline = request.run.deadline.map(|duration| started + duration);
+    // `checked_add`: a deadline past what the clock can represent means none (`+` would panic).
+    let deadline = request
+        .run
+        .deadline
+        .and_then(|duration| started.checked_add(duration));
     let client =
         match ClientSettings::from_config(&request.connection, deadline).and_then(ApiClient::new) {
             Ok(client) => client,
@@ -253,6 +257,25 @@ fn finish(
     result.metrics.retries = metrics.retries;
     result.metrics.duration_ms = started.elapsed().as_millis() as u64;
     conclude(result)
+}
+
+/// The objects of an envelope that could not be read as a whole — valid JSON with a field of
+/// the wrong type elsewhere (`run`, `config`, `action`) — so that each still gets its result;
+/// none when the text is not a JSON object or `objects` is not a list.
+fn salvage_objects(input: &str) -> Vec<InputObject> {
+    #[derive(serde::Deserialize)]
+    struct Objects {
+        #[serde(default)]
+        objects: Vec<InputObject>,
+    }
+    // serde also reads a struct from a JSON array, field by field: only an object is an
+    // envelope whose `objects` can be told apart.
+    if !input.trim_start().starts_with('{') {
+        return Vec::new();
+    }
+    serde_json::from_str::<Objects>(input)
+        .map(|envelope| envelope.objects)
+        .unwrap_or_default()
 }
 
 /// A document for an envelope refused before any request: every object echoed and failed with

@@ -98,8 +98,9 @@ pub struct ListEntry {
 
 impl ListEntry {
     fn from_json(item: &Value) -> Option<(Self, Vec<String>)> {
+        // A blank id is no id: it would go into a DELETE's `ids`.
         let id = match item.get("id")? {
-            Value::String(id) => id.clone(),
+            Value::String(id) if !id.trim().is_empty() => id.clone(),
             Value::Number(id) => id.to_string(),
             _ => return None,
         };
@@ -290,6 +291,7 @@ mod tests {
         );
         assert_eq!(entry.site_ids, ["7"]);
         assert!(ListEntry::from_json(&json!({"value": "abc"})).is_none());
+        assert!(ListEntry::from_json(&json!({"id": "", "value": "abc"})).is_none());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Finds the threats of each SHA-1 or file path (batched look-up), then mitigates all of them
 //! with `POST /threats/mitigate/{action}` and `filter.ids` in batches — or, for "Disconnect from
 //! Network", isolates their computers with `POST /agents/actions/disconnect` and the agents' ids.
-//! A filter is never sent without ids: an empty filter would act on every threat or agent.
+//! A filter is never sent without ids: an empty filter would act on every threat or agent (and
+//! `threats` reads a blank threat or agent id as none, so no blank id reaches a filter either).
 //! Threats SentinelOne already reports mitigated by the chosen action (a successful report of
 //! that action in `mitigationStatus[]`), and computers already isolated, are not sent again,
 //! so a second run sends look-ups only and reports the indicators as already done.

@@ -34,8 +34,10 @@ impl Threat {
                 .and_then(Value::as_str)
                 .map(str::to_string)
         };
+        // A blank id is no id: ids go into write filters, where `[""]` could be read as no
+        // filter at all — every threat, or every computer.
         let id = match item.get("id")? {
-            Value::String(id) => id.clone(),
+            Value::String(id) if !id.trim().is_empty() => id.clone(),
             Value::Number(id) => id.to_string(),
             _ => return None,
         };
@@ -43,7 +45,7 @@ impl Threat {
             id,
             sha1: text("/threatInfo/sha1").map(|sha1| sha1.to_ascii_lowercase()),
             file_path: text("/threatInfo/filePath"),
-            agent_id: text("/agentRealtimeInfo/agentId"),
+            agent_id: text("/agentRealtimeInfo/agentId").filter(|id| !id.trim().is_empty()),
             computer_name: text("/agentRealtimeInfo/agentComputerName"),
             raw: item.clone(),
         })
@@ -200,5 +202,9 @@ mod tests {
         assert!(!threat.matches(IndicatorType::FilePath, "other.exe"));
         assert_eq!(threat.agent_id.as_deref(), Some("42"));
         assert!(Threat::from_json(&json!({"threatInfo": {}})).is_none());
+        assert!(Threat::from_json(&json!({"id": " "})).is_none());
+        let blank_agent =
+            Threat::from_json(&json!({"id": 7, "agentRealtimeInfo": {"agentId": ""}})).unwrap();
+        assert_eq!((blank_agent.id.as_str(), blank_agent.agent_id), ("7", None));
     }
 }

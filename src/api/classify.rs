@@ -4,7 +4,8 @@
 //! time, or a transport error), so the whole table is unit-tested without a server. This module
 //! does not count attempts, sleep, or know the retry budget (see `retry` and `client`), and it
 //! never sees the API token: messages are built from the status, SentinelOne's own error body
-//! and the endpoint (`GET /threats`), never from request headers.
+//! and the endpoint (`GET /threats`), never from request headers. An error body that echoes
+//! the token is masked by the redactor before it is quoted and shortened.
 
 use std::io;
 use std::time::{Duration, SystemTime};
@@ -12,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 use crate::error::{ErrorCode, Failure};
+use crate::redact;
 
 /// The longest wait a `Retry-After` header may impose; longer values are cut to this.
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
@@ -274,6 +276,9 @@ impl ErrorBody {
             (Some(text), _) | (None, Some(text)) => text.clone(),
             (None, None) => return None,
         };
+        // Masked before it is shortened: a console may echo the request, token included, and
+        // a cut in the middle of the token would leave its start for the output redactor to miss.
+        let text = redact::redact(&text);
         let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
         if one_line.chars().count() > MAX_QUOTED_CHARS {
             let cut: String = one_line.chars().take(MAX_QUOTED_CHARS).collect();
@@ -380,6 +385,21 @@ mod tests {
             "SentinelOne rejected GET /threats (HTTP 409: Already Exists Error)"
         );
         assert!(!failure.retryable);
+    }
+
+    #[test]
+    fn an_echoed_token_is_masked_before_the_detail_is_shortened() {
+        let token = "classify-test-token-0123456789abcdef";
+        crate::redact::register(token);
+        let detail = format!("{} {token} tail", "x".repeat(MAX_QUOTED_CHARS - 10));
+        let body = serde_json::json!({ "errors": [{ "title": "Echo", "detail": detail }] });
+        let outcome = at(SystemTime::now(), 400, &body.to_string());
+        let message = &failure(&outcome).message;
+        assert!(!message.contains("classify-t"), "{message}");
+        assert!(
+            message.contains("**"),
+            "the mask stands where the token was: {message}"
+        );
     }
 
     #[test]
