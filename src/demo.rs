@@ -133,6 +133,29 @@ fn describe(report: &mut String, file: &str, result: &RunResult, exit: ExitStatu
     for record in result.records.iter().take(5) {
         let _ = writeln!(report, "   · {}", shorten(&record.to_string(), 110));
     }
+    for object in result.produced.iter().take(5) {
+        let kind = object.get("type").and_then(Value::as_str).unwrap_or("?");
+        let value = object.get("value").and_then(Value::as_str).unwrap_or("?");
+        let attributes = object
+            .get("attributes")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let _ = writeln!(
+            report,
+            "   ⊕ {kind} {}  ({attributes} attributes)",
+            shorten(value, 64)
+        );
+    }
+    if result.produced.len() > 5 {
+        let _ = writeln!(report, "   ⊕ … {} produced in all", result.produced.len());
+    }
+    if let Some(state) = &result.state {
+        let _ = writeln!(
+            report,
+            "   next checkpoint: {}",
+            shorten(&state.to_string(), 100)
+        );
+    }
     for error in &result.errors {
         let _ = writeln!(report, "   run error {}: {}", error.code, error.message);
     }

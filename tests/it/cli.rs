@@ -107,12 +107,9 @@ fn demo_runs_every_demo_envelope_against_the_simulator() {
         "",
     );
     assert_eq!(out.exit, 0, "{}\n{}", out.stdout, out.stderr);
-    for name in [
-        "sentinelone-blacklist-whitelist-hashes",
-        "sentinelone-mitigate-threats",
-        "sentinelone-delete-hashes",
-        "sentinelone-ioc-export",
-    ] {
+    let spec = run(&["spec"], "").json();
+    for action in spec["actions"].as_array().unwrap() {
+        let name = action["name"].as_str().unwrap();
         assert!(out.stdout.contains(name), "the demo runs {name}");
     }
     assert!(out.stdout.contains("Computers Affected by mitigation = 3"));
