@@ -108,7 +108,12 @@ where
     T::Err: std::error::Error + 'static,
 {
     text.split(',')
-        .map(|item| item.trim().replace('_', "").parse::<T>().map_err(Error::from))
+        .map(|item| {
+            item.trim()
+                .replace('_', "")
+                .parse::<T>()
+                .map_err(Error::from)
+        })
         .collect()
 }
 
@@ -126,7 +131,13 @@ fn main() -> Result<(), Error> {
     let mut rows = Vec::new();
     for &action in &options.actions {
         for &size in &options.sizes {
-            rows.extend(bench_action(&options, dir.path(), action, size, startup.process_start)?);
+            rows.extend(bench_action(
+                &options,
+                dir.path(),
+                action,
+                size,
+                startup.process_start,
+            )?);
         }
     }
     let load_after = loadavg();
@@ -174,7 +185,13 @@ impl Machine {
         let memory_mb = meminfo
             .lines()
             .find_map(|line| line.strip_prefix("MemTotal:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
             .map_or(0, |kb| kb / 1024);
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap_or_default()
@@ -308,12 +325,21 @@ fn indicator(action: u32, i: usize) -> (&'static str, String) {
                 "IP Address",
                 format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255),
             ),
-            2 => ("URL", format!("https://bench.example/download/{i}/payload.bin")),
+            2 => (
+                "URL",
+                format!("https://bench.example/download/{i}/payload.bin"),
+            ),
             3 => ("MD5", format!("{:016x}{:016x}", splitmix(n), n)),
             4 => ("SHA-1", format!("{:016x}{:016x}{:08x}", splitmix(n), n, i)),
             _ => (
                 "SHA-256",
-                format!("{:016x}{:016x}{:016x}{:016x}", splitmix(n), n, splitmix(n + 1), n),
+                format!(
+                    "{:016x}{:016x}{:016x}{:016x}",
+                    splitmix(n),
+                    n,
+                    splitmix(n + 1),
+                    n
+                ),
             ),
         },
     }
@@ -485,7 +511,13 @@ fn startup(options: &Options, dir: &Path) -> Result<Startup, Error> {
     let reps = options.startup_runs.max(1);
     let envelope = dir.join("startup.json");
     let sim = Simulator::start(scenario(1, 0, 0, None))?;
-    write_envelope(&envelope, 1, &config(1, &sim.base_url(), options, 1000.0), 1, 1)?;
+    write_envelope(
+        &envelope,
+        1,
+        &config(1, &sim.base_url(), options, 1000.0),
+        1,
+        1,
+    )?;
     // Warm the page cache and the dynamic loader once.
     wall_direct("validate", &envelope)?;
     let mut samples = Vec::new();
@@ -519,7 +551,9 @@ fn startup(options: &Options, dir: &Path) -> Result<Startup, Error> {
                 // First repetition: GNU time for peak RSS and the request count.
                 let measured = measure(dir, "run", &envelope)?;
                 if measured.exit != 0 {
-                    return Err(format!("startup run of action {action} exited {}", measured.exit).into());
+                    return Err(
+                        format!("startup run of action {action} exited {}", measured.exit).into(),
+                    );
                 }
                 rss = measured.max_rss_bytes;
                 requests = sim.take_requests().len() as u64;
@@ -616,7 +650,9 @@ fn endpoint_counts(requests: &[RecordedRequest]) -> (BTreeMap<String, u64>, u64)
             refused += 1;
         }
         let path = request.path.trim_start_matches("/web/api/v2.1");
-        *counts.entry(format!("{} {path}", request.method)).or_insert(0) += 1;
+        *counts
+            .entry(format!("{} {path}", request.method))
+            .or_insert(0) += 1;
     }
     (counts, refused)
 }
@@ -745,7 +781,10 @@ fn report(
         startup.repetitions
     );
     let _ = writeln!(text);
-    let _ = writeln!(text, "| command | requests | min ms | median ms | max ms | peak RSS MB |");
+    let _ = writeln!(
+        text,
+        "| command | requests | min ms | median ms | max ms | peak RSS MB |"
+    );
     let _ = writeln!(text, "|---|---:|---:|---:|---:|---:|");
     let _ = writeln!(
         text,
