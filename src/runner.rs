@@ -298,7 +298,7 @@ fn refused(rejected: Rejected, objects: Vec<InputObject>) -> (RunResult, ExitSta
         .cloned()
         .unwrap_or_else(|| Failure::internal("The envelope was refused"));
     for (index, object) in objects.into_iter().enumerate() {
-        let value = object.view().ok().and_then(|view| view.value.clone());
+        let value = object.head().ok().and_then(|head| head.value.clone());
         result.results.push(ObjectResult {
             index,
             value,

@@ -140,14 +140,16 @@ impl<'a> RunContext<'a> {
         &self.targets[id]
     }
 
-    /// The fields of the first input object carrying target `id`.
-    pub fn view(&self, id: TargetId) -> &'a ObjectView {
-        static EMPTY: std::sync::OnceLock<ObjectView> = std::sync::OnceLock::new();
-        let index = self.targets[id].indices[0];
+    /// The first input object carrying target `id`.
+    pub fn object(&self, id: TargetId) -> &'a InputObject {
+        &self.objects[self.targets[id].indices[0]]
+    }
+
+    /// The fields of the first input object carrying target `id`, read from its text on each
+    /// call (they are not kept: see [`InputObject`]).
+    pub fn view(&self, id: TargetId) -> ObjectView {
         // Targets are made only from objects whose view was read, so the fallback is unreachable.
-        self.objects[index]
-            .view()
-            .unwrap_or_else(|_| EMPTY.get_or_init(ObjectView::default))
+        self.object(id).view().unwrap_or_default()
     }
 
     /// Targets that have no outcome yet, in order.
