@@ -190,7 +190,7 @@ fn envelope_command(input: Option<PathBuf>, mode: Mode) -> ExitStatus {
     } else {
         text
     };
-    let (result, exit) = runner::execute(&text, mode);
+    let (result, exit) = runner::execute_owned(text, mode);
     print_document(&result, exit)
 }
 

@@ -132,11 +132,14 @@ pub fn parse(text: &str) -> Result<Envelope, Failure> {
     Ok(envelope)
 }
 
-/// One input object: its raw JSON (written back unchanged) and the fields actions read.
+/// One input object: its raw JSON (written back unchanged) and the fields every run reads.
+///
+/// The other fields actions read ([`ObjectView`]) are parsed from the raw text when asked for,
+/// not kept: as owned strings and lists they took more memory than the object's text itself.
 #[derive(Debug)]
 pub struct InputObject {
     raw: Box<RawValue>,
-    view: Result<ObjectView, String>,
+    head: Result<ObjectHead, String>,
 }
 
 impl InputObject {
@@ -149,22 +152,41 @@ impl InputObject {
         self.raw
     }
 
-    /// The fields actions read, or why they could not be read.
-    pub fn view(&self) -> Result<&ObjectView, &str> {
-        self.view.as_ref().map_err(String::as_str)
+    /// Id, type and value, or why the object could not be read.
+    pub fn head(&self) -> Result<&ObjectHead, &str> {
+        self.head.as_ref().map_err(String::as_str)
+    }
+
+    /// Every field actions read, parsed from the raw text on each call (the object was
+    /// checked to read when the envelope was parsed).
+    pub fn view(&self) -> Result<ObjectView, String> {
+        self.head()?;
+        serde_json::from_str(self.raw.get()).map_err(|err| err.to_string())
     }
 }
 
 impl<'de> Deserialize<'de> for InputObject {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = Box::<RawValue>::deserialize(deserializer)?;
-        let view = if raw.get().trim_start().starts_with('{') {
-            serde_json::from_str::<ObjectView>(raw.get()).map_err(|err| err.to_string())
+        // The whole view is read once, so a malformed object fails here, as early as any.
+        let head = if raw.get().trim_start().starts_with('{') {
+            serde_json::from_str::<ObjectView>(raw.get())
+                .map(ObjectView::into_head)
+                .map_err(|err| err.to_string())
         } else {
             Err("the object is not a JSON object".to_string())
         };
-        Ok(Self { raw, view })
+        Ok(Self { raw, head })
     }
+}
+
+/// The fields of an input object that every run reads: enough to validate it and group it
+/// into targets.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectHead {
+    pub id: Option<ObjectId>,
+    pub kind: Option<Named>,
+    pub value: Option<String>,
 }
 
 impl JsonSchema for InputObject {
@@ -205,6 +227,14 @@ pub struct ObjectView {
 }
 
 impl ObjectView {
+    fn into_head(self) -> ObjectHead {
+        ObjectHead {
+            id: self.id,
+            kind: self.kind,
+            value: self.value,
+        }
+    }
+
     /// The value of the first attribute called `name`, as text.
     pub fn attribute(&self, name: &str) -> Option<String> {
         self.attributes
@@ -303,6 +333,10 @@ mod tests {
         ]}"#;
         let envelope = parse(text).unwrap();
         assert!(matches!(envelope.action, ActionRef::Id(2)));
+        assert_eq!(
+            envelope.objects[0].head().unwrap().value.as_deref(),
+            Some("abc")
+        );
         let first = envelope.objects[0].view().unwrap();
         assert_eq!(first.kind.as_ref().unwrap().name(), "SHA-1");
         assert_eq!(
@@ -312,6 +346,7 @@ mod tests {
         assert_eq!(first.attribute("Severity").as_deref(), Some("High"));
         assert!(envelope.objects[0].raw().get().contains(r#""score": 7"#));
         assert!(envelope.objects[1].view().unwrap().tags.is_empty());
+        assert!(envelope.objects[2].head().is_err());
         assert!(envelope.objects[2].view().is_err());
     }
 
@@ -319,8 +354,9 @@ mod tests {
     fn a_malformed_object_fails_only_itself() {
         let envelope =
             parse(r#"{"action": "x", "objects": [{"value": 5}, {"value": "ok"}]}"#).unwrap();
+        assert!(envelope.objects[0].head().is_err());
         assert!(envelope.objects[0].view().is_err());
-        assert!(envelope.objects[1].view().is_ok());
+        assert!(envelope.objects[1].head().is_ok());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The only writer of stdout.
 //!
 //! Each command produces one JSON document (or, for `demo`, one readable report); this module
-//! serializes it, passes it through the redactor and writes it once, followed by a newline. A
+//! serializes it, passes it through the redactor (string-aware for JSON, so a secret that
+//! looks like `null` cannot break the document) and writes it once, followed by a newline. A
 //! closed stdout (the reader went away) is not an error. Nothing else in the crate may print to
 //! stdout — the crate's clippy lints forbid it.
 

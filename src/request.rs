@@ -223,7 +223,7 @@ pub fn classify(
         .enumerate()
         .map(|(index, object)| {
             let field = |name: &str| format!("objects[{index}]{name}");
-            let view = match object.view() {
+            let view = match object.head() {
                 Ok(view) => view,
                 Err(reason) => {
                     let reason = Failure::new(

@@ -34,7 +34,31 @@ pub enum Mode {
 
 /// Runs `mode` on the envelope text, catching panics (exit 70).
 pub fn execute(input: &str, mode: Mode) -> (RunResult, ExitStatus) {
-    match catch_unwind(AssertUnwindSafe(|| execute_inner(input, mode))) {
+    guarded(|| {
+        let started = Instant::now();
+        register_token_early(input);
+        let parsed = envelope::parse(input).map_err(|failure| (failure, salvage_objects(input)));
+        execute_parsed(parsed, mode, started)
+    })
+}
+
+/// As [`execute`], taking the text: it is dropped once parsed, since every object keeps its own
+/// raw text, so a large envelope is not held twice while the action runs and the result is
+/// written.
+pub fn execute_owned(input: String, mode: Mode) -> (RunResult, ExitStatus) {
+    guarded(move || {
+        let started = Instant::now();
+        register_token_early(&input);
+        // Objects are salvaged from the text before it is dropped, so even a refused envelope
+        // accounts for every object it holds.
+        let parsed = envelope::parse(&input).map_err(|failure| (failure, salvage_objects(&input)));
+        drop(input);
+        execute_parsed(parsed, mode, started)
+    })
+}
+
+fn guarded(run: impl FnOnce() -> (RunResult, ExitStatus)) -> (RunResult, ExitStatus) {
+    match catch_unwind(AssertUnwindSafe(run)) {
         Ok(outcome) => outcome,
         Err(panic) => {
             let message = panic
@@ -52,19 +76,21 @@ pub fn execute(input: &str, mode: Mode) -> (RunResult, ExitStatus) {
     }
 }
 
-fn execute_inner(input: &str, mode: Mode) -> (RunResult, ExitStatus) {
-    let started = Instant::now();
-    register_token_early(input);
-    let mut envelope = match envelope::parse(input) {
+fn execute_parsed(
+    parsed: Result<envelope::Envelope, (Failure, Vec<InputObject>)>,
+    mode: Mode,
+    started: Instant,
+) -> (RunResult, ExitStatus) {
+    let mut envelope = match parsed {
         Ok(envelope) => envelope,
-        Err(failure) => {
+        Err((failure, objects)) => {
             return refused(
                 Rejected {
                     manifest: None,
                     errors: vec![failure],
                     warnings: Vec::new(),
                 },
-                salvage_objects(input),
+                objects,
             );
         }
     };
@@ -164,31 +190,41 @@ fn finish(
     objects: Vec<InputObject>,
     plans: Vec<ObjectPlan>,
     targets: &[Target],
-    output: RunOutput,
+    mut output: RunOutput,
     client: &ApiClient,
     started: Instant,
 ) -> (RunResult, ExitStatus) {
+    // Objects still to come per target: the last one takes the outcome instead of a copy.
+    let mut remaining: Vec<usize> = targets.iter().map(|target| target.indices.len()).collect();
+    result.objects.reserve_exact(objects.len());
+    result.results.reserve_exact(objects.len());
     for ((index, object), plan) in objects.into_iter().enumerate().zip(plans) {
         let (object_result, added) = match plan {
             ObjectPlan::Target(id) => {
                 let value = Some(targets[id].value.clone());
-                match &output.outcomes[id] {
+                remaining[id] = remaining[id].saturating_sub(1);
+                let outcome = if remaining[id] == 0 {
+                    std::mem::replace(&mut output.outcomes[id], Outcome::Pending)
+                } else {
+                    output.outcomes[id].clone()
+                };
+                match outcome {
                     Outcome::Succeeded { detail, attributes } => (
                         ObjectResult {
                             index,
                             value,
                             status: ObjectStatus::Succeeded,
-                            detail: Some(detail.clone()),
+                            detail: Some(detail),
                             error: None,
                         },
-                        attributes.clone(),
+                        attributes,
                     ),
                     Outcome::Skipped { detail } => (
                         ObjectResult {
                             index,
                             value,
                             status: ObjectStatus::Skipped,
-                            detail: Some(detail.clone()),
+                            detail: Some(detail),
                             error: None,
                         },
                         Vec::new(),
@@ -199,7 +235,7 @@ fn finish(
                             value,
                             status: ObjectStatus::Failed,
                             detail: None,
-                            error: Some(failure.clone()),
+                            error: Some(failure),
                         },
                         Vec::new(),
                     ),
@@ -288,7 +324,7 @@ fn refused(rejected: Rejected, objects: Vec<InputObject>) -> (RunResult, ExitSta
         .cloned()
         .unwrap_or_else(|| Failure::internal("The envelope was refused"));
     for (index, object) in objects.into_iter().enumerate() {
-        let value = object.view().ok().and_then(|view| view.value.clone());
+        let value = object.head().ok().and_then(|head| head.value.clone());
         result.results.push(ObjectResult {
             index,
             value,

@@ -174,30 +174,30 @@ impl Action for BlacklistWhitelistHashes {
                 added[slot.target].1.insert(slot.os.api_value());
             }
         } else {
-            let bodies: Vec<Value> = missing
+            // Each body is made by the worker that sends it: 50,000 bodies made up front would
+            // be 50,000 JSON trees held for the whole phase.
+            let batches: Vec<(&Slot, IndicatorType, String)> = missing
                 .iter()
                 .map(|slot| {
                     let target = ctx.target(slot.target);
-                    params.body(target.kind, &target.value, slot.os, slot.site.as_deref())
+                    (slot, target.kind, target.value.clone())
                 })
-                .collect();
-            let batches: Vec<(TargetId, &Value)> = missing
-                .iter()
-                .map(|slot| slot.target)
-                .zip(&bodies)
                 .collect();
             let posted = ctx.batches(
                 "add",
                 &batches,
-                |(target, _)| vec![*target],
-                |client, (_, body)| match client.post(params.list.path(), body) {
-                    Ok(_) => Ok(true),
-                    // Added by someone else since the look-up: the entry exists, which is the goal.
-                    Err(failure) if failure.upstream_code == Some(ALREADY_EXISTS) => Ok(false),
-                    Err(failure) => Err(failure),
+                |(slot, _, _)| vec![slot.target],
+                |client, (slot, kind, hash)| {
+                    let body = params.body(*kind, hash, slot.os, slot.site.as_deref());
+                    match client.post(params.list.path(), &body) {
+                        Ok(_) => Ok(true),
+                        // Added by someone else since the look-up: the entry exists, which is the goal.
+                        Err(failure) if failure.upstream_code == Some(ALREADY_EXISTS) => Ok(false),
+                        Err(failure) => Err(failure),
+                    }
                 },
             );
-            for ((slot, _), created) in missing.iter().zip(&batches).zip(posted) {
+            for (slot, created) in missing.iter().zip(posted) {
                 match created {
                     Some(true) => {
                         added[slot.target].0 += 1;

@@ -140,19 +140,21 @@ impl<'a> RunContext<'a> {
         &self.targets[id]
     }
 
-    /// The fields of the first input object carrying target `id`.
-    pub fn view(&self, id: TargetId) -> &'a ObjectView {
-        static EMPTY: std::sync::OnceLock<ObjectView> = std::sync::OnceLock::new();
-        let index = self.targets[id].indices[0];
+    /// The first input object carrying target `id`.
+    pub fn object(&self, id: TargetId) -> &'a InputObject {
+        &self.objects[self.targets[id].indices[0]]
+    }
+
+    /// The fields of the first input object carrying target `id`, read from its text on each
+    /// call (they are not kept: see [`InputObject`]).
+    pub fn view(&self, id: TargetId) -> ObjectView {
         // Targets are made only from objects whose view was read, so the fallback is unreachable.
-        self.objects[index]
-            .view()
-            .unwrap_or_else(|_| EMPTY.get_or_init(ObjectView::default))
+        self.object(id).view().unwrap_or_default()
     }
 
     /// The fields of every input object carrying target `id`, in input order: for actions that
     /// read per-object data beyond the value (attributes), where copies may differ.
-    pub fn views(&self, id: TargetId) -> impl Iterator<Item = &'a ObjectView> + '_ {
+    pub fn views(&self, id: TargetId) -> impl Iterator<Item = ObjectView> + '_ {
         let objects = self.objects;
         self.targets[id]
             .indices

@@ -183,7 +183,7 @@ impl Lookup {
     /// The entries of every target in `ids`, in the same order. A target whose look-up request
     /// failed has been failed in `ctx` and gets `None`.
     pub fn find(&self, ctx: &mut RunContext<'_>, ids: &[TargetId]) -> Vec<Option<Vec<ListEntry>>> {
-        self.find_with_items(ctx, ids)
+        self.find_entries(ctx, ids, false)
             .into_iter()
             .map(|entries| {
                 entries.map(|entries| entries.into_iter().map(|(entry, _)| entry).collect())
@@ -198,6 +198,19 @@ impl Lookup {
         ctx: &mut RunContext<'_>,
         ids: &[TargetId],
     ) -> Vec<Option<Vec<(ListEntry, Value)>>> {
+        self.find_entries(ctx, ids, true)
+    }
+
+    /// The look-up. Each page is read into entries by the worker that fetched it, as it
+    /// arrives: the items themselves (a few kilobytes each as JSON trees) are kept only when
+    /// `keep_items`, otherwise `Value::Null` stands in, so 50,000 entries cost 50,000 small
+    /// structs rather than 50,000 trees.
+    fn find_entries(
+        &self,
+        ctx: &mut RunContext<'_>,
+        ids: &[TargetId],
+        keep_items: bool,
+    ) -> Vec<Option<Vec<(ListEntry, Value)>>> {
         let chunks = ctx.query_chunks(ids, QUERY_VALUES_BUDGET);
         let values: Vec<Vec<String>> = chunks
             .iter()
@@ -209,16 +222,23 @@ impl Lookup {
             })
             .collect();
         let batches: Vec<(Vec<TargetId>, Vec<String>)> = chunks.into_iter().zip(values).collect();
+        // Per item: the entry, the hashes it carries and the item (or null); `None` for an item
+        // without an id.
+        type Read = Option<(ListEntry, Vec<String>, Value)>;
         let pages = ctx.batches(
             "lookup",
             &batches,
             |(chunk, _)| chunk.clone(),
             |client, (_, values)| {
-                let mut items = Vec::new();
+                let mut read: Vec<Read> = Vec::new();
                 for page in client.pages(self.list.path(), self.query(join_csv(values)), "/data") {
-                    items.extend(page?);
+                    for item in page? {
+                        read.push(ListEntry::from_json(&item).map(|(entry, hashes)| {
+                            (entry, hashes, if keep_items { item } else { Value::Null })
+                        }));
+                    }
                 }
-                Ok(items)
+                Ok(read)
             },
         );
         let mut found: HashMap<TargetId, Vec<(ListEntry, Value)>> = HashMap::new();
@@ -229,8 +249,8 @@ impl Lookup {
                 .map(|id| (ctx.target(*id).value.as_str(), *id))
                 .collect();
             let mut malformed = 0;
-            for item in &items {
-                let Some((entry, hashes)) = ListEntry::from_json(item) else {
+            for read in items {
+                let Some((entry, hashes, item)) = read else {
                     malformed += 1;
                     continue;
                 };

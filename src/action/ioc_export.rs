@@ -8,12 +8,15 @@
 //! POST without `accountIds` is answered 500 by real consoles. Re-sending an IOC updates it in
 //! place (SentinelOne's POST is create-or-update), so a second run creates no duplicates.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{Action, RunContext, TargetId};
+use crate::envelope::InputObject;
 use crate::error::{ErrorCode, Failure};
 use crate::indicator::IndicatorType;
 use crate::result::AddedAttribute;
@@ -101,11 +104,23 @@ fn time_text(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// The IOC for target `id`, built from the first object that carries it.
-fn ioc(params: &Params, ctx: &RunContext<'_>, id: TargetId, now: DateTime<Utc>) -> Value {
-    let target = ctx.target(id);
-    let view = ctx.view(id);
-    let valid_until = now + Duration::days(i64::from(params.expiration_days(target.kind)));
+/// What one IOC is made from: a target and the first object that carries it.
+struct Source<'o> {
+    id: TargetId,
+    kind: IndicatorType,
+    value: String,
+    object: &'o InputObject,
+}
+
+/// `validUntil` as sent for an indicator of `kind`.
+fn valid_until(params: &Params, kind: IndicatorType, now: DateTime<Utc>) -> DateTime<Utc> {
+    now + Duration::days(i64::from(params.expiration_days(kind)))
+}
+
+/// The IOC for one target.
+fn ioc(params: &Params, source: &Source<'_>, now: DateTime<Utc>) -> Value {
+    // Targets are made only from objects that read, so the default is unreachable.
+    let view = source.object.view().unwrap_or_default();
     let object_id = view.id.as_ref().map(ToString::to_string);
     // This action's own attributes from earlier runs come back on the objects; they describe
     // the export, not the indicator.
@@ -118,11 +133,11 @@ fn ioc(params: &Params, ctx: &RunContext<'_>, id: TargetId, now: DateTime<Utc>) 
     let tags: Vec<&str> = view.tags.iter().map(|tag| tag.name()).collect();
     let metadata = json!({ "attributes": attributes, "source": SOURCE, "tags": tags }).to_string();
     let mut ioc = json!({
-        "value": target.value,
-        "type": ioc_type(target.kind),
+        "value": source.value,
+        "type": ioc_type(source.kind),
         "source": SOURCE,
         "method": "EQUALS",
-        "validUntil": time_text(valid_until),
+        "validUntil": time_text(valid_until(params, source.kind, now)),
         "creationTime": time_text(view.created_at().unwrap_or(now)),
         "metadata": metadata,
         "threatActors": view.adversaries.iter().map(|adversary| adversary.name()).collect::<Vec<_>>(),
@@ -137,6 +152,34 @@ fn ioc(params: &Params, ctx: &RunContext<'_>, id: TargetId, now: DateTime<Utc>) 
         ioc["reference"] = json!([link]);
     }
     ioc
+}
+
+/// The console's own record of each IOC of a POST answer (it may clamp `validUntil`), keyed by
+/// type and lower-cased value: `(uploadTime, validUntil)`. The first record of a key wins.
+type Echoes = HashMap<(String, String), (Option<String>, Option<String>)>;
+
+fn echoes(response: &Value) -> Echoes {
+    let mut echoes = Echoes::new();
+    for ioc in response
+        .get("data")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let text = |key: &str| ioc.get(key).and_then(Value::as_str);
+        let (Some(kind), Some(value)) = (text("type"), text("value")) else {
+            continue;
+        };
+        echoes
+            .entry((kind.to_string(), value.to_lowercase()))
+            .or_insert_with(|| {
+                (
+                    text("uploadTime").map(str::to_string),
+                    text("validUntil").map(str::to_string),
+                )
+            });
+    }
+    echoes
 }
 
 /// `accountIds` of every account the token sees.
@@ -185,80 +228,71 @@ impl Action for IocExport {
             },
         };
         let now = ctx.now();
-        let iocs: Vec<Value> = ids.iter().map(|id| ioc(params, ctx, *id, now)).collect();
-        let batches: Vec<(&[TargetId], &[Value])> = ids
-            .chunks(IOCS_PER_REQUEST)
-            .zip(iocs.chunks(IOCS_PER_REQUEST))
+        let sources: Vec<Source<'_>> = ids
+            .iter()
+            .map(|id| Source {
+                id: *id,
+                kind: ctx.target(*id).kind,
+                value: ctx.target(*id).value.clone(),
+                object: ctx.object(*id),
+            })
             .collect();
-        let body = |iocs: &[Value]| json!({ "filter": filter, "data": iocs });
+        let batches: Vec<&[Source<'_>]> = sources.chunks(IOCS_PER_REQUEST).collect();
+        // Bodies are made batch by batch (by the worker that sends them), never all at once.
+        let body = |batch: &[Source<'_>]| {
+            let iocs: Vec<Value> = batch
+                .iter()
+                .map(|source| ioc(params, source, now))
+                .collect();
+            json!({ "filter": filter, "data": iocs })
+        };
+        let targets_of = |batch: &&[Source<'_>]| batch.iter().map(|source| source.id).collect();
 
         if ctx.dry_run() {
-            for (targets, iocs) in &batches {
+            for batch in &batches {
+                let targets: Vec<TargetId> = targets_of(batch);
                 ctx.plan(
                     "POST",
                     "/threat-intelligence/iocs",
-                    Some(body(iocs)),
-                    targets,
+                    Some(body(batch)),
+                    &targets,
                 );
             }
-            for (id, ioc) in ids.iter().zip(&iocs) {
+            for source in &sources {
                 let detail = format!(
                     "Dry run: would export as {} until {}",
-                    ioc["type"].as_str().unwrap_or(""),
-                    ioc["validUntil"].as_str().unwrap_or("")
+                    ioc_type(source.kind).unwrap_or(""),
+                    time_text(valid_until(params, source.kind, now))
                 );
-                ctx.succeed(*id, detail, Vec::new());
+                ctx.succeed(source.id, detail, Vec::new());
             }
             return Ok(());
         }
 
-        let responses = ctx.batches(
-            "export",
-            &batches,
-            |(targets, _)| targets.to_vec(),
-            |client, (_, iocs)| client.post("/threat-intelligence/iocs", &body(iocs)),
-        );
-        for ((targets, iocs), response) in batches.iter().zip(responses) {
-            let Some(response) = response else { continue };
-            let stored: Vec<&Value> = response
-                .get("data")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .collect();
-            for (id, sent) in targets.iter().zip(iocs.iter()) {
-                // The console's own record of the IOC (it may clamp validUntil), matched by type
-                // and value; the request's values stand in when the response lacks it.
-                let echoed = stored.iter().find(|ioc| {
-                    ioc.get("type") == sent.get("type")
-                        && ioc
-                            .get("value")
-                            .and_then(Value::as_str)
-                            .map(str::to_lowercase)
-                            == sent
-                                .get("value")
-                                .and_then(Value::as_str)
-                                .map(str::to_lowercase)
-                });
-                let field = |key: &str| {
-                    echoed
-                        .and_then(|ioc| ioc.get(key))
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                };
-                let uploaded = field("uploadTime").unwrap_or_else(|| time_text(now));
-                let valid_until = field("validUntil")
-                    .unwrap_or_else(|| sent["validUntil"].as_str().unwrap_or_default().to_string());
-                let detail = format!(
-                    "Exported as {} until {valid_until}",
-                    sent["type"].as_str().unwrap_or_default()
-                );
+        let responses = ctx.batches("export", &batches, targets_of, |client, batch| {
+            client
+                .post("/threat-intelligence/iocs", &body(batch))
+                .map(|response| echoes(&response))
+        });
+        for (batch, echoed) in batches.iter().zip(responses) {
+            let Some(echoed) = echoed else { continue };
+            for source in batch.iter() {
+                let kind = ioc_type(source.kind).unwrap_or_default();
+                // The request's values stand in where the answer lacks the IOC.
+                let stored = echoed.get(&(kind.to_string(), source.value.to_lowercase()));
+                let uploaded = stored
+                    .and_then(|(uploaded, _)| uploaded.clone())
+                    .unwrap_or_else(|| time_text(now));
+                let until = stored
+                    .and_then(|(_, until)| until.clone())
+                    .unwrap_or_else(|| time_text(valid_until(params, source.kind, now)));
+                let detail = format!("Exported as {kind} until {until}");
                 ctx.succeed(
-                    *id,
+                    source.id,
                     detail,
                     vec![
                         AddedAttribute::new(EXPORTED, uploaded),
-                        AddedAttribute::new(EXPIRATION, valid_until),
+                        AddedAttribute::new(EXPIRATION, until),
                     ],
                 );
             }

@@ -135,7 +135,7 @@ impl Action for MitigateThreats {
         if ids.is_empty() {
             return Ok(());
         }
-        let found = threats::find(ctx, &ids, params.query.as_deref());
+        let found = threats::find_lean(ctx, &ids, params.query.as_deref());
         let action = params.mitigation_action;
         let isolate = action == Mitigation::DisconnectFromNetwork;
 

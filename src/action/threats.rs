@@ -23,12 +23,22 @@ pub struct Threat {
     pub file_path: Option<String>,
     pub agent_id: Option<String>,
     pub computer_name: Option<String>,
-    /// The whole threat as SentinelOne returned it, for actions that report more fields.
+    /// The whole threat as SentinelOne returned it, for actions that report more fields; null
+    /// when it was looked up with [`find_lean`].
     pub raw: Value,
+    /// `mitigationStatus[].action` of the reports with status `success`.
+    succeeded: Vec<String>,
+    /// `agentRealtimeInfo.agentNetworkStatus`.
+    network_status: Option<String>,
 }
 
 impl Threat {
     pub fn from_json(item: &Value) -> Option<Self> {
+        Self::from_value(item.clone())
+    }
+
+    /// As [`Threat::from_json`], taking the item (which becomes `raw`) instead of copying it.
+    pub fn from_value(item: Value) -> Option<Self> {
         let text = |pointer: &str| {
             item.pointer(pointer)
                 .and_then(Value::as_str)
@@ -41,35 +51,36 @@ impl Threat {
             Value::Number(id) => id.to_string(),
             _ => return None,
         };
+        let succeeded = item
+            .get("mitigationStatus")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|report| report.get("status").and_then(Value::as_str) == Some("success"))
+            .filter_map(|report| report.get("action").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect();
         Some(Self {
             id,
             sha1: text("/threatInfo/sha1").map(|sha1| sha1.to_ascii_lowercase()),
             file_path: text("/threatInfo/filePath"),
             agent_id: text("/agentRealtimeInfo/agentId").filter(|id| !id.trim().is_empty()),
             computer_name: text("/agentRealtimeInfo/agentComputerName"),
-            raw: item.clone(),
+            succeeded,
+            network_status: text("/agentRealtimeInfo/agentNetworkStatus"),
+            raw: item,
         })
     }
 
     /// Whether SentinelOne reports `action` (as its `mitigationStatus[].action` names it, e.g.
     /// `quarantine`) as done successfully on this threat.
     pub fn has_succeeded(&self, action: &str) -> bool {
-        self.raw
-            .get("mitigationStatus")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .any(|report| {
-                report.get("action").and_then(Value::as_str) == Some(action)
-                    && report.get("status").and_then(Value::as_str) == Some("success")
-            })
+        self.succeeded.iter().any(|done| done == action)
     }
 
     /// The network status of the threat's computer (`connected`, `disconnected`, …).
     pub fn network_status(&self) -> Option<&str> {
-        self.raw
-            .pointer("/agentRealtimeInfo/agentNetworkStatus")
-            .and_then(Value::as_str)
+        self.network_status.as_deref()
     }
 
     /// Whether this threat concerns the target (`kind`, `value`).
@@ -98,6 +109,26 @@ pub fn find(
     ctx: &mut RunContext<'_>,
     ids: &[TargetId],
     query: Option<&str>,
+) -> Vec<Option<Vec<Threat>>> {
+    find_threats(ctx, ids, query, true)
+}
+
+/// As [`find`], without each threat's `raw` item (left null), for actions that need only the
+/// fields [`Threat`] reads: a threat is about 4 KB of JSON and several times that as a tree, so
+/// 50,000 of them would not fit in memory next to the envelope.
+pub fn find_lean(
+    ctx: &mut RunContext<'_>,
+    ids: &[TargetId],
+    query: Option<&str>,
+) -> Vec<Option<Vec<Threat>>> {
+    find_threats(ctx, ids, query, false)
+}
+
+fn find_threats(
+    ctx: &mut RunContext<'_>,
+    ids: &[TargetId],
+    query: Option<&str>,
+    keep_raw: bool,
 ) -> Vec<Option<Vec<Threat>>> {
     let extra = |mut filters: Vec<(&'static str, String)>| {
         if let Some(query) = query {
@@ -136,34 +167,63 @@ pub fn find(
             query: vec![("query", ctx.target(id).value.clone())],
         });
     }
+    // Each page is read into threats by the worker that fetched it, as it arrives, so the pages
+    // themselves are never all held at once.
     let pages = ctx.batches(
         "threat lookup",
         &batches,
         |batch| batch.targets.clone(),
         |client, batch| {
-            let mut items = Vec::new();
+            let mut threats = Vec::new();
             for page in client.pages("/threats", batch.query.clone(), "/data") {
-                items.extend(page?);
+                for item in page? {
+                    let configured_query_holds = query.is_none_or(|query| {
+                        batch.query.iter().any(|(key, _)| *key != "query")
+                            || threat_text_contains(&item, query)
+                    });
+                    if !configured_query_holds {
+                        continue;
+                    }
+                    if let Some(mut threat) = Threat::from_value(item) {
+                        if !keep_raw {
+                            threat.raw = Value::Null;
+                        }
+                        threats.push(threat);
+                    }
+                }
             }
-            Ok(items)
+            Ok(threats)
         },
     );
     let mut found: HashMap<TargetId, Vec<Threat>> = HashMap::new();
-    for (batch, items) in batches.iter().zip(pages) {
-        let Some(items) = items else { continue };
-        for threat in items.iter().filter_map(Threat::from_json) {
-            let configured_query_holds = query.is_none_or(|query| {
-                batch.query.iter().any(|(key, _)| *key != "query")
-                    || threat_text_contains(&threat.raw, query)
-            });
-            for id in &batch.targets {
-                let target = ctx.target(*id);
-                if configured_query_holds && threat.matches(target.kind, &target.value) {
-                    let list = found.entry(*id).or_default();
-                    if !list.iter().any(|known| known.id == threat.id) {
-                        list.push(threat.clone());
-                    }
+    for (batch, threats) in batches.iter().zip(pages) {
+        let Some(threats) = threats else { continue };
+        for threat in threats {
+            let owners: Vec<TargetId> = batch
+                .targets
+                .iter()
+                .copied()
+                .filter(|id| {
+                    let target = ctx.target(*id);
+                    threat.matches(target.kind, &target.value)
+                })
+                .collect();
+            // Copies for all owners but the last, which takes the threat itself.
+            let mut threat = Some(threat);
+            for (position, id) in owners.iter().enumerate() {
+                let list = found.entry(*id).or_default();
+                let Some(candidate) = threat.as_ref() else {
+                    break;
+                };
+                if list.iter().any(|known| known.id == candidate.id) {
+                    continue;
                 }
+                let entry = if position + 1 == owners.len() {
+                    threat.take()
+                } else {
+                    threat.clone()
+                };
+                list.extend(entry);
             }
         }
     }

@@ -136,7 +136,7 @@ fn canonical(value: &str) -> String {
 /// indicator may carry different ids; all of them are updated and the copies share the outcome.
 fn alert_ids(ctx: &RunContext<'_>, id: TargetId) -> Result<BTreeSet<String>, Failure> {
     let mut ids = BTreeSet::new();
-    for attribute in ctx.views(id).flat_map(|view| &view.attributes) {
+    for attribute in ctx.views(id).flat_map(|view| view.attributes) {
         if !attribute.name.trim().eq_ignore_ascii_case(ALERT_ID) {
             continue;
         }

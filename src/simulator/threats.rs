@@ -119,57 +119,20 @@ impl ThreatFilter {
         })
     }
 
+    /// Whether `threat` passes every filter. The threat's own fields are checked first and the
+    /// agent (two map look-ups and a lower-cased name) only when a filter needs it: a look-up of
+    /// 139 hashes among 50,000 threats rejects almost every threat on its hash alone.
     pub(crate) fn matches(&self, state: &State, threat: &Threat) -> bool {
-        let agent = state.agent(&threat.agent_id);
-        let computer = agent
-            .map(|a| a.computer_name.to_lowercase())
-            .unwrap_or_default();
-        let site_id = agent.map(|a| a.site_id.as_str()).unwrap_or_default();
-        let account_id = state.site_account(site_id).unwrap_or_default();
         let hashes = || {
             std::iter::once(threat.sha1.as_str())
                 .chain(threat.sha256.as_deref())
                 .chain(threat.md5.as_deref())
         };
-        let path_lower = || threat.file_path.to_lowercase();
-        self.ids.as_ref().is_none_or(|s| s.contains(&threat.id))
+        let own_fields = self.ids.as_ref().is_none_or(|s| s.contains(&threat.id))
             && self
                 .content_hashes
                 .as_ref()
                 .is_none_or(|s| s.contains(&threat.sha1))
-            && self
-                .hash_contains
-                .as_ref()
-                .is_none_or(|n| hashes().any(|h| n.found_in(h)))
-            && self
-                .path_contains
-                .as_ref()
-                .is_none_or(|n| n.found_in(&path_lower()))
-            && self
-                .name_contains
-                .as_ref()
-                .is_none_or(|n| n.found_in(&threat.name.to_lowercase()))
-            && self
-                .computer_contains
-                .as_ref()
-                .is_none_or(|n| n.found_in(&computer))
-            && self.query.as_ref().is_none_or(|q| {
-                threat.name.to_lowercase().contains(q.as_str())
-                    || hashes().any(|h| h.contains(q.as_str()))
-                    || path_lower().contains(q.as_str())
-                    || computer.contains(q.as_str())
-                    || threat.id.contains(q.as_str())
-            })
-            && self.site_ids.as_ref().is_none_or(|s| s.contains(site_id))
-            && self
-                .account_ids
-                .as_ref()
-                .is_none_or(|s| s.contains(account_id))
-            && self.group_ids.as_ref().is_none_or(|s| {
-                agent
-                    .and_then(|a| a.group_id.as_ref())
-                    .is_some_and(|g| s.contains(g))
-            })
             && self
                 .agent_ids
                 .as_ref()
@@ -190,16 +153,58 @@ impl ThreatFilter {
                 .confidence_levels
                 .as_ref()
                 .is_none_or(|l| l.contains(&threat.confidence_level))
+            && self.created.contains(threat.created_at)
+            && self.updated.contains(threat.updated_at)
+            && self
+                .hash_contains
+                .as_ref()
+                .is_none_or(|n| hashes().any(|h| n.found_in(h)))
             && self
                 .classifications
                 .as_ref()
                 .is_none_or(|l| l.contains(&threat.classification.to_lowercase()))
             && self
+                .name_contains
+                .as_ref()
+                .is_none_or(|n| n.found_in(&threat.name.to_lowercase()))
+            && self
+                .path_contains
+                .as_ref()
+                .is_none_or(|n| n.found_in(&threat.file_path.to_lowercase()));
+        if !own_fields {
+            return false;
+        }
+        let agent = state.agent(&threat.agent_id);
+        let computer = || {
+            agent
+                .map(|a| a.computer_name.to_lowercase())
+                .unwrap_or_default()
+        };
+        let site_id = agent.map(|a| a.site_id.as_str()).unwrap_or_default();
+        self.computer_contains
+            .as_ref()
+            .is_none_or(|n| n.found_in(&computer()))
+            && self.query.as_ref().is_none_or(|q| {
+                threat.name.to_lowercase().contains(q.as_str())
+                    || hashes().any(|h| h.contains(q.as_str()))
+                    || threat.file_path.to_lowercase().contains(q.as_str())
+                    || computer().contains(q.as_str())
+                    || threat.id.contains(q.as_str())
+            })
+            && self.site_ids.as_ref().is_none_or(|s| s.contains(site_id))
+            && self
+                .account_ids
+                .as_ref()
+                .is_none_or(|s| s.contains(state.site_account(site_id).unwrap_or_default()))
+            && self.group_ids.as_ref().is_none_or(|s| {
+                agent
+                    .and_then(|a| a.group_id.as_ref())
+                    .is_some_and(|g| s.contains(g))
+            })
+            && self
                 .os_types
                 .as_ref()
                 .is_none_or(|l| agent.is_some_and(|a| l.contains(&a.os_type)))
-            && self.created.contains(threat.created_at)
-            && self.updated.contains(threat.updated_at)
     }
 }
 
@@ -304,13 +309,13 @@ fn render_report(report: &MitigationReport) -> Value {
 
 /// Per-agent threat counts (active threats, infected), computed once per request.
 #[derive(Debug, Default)]
-pub(crate) struct AgentStats(HashMap<String, (usize, bool)>);
+pub(crate) struct AgentStats<'s>(HashMap<&'s str, (usize, bool)>);
 
-impl AgentStats {
-    pub(crate) fn compute(state: &State) -> AgentStats {
-        let mut map: HashMap<String, (usize, bool)> = HashMap::new();
+impl<'s> AgentStats<'s> {
+    pub(crate) fn compute(state: &'s State) -> AgentStats<'s> {
+        let mut map: HashMap<&str, (usize, bool)> = HashMap::new();
         for threat in &state.threats {
-            let entry = map.entry(threat.agent_id.clone()).or_default();
+            let entry = map.entry(threat.agent_id.as_str()).or_default();
             if threat.incident_status != "resolved" {
                 entry.0 += 1;
             }

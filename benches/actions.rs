@@ -1,0 +1,866 @@
+//! Benchmarks of actions 1–4 (issue 6): the release binary, run as a child process, against the
+//! console simulator, which runs in this process with a fixed per-request latency and a rate
+//! limit.
+//!
+//! ```sh
+//! cargo bench --bench actions -- [--sizes 1000,10000,50000] [--actions 1,2,3,4] \
+//!     [--rate 100] [--concurrency 4] [--latency-ms 20] [--sim-rate-limit 110] \
+//!     [--startup-runs 21] [--markdown FILE] [--json FILE]
+//! ```
+//!
+//! For each action and size it writes an envelope to a temporary file, seeds a fresh simulator,
+//! and runs `s1-actions run` twice (a first run and a re-run, when everything is already
+//! present), each under `/usr/bin/time` (GNU time: user and system CPU, peak resident set of the
+//! child alone, read by `wait4`). Requests are counted by the simulator, which records every
+//! request it answers, and compared with the action's batching minimum; wall time is measured
+//! here, from spawning the child to reaping it, and compared with the floor that the rate limit,
+//! the concurrency and the latency allow. A startup section times a one-object `validate` and
+//! a one-object `run` of each action against a simulator without latency.
+//!
+//! Nothing here asserts: the bars of the issue are checked and printed as met or not.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use s1_actions::api::QUERY_VALUES_BUDGET;
+use s1_actions::simulator::{RecordedRequest, Scenario, Simulator};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_s1-actions");
+const GNU_TIME: &str = "/usr/bin/time";
+const CLOCK: &str = "2026-04-22T13:50:54Z";
+/// Threat or entry ids per mitigation POST or DELETE, IOCs per IOC POST (the actions' batches).
+const IDS_PER_WRITE: usize = 1000;
+/// The memory bar of the issue: peak RSS ≤ 3 × envelope + 30 MB.
+const RSS_FACTOR: f64 = 3.0;
+const RSS_ALLOWANCE: f64 = 30.0 * 1024.0 * 1024.0;
+
+type Error = Box<dyn std::error::Error>;
+
+#[derive(Debug, Clone)]
+struct Options {
+    sizes: Vec<usize>,
+    actions: Vec<u32>,
+    rate: f64,
+    concurrency: u32,
+    latency_ms: u64,
+    sim_rate_limit: u32,
+    startup_runs: usize,
+    markdown: Option<PathBuf>,
+    json: Option<PathBuf>,
+}
+
+impl Options {
+    fn parse() -> Result<Self, Error> {
+        let mut options = Options {
+            sizes: vec![1_000, 10_000, 50_000],
+            actions: vec![1, 2, 3, 4],
+            rate: 100.0,
+            concurrency: 4,
+            latency_ms: 20,
+            sim_rate_limit: 0,
+            startup_runs: 21,
+            markdown: None,
+            json: None,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+            match arg.as_str() {
+                // cargo bench passes --bench to every bench target.
+                "--bench" => {}
+                "--sizes" => options.sizes = list(&value()?)?,
+                "--actions" => options.actions = list(&value()?)?,
+                "--rate" => options.rate = value()?.parse()?,
+                "--concurrency" => options.concurrency = value()?.parse()?,
+                "--latency-ms" => options.latency_ms = value()?.parse()?,
+                "--sim-rate-limit" => options.sim_rate_limit = value()?.parse()?,
+                "--startup-runs" => options.startup_runs = value()?.parse()?,
+                "--markdown" => options.markdown = Some(value()?.into()),
+                "--json" => options.json = Some(value()?.into()),
+                other => return Err(format!("unknown option {other}").into()),
+            }
+        }
+        if options.sim_rate_limit == 0 {
+            // 10% above the client's rate: a client that bursts gets 429s (and sends more than
+            // the minimum); one that spaces its requests evenly never does, even with some
+            // scheduling jitter on a loaded machine.
+            options.sim_rate_limit = (options.rate * 1.1).ceil() as u32;
+        }
+        Ok(options)
+    }
+
+    /// Requests per second the latency and the concurrency allow.
+    fn latency_rate(&self) -> f64 {
+        f64::from(self.concurrency) * 1000.0 / self.latency_ms.max(1) as f64
+    }
+}
+
+fn list<T: std::str::FromStr>(text: &str) -> Result<Vec<T>, Error>
+where
+    T::Err: std::error::Error + 'static,
+{
+    text.split(',')
+        .map(|item| {
+            item.trim()
+                .replace('_', "")
+                .parse::<T>()
+                .map_err(Error::from)
+        })
+        .collect()
+}
+
+fn main() -> Result<(), Error> {
+    let options = Options::parse()?;
+    if !Path::new(GNU_TIME).exists() {
+        return Err(format!("{GNU_TIME} (GNU time) is needed to read the child's peak RSS").into());
+    }
+    let dir = tempfile::tempdir()?;
+    let machine = Machine::read();
+    eprintln!("{}", machine.describe());
+    eprintln!("binary: {BINARY}");
+
+    let startup = startup(&options, dir.path())?;
+    let mut rows = Vec::new();
+    for &action in &options.actions {
+        for &size in &options.sizes {
+            rows.extend(bench_action(
+                &options,
+                dir.path(),
+                action,
+                size,
+                startup.process_start,
+            )?);
+        }
+    }
+    let load_after = loadavg();
+    let report = report(&options, &machine, &startup, &rows, load_after);
+    println!("{report}");
+    if let Some(path) = &options.markdown {
+        std::fs::write(path, &report)?;
+    }
+    if let Some(path) = &options.json {
+        let document = json!({
+            "options": {
+                "sizes": options.sizes, "actions": options.actions, "rate": options.rate,
+                "concurrency": options.concurrency, "latency_ms": options.latency_ms,
+                "sim_rate_limit": options.sim_rate_limit,
+            },
+            "machine": machine.describe(),
+            "startup": startup.to_json(),
+            "rows": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&document)?)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The machine
+
+struct Machine {
+    cpu: String,
+    cores: usize,
+    memory_mb: u64,
+    kernel: String,
+    rustc: String,
+}
+
+impl Machine {
+    fn read() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|line| line.strip_prefix("model name"))
+            .map(|rest| rest.trim_start_matches([' ', '\t', ':']).trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory_mb = meminfo
+            .lines()
+            .find_map(|line| line.strip_prefix("MemTotal:"))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map_or(0, |kb| kb / 1024);
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let rustc = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+            .arg("--version")
+            .output()
+            .ok()
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+            .unwrap_or_default();
+        Machine {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_mb,
+            kernel,
+            rustc,
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} × {}, {} MB RAM, Linux {}, {}",
+            self.cores, self.cpu, self.memory_mb, self.kernel, self.rustc
+        )
+    }
+}
+
+/// The one-minute load average.
+fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running the binary
+
+/// One run of the binary.
+#[derive(Debug, Clone)]
+struct Measured {
+    wall: Duration,
+    user_s: f64,
+    sys_s: f64,
+    max_rss_bytes: u64,
+    exit: i32,
+    result: Value,
+    output_bytes: u64,
+    load: f64,
+}
+
+/// Runs `s1-actions <command>` with the envelope file on stdin, under GNU time.
+fn measure(dir: &Path, command: &str, envelope: &Path) -> Result<Measured, Error> {
+    let time_file = dir.join("time.txt");
+    let out_file = dir.join("out.json");
+    let load = loadavg();
+    let started = Instant::now();
+    let status = Command::new(GNU_TIME)
+        .arg("-f")
+        .arg("%U %S %M")
+        .arg("-o")
+        .arg(&time_file)
+        .arg(BINARY)
+        .arg(command)
+        .stdin(File::open(envelope)?)
+        .stdout(File::create(&out_file)?)
+        .stderr(File::create(dir.join("err.log"))?)
+        .env("S1_ACTIONS_LOG", "json")
+        .status()?;
+    let wall = started.elapsed();
+    let times = std::fs::read_to_string(&time_file)?;
+    // GNU time writes "Command exited with non-zero status N" first when the child fails.
+    let figures: Vec<&str> = times
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let [user, sys, rss_kb] = figures[..] else {
+        return Err(format!("unexpected GNU time output: {times:?}").into());
+    };
+    let output = std::fs::read(&out_file)?;
+    let result: Value = serde_json::from_slice(&output).unwrap_or(Value::Null);
+    Ok(Measured {
+        wall,
+        user_s: user.parse()?,
+        sys_s: sys.parse()?,
+        max_rss_bytes: rss_kb.parse::<u64>()? * 1024,
+        exit: status.code().unwrap_or(-1),
+        result,
+        output_bytes: output.len() as u64,
+        load,
+    })
+}
+
+/// Wall time of `s1-actions <command>` spawned directly (no GNU time in between).
+fn wall_direct(command: &str, envelope: &Path) -> Result<(Duration, i32), Error> {
+    let started = Instant::now();
+    let status = Command::new(BINARY)
+        .arg(command)
+        .stdin(File::open(envelope)?)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .env("S1_ACTIONS_LOG", "json")
+        .status()?;
+    Ok((started.elapsed(), status.code().unwrap_or(-1)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Envelopes and scenarios
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The i-th object's (type, value) for `action` (i from 1).
+fn indicator(action: u32, i: usize) -> (&'static str, String) {
+    let n = i as u64;
+    match action {
+        1 => ("SHA-1", format!("ab1e{:016x}{:020x}", splitmix(n), n)),
+        2 => ("SHA-1", format!("5eed{i:036x}")),
+        3 => ("SHA-1", format!("b1ac{i:036x}")),
+        _ => match i % 6 {
+            0 => ("FQDN", format!("host-{i}.bench.example")),
+            1 => (
+                "IP Address",
+                format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255),
+            ),
+            2 => (
+                "URL",
+                format!("https://bench.example/download/{i}/payload.bin"),
+            ),
+            3 => ("MD5", format!("{:016x}{:016x}", splitmix(n), n)),
+            4 => ("SHA-1", format!("{:016x}{:016x}{:08x}", splitmix(n), n, i)),
+            _ => (
+                "SHA-256",
+                format!(
+                    "{:016x}{:016x}{:016x}{:016x}",
+                    splitmix(n),
+                    n,
+                    splitmix(n + 1),
+                    n
+                ),
+            ),
+        },
+    }
+}
+
+/// A ThreatQ indicator object as the REST API shapes it: the fields actions read plus the
+/// ones they do not (status, score, sources, timestamps), which must come back unchanged.
+fn object(action: u32, i: usize) -> Value {
+    let (kind, value) = indicator(action, i);
+    let mut object = json!({
+        "id": 100_000 + i,
+        "type": { "id": 4, "name": kind },
+        "value": value,
+        "status": { "id": 1, "name": "Active" },
+        "class": "network",
+        "score": (i % 10),
+        "description": format!("<p>Seen in phishing campaign {} against finance</p>", i % 97),
+        "created_at": "2025-08-06 18:09:05",
+        "updated_at": "2026-04-20 08:14:03",
+        "touched_at": "2026-04-20 08:14:03",
+        "tags": ["Sent1", { "name": "phishing" }],
+        "sources": [{ "name": "ThreatQ Analyst", "tlp": { "name": "AMBER" } }],
+        "attributes": [
+            { "name": "Severity", "value": "High" },
+            { "name": "Confidence", "value": format!("{}", 50 + i % 50) }
+        ],
+    });
+    if i % 4 == 0 {
+        object["adversaries"] = json!([{ "name": "APT28" }]);
+    }
+    object
+}
+
+fn config(action: u32, base: &str, options: &Options, rate: f64) -> Value {
+    let mut config = json!({
+        "hostname": base,
+        "api_token": "sim-token",
+        "objects_per_run": 50_000,
+        "requests_per_second": rate,
+        "max_concurrency": options.concurrency,
+    });
+    let extra = match action {
+        1 => json!({ "list": "Blacklist", "os_type": ["Windows"], "description": "Benchmark" }),
+        2 => json!({ "mitigation_action": "Quarantine" }),
+        3 => json!({ "list": "Blacklist" }),
+        _ => json!({ "threatq_hostname": "threatq.bench.example" }),
+    };
+    for (key, value) in extra.as_object().into_iter().flatten() {
+        config[key] = value.clone();
+    }
+    config
+}
+
+/// Writes the envelope for objects `first..first + count` and returns its size in bytes.
+fn write_envelope(
+    path: &Path,
+    action: u32,
+    config: &Value,
+    first: usize,
+    count: usize,
+) -> Result<u64, Error> {
+    let mut out = BufWriter::new(File::create(path)?);
+    write!(
+        out,
+        r#"{{"protocol":1,"action":{action},"run":{{"id":"bench"}},"config":{config},"objects":["#
+    )?;
+    for i in first..first + count {
+        if i > first {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut out, &object(action, i))?;
+    }
+    out.write_all(b"]}")?;
+    out.flush()?;
+    Ok(std::fs::metadata(path)?.len())
+}
+
+fn scenario(action: u32, size: usize, latency_ms: u64, rate_limit: Option<u32>) -> Scenario {
+    let mut scenario = json!({
+        "clock": CLOCK,
+        "latency_ms": latency_ms,
+        "accounts": [{ "name": "Bench Account" }],
+    });
+    if let Some(limit) = rate_limit {
+        scenario["rate_limit_per_second"] = json!(limit);
+    }
+    match action {
+        2 => scenario["generate"] = json!({ "agents": 200, "threats": size }),
+        3 => scenario["generate"] = json!({ "restrictions": size }),
+        _ => {}
+    }
+    Scenario::from_json(&scenario.to_string()).expect("the bench scenario is valid")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Minimums and floors
+
+/// SHA-1s per look-up: k hashes take 40k bytes plus k − 1 encoded commas (3 bytes each).
+fn sha1_per_lookup() -> usize {
+    (QUERY_VALUES_BUDGET + 3) / 43
+}
+
+/// The fewest requests `action` can make for `size` objects: (first run, re-run).
+fn minimum(action: u32, size: usize) -> (u64, u64) {
+    let lookups = size.div_ceil(sha1_per_lookup()) as u64;
+    let writes = size.div_ceil(IDS_PER_WRITE) as u64;
+    match action {
+        1 => (lookups + size as u64, lookups),
+        2 | 3 => (lookups + writes, lookups),
+        _ => (writes + 1, writes + 1),
+    }
+}
+
+/// Seconds the rate limit, the concurrency and the latency allow for `requests`, plus start.
+fn floor(options: &Options, requests: u64, process_start: f64) -> f64 {
+    let requests = requests as f64;
+    let by_rate = requests / options.rate;
+    let by_latency = requests / options.latency_rate();
+    by_rate.max(by_latency) + process_start
+}
+
+// ---------------------------------------------------------------------------------------------
+// Startup
+
+struct Startup {
+    /// Median wall time of a one-object validate, in seconds; the "process start" of floors.
+    process_start: f64,
+    validate: Stats,
+    validate_rss: u64,
+    runs: Vec<(u32, Stats, u64, u64)>,
+    repetitions: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Stats {
+    min: f64,
+    median: f64,
+    max: f64,
+}
+
+impl Stats {
+    fn of(mut samples: Vec<f64>) -> Stats {
+        samples.sort_by(f64::total_cmp);
+        Stats {
+            min: samples[0],
+            median: samples[samples.len() / 2],
+            max: samples[samples.len() - 1],
+        }
+    }
+}
+
+impl Startup {
+    fn to_json(&self) -> Value {
+        json!({
+            "repetitions": self.repetitions,
+            "validate_ms": { "min": self.validate.min * 1e3, "median": self.validate.median * 1e3, "max": self.validate.max * 1e3 },
+            "validate_max_rss_bytes": self.validate_rss,
+            "runs": self.runs.iter().map(|(action, stats, rss, requests)| json!({
+                "action": action, "min_ms": stats.min * 1e3, "median_ms": stats.median * 1e3,
+                "max_ms": stats.max * 1e3, "max_rss_bytes": rss, "http_requests": requests,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// One-object `validate` and `run` of each action, against a simulator without latency or
+/// rate limit (the client's own limit is set to its maximum, 1000/s).
+fn startup(options: &Options, dir: &Path) -> Result<Startup, Error> {
+    let reps = options.startup_runs.max(1);
+    let envelope = dir.join("startup.json");
+    let sim = Simulator::start(scenario(1, 0, 0, None))?;
+    write_envelope(
+        &envelope,
+        1,
+        &config(1, &sim.base_url(), options, 1000.0),
+        1,
+        1,
+    )?;
+    // Warm the page cache and the dynamic loader once.
+    wall_direct("validate", &envelope)?;
+    let mut samples = Vec::new();
+    for _ in 0..reps {
+        let (wall, exit) = wall_direct("validate", &envelope)?;
+        if exit != 0 {
+            return Err(format!("validate exited {exit}").into());
+        }
+        samples.push(wall.as_secs_f64());
+    }
+    let validate = Stats::of(samples);
+    let validate_rss = measure(dir, "validate", &envelope)?.max_rss_bytes;
+    eprintln!(
+        "startup: validate median {:.2} ms (min {:.2})",
+        validate.median * 1e3,
+        validate.min * 1e3
+    );
+    drop(sim);
+
+    let mut runs = Vec::new();
+    for &action in &options.actions {
+        // A fresh object for every repetition, so that each one does the first run's work.
+        let sim = Simulator::start(scenario(action, reps + 1, 0, None))?;
+        let config = config(action, &sim.base_url(), options, 1000.0);
+        let mut samples = Vec::new();
+        let mut rss = 0;
+        let mut requests = 0;
+        for rep in 0..=reps {
+            write_envelope(&envelope, action, &config, rep + 1, 1)?;
+            if rep == 0 {
+                // First repetition: GNU time for peak RSS and the request count.
+                let measured = measure(dir, "run", &envelope)?;
+                if measured.exit != 0 {
+                    return Err(
+                        format!("startup run of action {action} exited {}", measured.exit).into(),
+                    );
+                }
+                rss = measured.max_rss_bytes;
+                requests = sim.take_requests().len() as u64;
+                continue;
+            }
+            let (wall, exit) = wall_direct("run", &envelope)?;
+            if exit != 0 {
+                return Err(format!("startup run of action {action} exited {exit}").into());
+            }
+            samples.push(wall.as_secs_f64());
+        }
+        let stats = Stats::of(samples);
+        eprintln!(
+            "startup: run action {action} median {:.2} ms, {requests} requests",
+            stats.median * 1e3
+        );
+        runs.push((action, stats, rss, requests));
+    }
+    Ok(Startup {
+        process_start: validate.median,
+        validate,
+        validate_rss,
+        runs,
+        repetitions: reps,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table
+
+#[derive(Debug, Clone)]
+struct Row {
+    action: u32,
+    size: usize,
+    rerun: bool,
+    envelope_bytes: u64,
+    minimum: u64,
+    /// Requests the simulator recorded.
+    sent: u64,
+    /// `metrics.http_requests` of the result.
+    reported: u64,
+    refused_429: u64,
+    by_endpoint: BTreeMap<String, u64>,
+    floor_s: f64,
+    measured: Measured,
+}
+
+impl Row {
+    fn status(&self) -> String {
+        let status = self.measured.result["status"].as_str().unwrap_or("?");
+        let summary = &self.measured.result["summary"];
+        format!(
+            "{status} {}/{}",
+            summary["succeeded"].as_u64().unwrap_or(0),
+            summary["total"].as_u64().unwrap_or(0)
+        )
+    }
+
+    fn wall(&self) -> f64 {
+        self.measured.wall.as_secs_f64()
+    }
+
+    fn rate(&self) -> f64 {
+        self.sent as f64 / self.wall()
+    }
+
+    fn cpu_per_object_us(&self) -> f64 {
+        (self.measured.user_s + self.measured.sys_s) / self.size as f64 * 1e6
+    }
+
+    fn rss_bar(&self) -> f64 {
+        RSS_FACTOR * self.envelope_bytes as f64 + RSS_ALLOWANCE
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "action": self.action, "objects": self.size, "rerun": self.rerun,
+            "envelope_bytes": self.envelope_bytes, "output_bytes": self.measured.output_bytes,
+            "minimum_requests": self.minimum, "sent_requests": self.sent,
+            "reported_requests": self.reported, "refused_429": self.refused_429,
+            "by_endpoint": self.by_endpoint,
+            "wall_s": self.wall(), "floor_s": self.floor_s, "user_s": self.measured.user_s,
+            "sys_s": self.measured.sys_s, "max_rss_bytes": self.measured.max_rss_bytes,
+            "exit": self.measured.exit, "status": self.status(), "load": self.measured.load,
+        })
+    }
+}
+
+fn endpoint_counts(requests: &[RecordedRequest]) -> (BTreeMap<String, u64>, u64) {
+    let mut counts = BTreeMap::new();
+    let mut refused = 0;
+    for request in requests {
+        if request.fault.as_deref() == Some("rate_limit") {
+            refused += 1;
+        }
+        let path = request.path.trim_start_matches("/web/api/v2.1");
+        *counts
+            .entry(format!("{} {path}", request.method))
+            .or_insert(0) += 1;
+    }
+    (counts, refused)
+}
+
+fn bench_action(
+    options: &Options,
+    dir: &Path,
+    action: u32,
+    size: usize,
+    process_start: f64,
+) -> Result<Vec<Row>, Error> {
+    let started = Instant::now();
+    let sim = Simulator::start(scenario(
+        action,
+        size,
+        options.latency_ms,
+        Some(options.sim_rate_limit),
+    ))?;
+    eprintln!(
+        "action {action}, {size} objects: simulator seeded in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let envelope = dir.join(format!("envelope-{action}-{size}.json"));
+    let config = config(action, &sim.base_url(), options, options.rate);
+    let envelope_bytes = write_envelope(&envelope, action, &config, 1, size)?;
+    let (first_minimum, rerun_minimum) = minimum(action, size);
+    let mut rows = Vec::new();
+    for (rerun, minimum) in [(false, first_minimum), (true, rerun_minimum)] {
+        let measured = measure(dir, "run", &envelope)?;
+        let requests = sim.take_requests();
+        let (by_endpoint, refused_429) = endpoint_counts(&requests);
+        let row = Row {
+            action,
+            size,
+            rerun,
+            envelope_bytes,
+            minimum,
+            sent: requests.len() as u64,
+            reported: measured.result["metrics"]["http_requests"]
+                .as_u64()
+                .unwrap_or(0),
+            refused_429,
+            by_endpoint,
+            floor_s: floor(options, minimum, process_start),
+            measured,
+        };
+        eprintln!(
+            "action {action}, {size} objects{}: {} requests (minimum {}), {:.2} s (floor {:.2} s), \
+             {:.1} MB peak RSS, exit {}, {}",
+            if rerun { ", re-run" } else { "" },
+            row.sent,
+            row.minimum,
+            row.wall(),
+            row.floor_s,
+            row.measured.max_rss_bytes as f64 / 1048576.0,
+            row.measured.exit,
+            row.status(),
+        );
+        rows.push(row);
+    }
+    std::fs::remove_file(&envelope)?;
+    Ok(rows)
+}
+
+fn mb(bytes: f64) -> String {
+    format!("{:.1}", bytes / 1_048_576.0)
+}
+
+fn report(
+    options: &Options,
+    machine: &Machine,
+    startup: &Startup,
+    rows: &[Row],
+    load_after: f64,
+) -> String {
+    let mut text = String::new();
+    let _ = writeln!(text, "Machine: {}", machine.describe());
+    let _ = writeln!(
+        text,
+        "Settings: simulator latency {} ms, simulator rate limit {}/s; client requests_per_second {}, \
+         max_concurrency {}; SHA-1s per look-up {} (QUERY_VALUES_BUDGET {} bytes); process start \
+         {:.1} ms (median one-object validate)",
+        options.latency_ms,
+        options.sim_rate_limit,
+        options.rate,
+        options.concurrency,
+        sha1_per_lookup(),
+        QUERY_VALUES_BUDGET,
+        startup.process_start * 1e3
+    );
+    let _ = writeln!(text);
+    let _ = writeln!(
+        text,
+        "| action | objects | run | requests (min) | 429 | wall s | floor s | wall/floor | req/s | CPU µs/object | peak RSS MB | envelope MB | RSS bar MB | result | load |"
+    );
+    let _ = writeln!(
+        text,
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
+    );
+    for row in rows {
+        let _ = writeln!(
+            text,
+            "| {} | {} | {} | {} ({}) | {} | {:.2} | {:.2} | {:.2} | {:.1} | {:.0} | {} | {} | {} | {} | {:.2} |",
+            row.action,
+            row.size,
+            if row.rerun { "re-run" } else { "first" },
+            row.sent,
+            row.minimum,
+            row.refused_429,
+            row.wall(),
+            row.floor_s,
+            row.wall() / row.floor_s,
+            row.rate(),
+            row.cpu_per_object_us(),
+            mb(row.measured.max_rss_bytes as f64),
+            mb(row.envelope_bytes as f64),
+            mb(row.rss_bar()),
+            row.status(),
+            row.measured.load,
+        );
+    }
+    let _ = writeln!(text);
+    let _ = writeln!(
+        text,
+        "Startup ({} runs each, wall time from spawn to exit; one object; simulator without latency, client rate 1000/s):",
+        startup.repetitions
+    );
+    let _ = writeln!(text);
+    let _ = writeln!(
+        text,
+        "| command | requests | min ms | median ms | max ms | peak RSS MB |"
+    );
+    let _ = writeln!(text, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        text,
+        "| validate (action 1) | 0 | {:.2} | {:.2} | {:.2} | {} |",
+        startup.validate.min * 1e3,
+        startup.validate.median * 1e3,
+        startup.validate.max * 1e3,
+        mb(startup.validate_rss as f64)
+    );
+    for (action, stats, rss, requests) in &startup.runs {
+        let _ = writeln!(
+            text,
+            "| run (action {action}) | {requests} | {:.2} | {:.2} | {:.2} | {} |",
+            stats.min * 1e3,
+            stats.median * 1e3,
+            stats.max * 1e3,
+            mb(*rss as f64)
+        );
+    }
+    let _ = writeln!(text);
+    let _ = writeln!(text, "Bars (issue 6, at the largest size):");
+    let _ = writeln!(text);
+    let largest = options.sizes.iter().copied().max().unwrap_or(0);
+    for row in rows.iter().filter(|row| row.size == largest) {
+        let run = if row.rerun { "re-run" } else { "first run" };
+        let requests_ok = row.sent <= row.minimum && row.reported <= row.minimum;
+        let _ = writeln!(
+            text,
+            "- action {} {run}: requests {} ≤ {}: {}",
+            row.action,
+            row.sent,
+            row.minimum,
+            verdict(requests_ok)
+        );
+        if row.action == 1 && !row.rerun {
+            let deviation = (row.rate() - options.rate).abs() / options.rate;
+            let _ = writeln!(
+                text,
+                "- action 1 {run}: rate {:.1}/s within 5% of {}/s ({:.1}%): {}",
+                row.rate(),
+                options.rate,
+                deviation * 100.0,
+                verdict(deviation <= 0.05)
+            );
+        } else if row.action != 1 {
+            let ratio = row.wall() / row.floor_s;
+            let _ = writeln!(
+                text,
+                "- action {} {run}: wall {:.2} s ≤ 1.2 × floor {:.2} s ({ratio:.2}×): {}",
+                row.action,
+                row.wall(),
+                row.floor_s,
+                verdict(ratio <= 1.2)
+            );
+        }
+        let _ = writeln!(
+            text,
+            "- action {} {run}: peak RSS {} MB ≤ 3 × {} MB + 30 MB = {} MB: {}",
+            row.action,
+            mb(row.measured.max_rss_bytes as f64),
+            mb(row.envelope_bytes as f64),
+            mb(row.rss_bar()),
+            verdict(row.measured.max_rss_bytes as f64 <= row.rss_bar())
+        );
+    }
+    let _ = writeln!(
+        text,
+        "- one-object validate median {:.2} ms < 10 ms: {}",
+        startup.validate.median * 1e3,
+        verdict(startup.validate.median < 0.010)
+    );
+    let _ = writeln!(text);
+    let _ = writeln!(text, "Load average (1 min) at the end: {load_after:.2}");
+    text
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT met" }
+}
