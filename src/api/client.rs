@@ -11,11 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 use ureq::{Agent, Proxy, ProxyProtocol};
 
-use super::classify::{Outcome, classify_response, classify_transport};
+use super::classify::{Outcome, classify_response_as, classify_transport};
 use super::page::Pages;
 use super::pool::run_parallel;
 use super::rate::RateLimiter;
@@ -204,14 +205,33 @@ impl ApiClient {
         self.call(Method::Get, path, query, None)
     }
 
+    /// As [`ApiClient::get`], reading the answer as `T`: only the fields `T` names are read,
+    /// and no JSON tree is built. An answer of another shape is `upstream.bad_response`.
+    pub fn get_as<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, Failure> {
+        self.call(Method::Get, path, query, None)
+    }
+
     /// `POST` a JSON body to an API path.
-    pub fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+    pub fn post<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<Value, Failure> {
+        self.post_as(path, body)
+    }
+
+    /// As [`ApiClient::post`], reading the answer as `T` (see [`ApiClient::get_as`]).
+    pub fn post_as<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Failure> {
         let bytes = encode_body(path, body)?;
         self.call(Method::Post, path, &[], Some(&bytes))
     }
 
     /// `DELETE` with a JSON body, as SentinelOne's bulk deletes expect.
-    pub fn delete(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+    pub fn delete<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<Value, Failure> {
         let bytes = encode_body(path, body)?;
         self.call(Method::Delete, path, &[], Some(&bytes))
     }
@@ -224,6 +244,17 @@ impl ApiClient {
         query: Vec<(&'static str, String)>,
         items_at: &'static str,
     ) -> Pages<'a> {
+        Pages::new(self, path, query, items_at)
+    }
+
+    /// As [`ApiClient::pages`], each item read as `T` (see [`ApiClient::get_as`]): for large
+    /// listings where the action needs a few fields of each item.
+    pub fn pages_as<'a, T: DeserializeOwned>(
+        &'a self,
+        path: &str,
+        query: Vec<(&'static str, String)>,
+        items_at: &'static str,
+    ) -> Pages<'a, T> {
         Pages::new(self, path, query, items_at)
     }
 
@@ -279,13 +310,13 @@ impl ApiClient {
 
     /// The attempt loop: wait for a rate slot, send, classify, and retry within the budget and
     /// the deadline. `body` is serialized once by the caller and resent as the same bytes.
-    fn call(
+    fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, String)],
         body: Option<&[u8]>,
-    ) -> Result<Value, Failure> {
+    ) -> Result<T, Failure> {
         let url = self.base.api(path);
         let endpoint = format!("{} {path}", method.as_str());
         let mut attempts: u32 = 0;
@@ -313,9 +344,14 @@ impl ApiClient {
             }
             attempts += 1;
             let (after, failure) = match self.attempt(method, &url, query, body, &endpoint) {
-                Outcome::Success(value) => return Ok(value),
-                Outcome::GiveUp(failure) => return Err(failure),
-                Outcome::Retry { after, failure } => (after, failure),
+                Ok(value) => return Ok(value),
+                Err(Outcome::GiveUp(failure)) => return Err(failure),
+                Err(Outcome::Retry { after, failure }) => (after, failure),
+                Err(Outcome::Success(_)) => {
+                    return Err(Failure::internal(format!(
+                        "{endpoint} was classified as a success without a body"
+                    )));
+                }
             };
             let decision = self.policy.decide(
                 attempts - 1,
@@ -390,15 +426,16 @@ impl ApiClient {
         failure
     }
 
-    /// One attempt: send, read the body within its limit, classify.
-    fn attempt(
+    /// One attempt: send, read the body within its limit, classify; a success is read as `T`,
+    /// anything else is the retry or failure outcome.
+    fn attempt<T: DeserializeOwned>(
         &self,
         method: Method,
         url: &str,
         query: &[(&str, String)],
         body: Option<&[u8]>,
         endpoint: &str,
-    ) -> Outcome {
+    ) -> Result<T, Outcome> {
         self.http_requests.fetch_add(1, Ordering::Relaxed);
         let body = body.unwrap_or_default();
         let sent = match method {
@@ -414,7 +451,7 @@ impl ApiClient {
         };
         let mut response = match sent {
             Ok(response) => response,
-            Err(error) => return classify_transport(endpoint, &error),
+            Err(error) => return Err(classify_transport(endpoint, &error)),
         };
         let status = response.status().as_u16();
         let success = response.status().is_success();
@@ -431,7 +468,7 @@ impl ApiClient {
         let bytes = match response.body_mut().with_config().limit(limit).read_to_vec() {
             Ok(bytes) => bytes,
             Err(ureq::Error::BodyExceedsLimit(_)) if success => {
-                return Outcome::GiveUp(
+                return Err(Outcome::GiveUp(
                     Failure::new(
                         ErrorCode::UpstreamBadResponse,
                         format!(
@@ -439,13 +476,13 @@ impl ApiClient {
                         ),
                     )
                     .with_http_status(status),
-                );
+                ));
             }
-            Err(error) if success => return classify_transport(endpoint, &error),
+            Err(error) if success => return Err(classify_transport(endpoint, &error)),
             // The status decides a failed answer; its body only adds detail.
             Err(_) => Vec::new(),
         };
-        classify_response(
+        classify_response_as(
             endpoint,
             status,
             retry_after.as_deref(),
@@ -466,7 +503,7 @@ impl ApiClient {
     }
 }
 
-fn encode_body(path: &str, body: &Value) -> Result<Vec<u8>, Failure> {
+fn encode_body<B: Serialize + ?Sized>(path: &str, body: &B) -> Result<Vec<u8>, Failure> {
     serde_json::to_vec(body).map_err(|error| {
         Failure::internal(format!("Could not encode the body for {path}: {error}"))
     })
