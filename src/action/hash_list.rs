@@ -96,32 +96,56 @@ pub struct ListEntry {
     pub description: Option<String>,
 }
 
+/// The fields of a list item that [`ListEntry`] reads. A page is read straight into these
+/// (the rest of each item is skipped) unless the items themselves are wanted.
+#[derive(Deserialize)]
+struct EntryFields {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    value: Option<Value>,
+    #[serde(rename = "sha256Value", default)]
+    sha256_value: Option<Value>,
+    #[serde(rename = "osType", default)]
+    os_type: Option<Value>,
+    #[serde(default)]
+    scope: Option<Value>,
+    #[serde(rename = "scopeName", default)]
+    scope_name: Option<Value>,
+    #[serde(default)]
+    description: Option<Value>,
+}
+
 impl ListEntry {
     fn from_json(item: &Value) -> Option<(Self, Vec<String>)> {
-        let id = match item.get("id")? {
-            Value::String(id) => id.clone(),
+        Self::from_fields(EntryFields::deserialize(item).ok()?)
+    }
+
+    fn from_fields(item: EntryFields) -> Option<(Self, Vec<String>)> {
+        let id = match item.id? {
+            Value::String(id) => id,
             Value::Number(id) => id.to_string(),
             _ => return None,
         };
-        let hashes: Vec<String> = ["value", "sha256Value"]
-            .iter()
-            .filter_map(|key| item.get(*key).and_then(Value::as_str))
+        let hashes: Vec<String> = [&item.value, &item.sha256_value]
+            .into_iter()
+            .filter_map(|hash| hash.as_ref().and_then(Value::as_str))
             .map(str::to_ascii_lowercase)
             .collect();
-        let strings = |value: Option<&Value>| -> Vec<String> {
-            value
-                .and_then(Value::as_array)
-                .map(|list| {
-                    list.iter()
-                        .filter_map(|id| id.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let scope = item.get("scope");
-        let site_ids = strings(scope.and_then(|scope| scope.get("siteIds")));
+        let site_ids: Vec<String> = item
+            .scope
+            .as_ref()
+            .and_then(|scope| scope.get("siteIds"))
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|id| id.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
         let scope_name = item
-            .get("scopeName")
+            .scope_name
+            .as_ref()
             .and_then(Value::as_str)
             .map(str::to_ascii_lowercase)
             .unwrap_or_else(|| {
@@ -135,16 +159,17 @@ impl ListEntry {
             id,
             hash: String::new(),
             os_type: item
-                .get("osType")
+                .os_type
+                .as_ref()
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string(),
             site_ids,
             scope_name,
-            description: item
-                .get("description")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            description: match item.description {
+                Some(Value::String(text)) => Some(text),
+                _ => None,
+            },
         };
         Some((entry, hashes))
     }
@@ -230,11 +255,24 @@ impl Lookup {
             |(chunk, _)| chunk.clone(),
             |client, (_, values)| {
                 let mut read: Vec<Read> = Vec::new();
-                for page in client.pages(self.list.path(), self.query(join_csv(values)), "/data") {
-                    for item in page? {
-                        read.push(ListEntry::from_json(&item).map(|(entry, hashes)| {
-                            (entry, hashes, if keep_items { item } else { Value::Null })
-                        }));
+                let (path, query) = (self.list.path(), self.query(join_csv(values)));
+                if keep_items {
+                    for page in client.pages(path, query, "/data") {
+                        for item in page? {
+                            read.push(
+                                ListEntry::from_json(&item)
+                                    .map(|(entry, hashes)| (entry, hashes, item)),
+                            );
+                        }
+                    }
+                } else {
+                    for page in client.pages_as::<EntryFields>(path, query, "/data") {
+                        for fields in page? {
+                            read.push(
+                                ListEntry::from_fields(fields)
+                                    .map(|(entry, hashes)| (entry, hashes, Value::Null)),
+                            );
+                        }
                     }
                 }
                 Ok(read)

@@ -12,11 +12,12 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::{Action, RunContext, TargetId};
-use crate::envelope::InputObject;
+use crate::envelope::{Attribute, InputObject};
 use crate::error::{ErrorCode, Failure};
 use crate::indicator::IndicatorType;
 use crate::result::AddedAttribute;
@@ -117,67 +118,137 @@ fn valid_until(params: &Params, kind: IndicatorType, now: DateTime<Utc>) -> Date
     now + Duration::days(i64::from(params.expiration_days(kind)))
 }
 
+/// One IOC as sent (keys in this order).
+#[derive(Serialize)]
+struct IocOut<'s> {
+    value: &'s str,
+    #[serde(rename = "type")]
+    kind: Option<&'static str>,
+    source: &'static str,
+    method: &'static str,
+    #[serde(rename = "validUntil")]
+    valid_until: String,
+    #[serde(rename = "creationTime")]
+    creation_time: String,
+    metadata: String,
+    #[serde(rename = "threatActors")]
+    threat_actors: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(rename = "externalId", skip_serializing_if = "Option::is_none")]
+    external_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference: Option<[String; 1]>,
+}
+
+/// The `metadata` JSON string: the object's attributes and tags.
+#[derive(Serialize)]
+struct Metadata<'v> {
+    attributes: Vec<&'v Attribute>,
+    source: &'static str,
+    tags: Vec<&'v str>,
+}
+
+/// A `POST /threat-intelligence/iocs` body.
+#[derive(Serialize)]
+struct UploadBody<'a> {
+    filter: &'a Value,
+    data: Vec<IocOut<'a>>,
+}
+
+/// The body for one batch, made when it is sent (never for all batches at once).
+fn upload_body<'a>(
+    params: &Params,
+    filter: &'a Value,
+    batch: &'a [Source<'_>],
+    now: DateTime<Utc>,
+) -> UploadBody<'a> {
+    UploadBody {
+        filter,
+        data: batch.iter().map(|source| ioc(params, source, now)).collect(),
+    }
+}
+
 /// The IOC for one target.
-fn ioc(params: &Params, source: &Source<'_>, now: DateTime<Utc>) -> Value {
+fn ioc<'s>(params: &Params, source: &'s Source<'_>, now: DateTime<Utc>) -> IocOut<'s> {
     // Targets are made only from objects that read, so the default is unreachable.
     let view = source.object.view().unwrap_or_default();
     let object_id = view.id.as_ref().map(ToString::to_string);
     // This action's own attributes from earlier runs come back on the objects; they describe
     // the export, not the indicator.
-    let attributes: Vec<Value> = view
-        .attributes
-        .iter()
-        .filter(|attribute| attribute.name != EXPORTED && attribute.name != EXPIRATION)
-        .map(|attribute| json!({ "name": attribute.name, "value": attribute.value }))
-        .collect();
-    let tags: Vec<&str> = view.tags.iter().map(|tag| tag.name()).collect();
-    let metadata = json!({ "attributes": attributes, "source": SOURCE, "tags": tags }).to_string();
-    let mut ioc = json!({
-        "value": source.value,
-        "type": ioc_type(source.kind),
-        "source": SOURCE,
-        "method": "EQUALS",
-        "validUntil": time_text(valid_until(params, source.kind, now)),
-        "creationTime": time_text(view.created_at().unwrap_or(now)),
-        "metadata": metadata,
-        "threatActors": view.adversaries.iter().map(|adversary| adversary.name()).collect::<Vec<_>>(),
-    });
-    if let Some(description) = view.description.as_deref().filter(|text| !text.is_empty()) {
-        ioc["description"] = json!(description);
+    let metadata = Metadata {
+        attributes: view
+            .attributes
+            .iter()
+            .filter(|attribute| attribute.name != EXPORTED && attribute.name != EXPIRATION)
+            .collect(),
+        source: SOURCE,
+        tags: view.tags.iter().map(|tag| tag.name()).collect(),
+    };
+    IocOut {
+        value: &source.value,
+        kind: ioc_type(source.kind),
+        source: SOURCE,
+        method: "EQUALS",
+        valid_until: time_text(valid_until(params, source.kind, now)),
+        creation_time: time_text(view.created_at().unwrap_or(now)),
+        metadata: serde_json::to_string(&metadata).unwrap_or_default(),
+        threat_actors: view
+            .adversaries
+            .iter()
+            .map(|adversary| adversary.name().to_string())
+            .collect(),
+        description: view.description.clone().filter(|text| !text.is_empty()),
+        reference: params.backlink(object_id.clone()).map(|link| [link]),
+        external_id: object_id,
     }
-    if let Some(object_id) = &object_id {
-        ioc["externalId"] = json!(object_id);
-    }
-    if let Some(link) = params.backlink(object_id) {
-        ioc["reference"] = json!([link]);
-    }
-    ioc
 }
 
 /// The console's own record of each IOC of a POST answer (it may clamp `validUntil`), keyed by
 /// type and lower-cased value: `(uploadTime, validUntil)`. The first record of a key wins.
 type Echoes = HashMap<(String, String), (Option<String>, Option<String>)>;
 
-fn echoes(response: &Value) -> Echoes {
+/// The fields of a stored IOC that [`Echoes`] keeps; the rest of the answer is skipped.
+#[derive(Deserialize)]
+struct Stored {
+    #[serde(rename = "type", default)]
+    kind: Option<Value>,
+    #[serde(default)]
+    value: Option<Value>,
+    #[serde(rename = "uploadTime", default)]
+    upload_time: Option<Value>,
+    #[serde(rename = "validUntil", default)]
+    valid_until: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    data: Option<Box<RawValue>>,
+}
+
+/// An answer that is not the list of stored IOCs gives no echoes: the request's values then
+/// stand in, as for an IOC the answer lacks.
+fn echoes(response: &RawValue) -> Echoes {
+    let stored: Vec<Stored> = serde_json::from_str::<Answer>(response.get())
+        .ok()
+        .and_then(|answer| answer.data)
+        .and_then(|data| serde_json::from_str(data.get()).ok())
+        .unwrap_or_default();
+    let text = |value: Option<Value>| match value {
+        Some(Value::String(text)) => Some(text),
+        _ => None,
+    };
     let mut echoes = Echoes::new();
-    for ioc in response
-        .get("data")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let text = |key: &str| ioc.get(key).and_then(Value::as_str);
-        let (Some(kind), Some(value)) = (text("type"), text("value")) else {
+    for ioc in stored {
+        let (Some(kind), Some(value)) = (text(ioc.kind), text(ioc.value)) else {
             continue;
         };
+        let upload_time = text(ioc.upload_time);
+        let valid_until = text(ioc.valid_until);
         echoes
-            .entry((kind.to_string(), value.to_lowercase()))
-            .or_insert_with(|| {
-                (
-                    text("uploadTime").map(str::to_string),
-                    text("validUntil").map(str::to_string),
-                )
-            });
+            .entry((kind, value.to_lowercase()))
+            .or_insert((upload_time, valid_until));
     }
     echoes
 }
@@ -238,25 +309,14 @@ impl Action for IocExport {
             })
             .collect();
         let batches: Vec<&[Source<'_>]> = sources.chunks(IOCS_PER_REQUEST).collect();
-        // Bodies are made batch by batch (by the worker that sends them), never all at once.
-        let body = |batch: &[Source<'_>]| {
-            let iocs: Vec<Value> = batch
-                .iter()
-                .map(|source| ioc(params, source, now))
-                .collect();
-            json!({ "filter": filter, "data": iocs })
-        };
         let targets_of = |batch: &&[Source<'_>]| batch.iter().map(|source| source.id).collect();
 
         if ctx.dry_run() {
             for batch in &batches {
                 let targets: Vec<TargetId> = targets_of(batch);
-                ctx.plan(
-                    "POST",
-                    "/threat-intelligence/iocs",
-                    Some(body(batch)),
-                    &targets,
-                );
+                let planned = serde_json::to_value(upload_body(params, &filter, batch, now))
+                    .unwrap_or_default();
+                ctx.plan("POST", "/threat-intelligence/iocs", Some(planned), &targets);
             }
             for source in &sources {
                 let detail = format!(
@@ -271,7 +331,10 @@ impl Action for IocExport {
 
         let responses = ctx.batches("export", &batches, targets_of, |client, batch| {
             client
-                .post("/threat-intelligence/iocs", &body(batch))
+                .post_as::<Box<RawValue>, _>(
+                    "/threat-intelligence/iocs",
+                    &upload_body(params, &filter, batch, now),
+                )
                 .map(|response| echoes(&response))
         });
         for (batch, echoed) in batches.iter().zip(responses) {

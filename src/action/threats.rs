@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::action::{RunContext, TargetId};
@@ -49,15 +50,12 @@ impl Threat {
             Value::Number(id) => id.to_string(),
             _ => return None,
         };
-        let succeeded = item
-            .get("mitigationStatus")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|report| report.get("status").and_then(Value::as_str) == Some("success"))
-            .filter_map(|report| report.get("action").and_then(Value::as_str))
-            .map(str::to_string)
-            .collect();
+        let succeeded = succeeded_actions(
+            item.get("mitigationStatus")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+        );
         Some(Self {
             id,
             sha1: text("/threatInfo/sha1").map(|sha1| sha1.to_ascii_lowercase()),
@@ -92,6 +90,84 @@ impl Threat {
             _ => false,
         }
     }
+}
+
+/// The fields of a threat that [`Threat`] reads, for look-ups that keep no raw threat: a page
+/// is read straight into these, skipping the rest of each threat (about 4 KB of JSON).
+#[derive(Deserialize)]
+struct ThreatFields {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(rename = "threatInfo", default)]
+    threat_info: Option<InfoFields>,
+    #[serde(rename = "agentRealtimeInfo", default)]
+    agent: Option<AgentFields>,
+    #[serde(rename = "mitigationStatus", default)]
+    reports: Option<Vec<Value>>,
+}
+
+#[derive(Deserialize)]
+struct InfoFields {
+    #[serde(default)]
+    sha1: Option<Value>,
+    #[serde(rename = "filePath", default)]
+    file_path: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct AgentFields {
+    #[serde(rename = "agentId", default)]
+    agent_id: Option<Value>,
+    #[serde(rename = "agentComputerName", default)]
+    computer_name: Option<Value>,
+    #[serde(rename = "agentNetworkStatus", default)]
+    network_status: Option<Value>,
+}
+
+impl ThreatFields {
+    /// The threat, with `raw` null; `None` without a usable id, as [`Threat::from_json`].
+    fn into_threat(self) -> Option<Threat> {
+        let text = |value: Option<Value>| match value {
+            Some(Value::String(text)) => Some(text),
+            _ => None,
+        };
+        let id = match self.id? {
+            Value::String(id) => id,
+            Value::Number(id) => id.to_string(),
+            _ => return None,
+        };
+        let (sha1, file_path) = self
+            .threat_info
+            .map_or((None, None), |info| (text(info.sha1), text(info.file_path)));
+        let (agent_id, computer_name, network_status) =
+            self.agent.map_or((None, None, None), |agent| {
+                (
+                    text(agent.agent_id),
+                    text(agent.computer_name),
+                    text(agent.network_status),
+                )
+            });
+        Some(Threat {
+            id,
+            sha1: sha1.map(|sha1| sha1.to_ascii_lowercase()),
+            file_path,
+            agent_id,
+            computer_name,
+            raw: Value::Null,
+            succeeded: succeeded_actions(self.reports.as_deref().unwrap_or_default()),
+            network_status,
+        })
+    }
+}
+
+/// `action` of the mitigation reports whose status is `success`.
+fn succeeded_actions(reports: &[Value]) -> Vec<String> {
+    reports
+        .iter()
+        .filter(|report| report.get("status").and_then(Value::as_str) == Some("success"))
+        .filter_map(|report| report.get("action").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
 }
 
 /// One look-up request: the filter to send and the targets it covers.
@@ -173,21 +249,27 @@ fn find_threats(
         |batch| batch.targets.clone(),
         |client, batch| {
             let mut threats = Vec::new();
-            for page in client.pages("/threats", batch.query.clone(), "/data") {
-                for item in page? {
-                    let configured_query_holds = query.is_none_or(|query| {
-                        batch.query.iter().any(|(key, _)| *key != "query")
-                            || threat_text_contains(&item, query)
-                    });
-                    if !configured_query_holds {
-                        continue;
-                    }
-                    if let Some(mut threat) = Threat::from_value(item) {
-                        if !keep_raw {
-                            threat.raw = Value::Null;
+            // The configured query checked here, on the whole threat, where it was not sent.
+            let check_query = query
+                .filter(|_| batch.query.iter().all(|(key, _)| *key == "query"));
+            if keep_raw || check_query.is_some() {
+                for page in client.pages("/threats", batch.query.clone(), "/data") {
+                    for item in page? {
+                        if check_query.is_some_and(|query| !threat_text_contains(&item, query)) {
+                            continue;
                         }
-                        threats.push(threat);
+                        if let Some(mut threat) = Threat::from_value(item) {
+                            if !keep_raw {
+                                threat.raw = Value::Null;
+                            }
+                            threats.push(threat);
+                        }
                     }
+                }
+            } else {
+                for page in client.pages_as::<ThreatFields>("/threats", batch.query.clone(), "/data")
+                {
+                    threats.extend(page?.into_iter().filter_map(ThreatFields::into_threat));
                 }
             }
             Ok(threats)
@@ -260,5 +342,34 @@ mod tests {
         assert!(!threat.matches(IndicatorType::FilePath, "other.exe"));
         assert_eq!(threat.agent_id.as_deref(), Some("42"));
         assert!(Threat::from_json(&json!({"threatInfo": {}})).is_none());
+    }
+
+    #[test]
+    fn lean_fields_read_as_the_whole_threat_does() {
+        let items = [
+            json!({"id": "9", "threatInfo": {"sha1": "ABC", "filePath": "C:\\x.exe"},
+                   "agentRealtimeInfo": {"agentId": "42", "agentComputerName": "pc-1",
+                                         "agentNetworkStatus": "disconnected"},
+                   "mitigationStatus": [{"action": "quarantine", "status": "success"},
+                                        {"action": "kill", "status": "failed"}]}),
+            json!({"id": 7, "threatInfo": null, "mitigationStatus": null}),
+            json!({"id": true}),
+            json!({"threatInfo": {"sha1": 5}}),
+        ];
+        for item in items {
+            let whole = Threat::from_json(&item).map(|threat| Threat {
+                raw: Value::Null,
+                ..threat
+            });
+            let lean = serde_json::from_value::<ThreatFields>(item.clone())
+                .ok()
+                .and_then(ThreatFields::into_threat);
+            assert_eq!(lean, whole, "{item}");
+        }
+        let threat = Threat::from_json(&json!({"id": "1", "mitigationStatus": [
+            {"action": "quarantine", "status": "success"}]}))
+        .unwrap();
+        assert!(threat.has_succeeded("quarantine"));
+        assert!(!threat.has_succeeded("kill"));
     }
 }
