@@ -175,6 +175,46 @@ impl ListEntry {
     }
 }
 
+/// What one look-up request found, read by the worker that sent it: each entry matched to the
+/// position of its hash in the request's values (an entry carrying two of them appears twice),
+/// and how many items had no id.
+struct BatchEntries<'v> {
+    positions: HashMap<&'v str, usize>,
+    matches: Vec<(usize, ListEntry, Value)>,
+    malformed: usize,
+}
+
+impl<'v> BatchEntries<'v> {
+    fn new(values: &'v [String]) -> Self {
+        Self {
+            positions: values
+                .iter()
+                .enumerate()
+                .map(|(position, value)| (value.as_str(), position))
+                .collect(),
+            matches: Vec::new(),
+            malformed: 0,
+        }
+    }
+
+    /// Records an item read as `entry` (`None` when it has no id); `item` is kept with it.
+    fn add(&mut self, entry: Option<(ListEntry, Vec<String>)>, item: Value) {
+        let Some((entry, hashes)) = entry else {
+            self.malformed += 1;
+            return;
+        };
+        for hash in hashes {
+            if let Some(&position) = self.positions.get(hash.as_str()) {
+                let entry = ListEntry {
+                    hash,
+                    ..entry.clone()
+                };
+                self.matches.push((position, entry, item.clone()));
+            }
+        }
+    }
+}
+
 /// A look-up: which list, where, and optionally which OS types.
 #[derive(Debug, Clone)]
 pub struct Lookup {
@@ -246,62 +286,42 @@ impl Lookup {
             })
             .collect();
         let batches: Vec<(Vec<TargetId>, Vec<String>)> = chunks.into_iter().zip(values).collect();
-        // Per item: the entry, the hashes it carries and the item (or null); `None` for an item
-        // without an id.
-        type Read = Option<(ListEntry, Vec<String>, Value)>;
         let pages = ctx.batches(
             "lookup",
             &batches,
             |(chunk, _)| chunk.clone(),
             |client, (_, values)| {
-                let mut read: Vec<Read> = Vec::new();
+                let mut read = BatchEntries::new(values);
                 let (path, query) = (self.list.path(), self.query(join_csv(values)));
                 if keep_items {
                     for page in client.pages(path, query, "/data") {
                         for item in page? {
-                            read.push(
-                                ListEntry::from_json(&item)
-                                    .map(|(entry, hashes)| (entry, hashes, item)),
-                            );
+                            read.add(ListEntry::from_json(&item), item);
                         }
                     }
                 } else {
                     for page in client.pages_as::<EntryFields>(path, query, "/data") {
                         for fields in page? {
-                            read.push(
-                                ListEntry::from_fields(fields)
-                                    .map(|(entry, hashes)| (entry, hashes, Value::Null)),
-                            );
+                            read.add(ListEntry::from_fields(fields), Value::Null);
                         }
                     }
                 }
-                Ok(read)
+                read.matches.shrink_to_fit();
+                Ok((read.matches, read.malformed))
             },
         );
         let mut found: HashMap<TargetId, Vec<(ListEntry, Value)>> = HashMap::new();
-        for ((chunk, _), items) in batches.iter().zip(pages) {
-            let Some(items) = items else { continue };
-            let by_hash: HashMap<&str, TargetId> = chunk
-                .iter()
-                .map(|id| (ctx.target(*id).value.as_str(), *id))
-                .collect();
-            let mut malformed = 0;
-            for read in items {
-                let Some((entry, hashes, item)) = read else {
-                    malformed += 1;
-                    continue;
-                };
-                for hash in hashes {
-                    if let Some(id) = by_hash.get(hash.as_str()) {
-                        let list = found.entry(*id).or_default();
-                        if !list.iter().any(|(known, _)| known.id == entry.id) {
-                            let entry = ListEntry {
-                                hash: hash.clone(),
-                                ..entry.clone()
-                            };
-                            list.push((entry, item.clone()));
-                        }
-                    }
+        for ((chunk, _), read) in batches.iter().zip(pages) {
+            let Some((matches, malformed)) = read else {
+                continue;
+            };
+            for (position, entry, item) in matches {
+                // Most hashes have one entry: a default Vec would reserve four.
+                let list = found
+                    .entry(chunk[position])
+                    .or_insert_with(|| Vec::with_capacity(1));
+                if !list.iter().any(|(known, _)| known.id == entry.id) {
+                    list.push((entry, item));
                 }
             }
             if malformed > 0 {

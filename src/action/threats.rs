@@ -272,6 +272,8 @@ fn find_threats(
                     threats.extend(page?.into_iter().filter_map(ThreatFields::into_threat));
                 }
             }
+            // Held until every look-up is done: no spare capacity.
+            threats.shrink_to_fit();
             Ok(threats)
         },
     );
@@ -291,7 +293,8 @@ fn find_threats(
             // Copies for all owners but the last, which takes the threat itself.
             let mut threat = Some(threat);
             for (position, id) in owners.iter().enumerate() {
-                let list = found.entry(*id).or_default();
+                // Most indicators have one threat: a default Vec would reserve four.
+                let list = found.entry(*id).or_insert_with(|| Vec::with_capacity(1));
                 let Some(candidate) = threat.as_ref() else {
                     break;
                 };
