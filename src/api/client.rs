@@ -6,6 +6,8 @@
 //! "JSON or not" (the actions do), and never writes the token into a message or a log line.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -35,6 +37,20 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most bytes read from a non-2xx body: S1 error bodies are tiny, and the status alone still
 /// classifies the answer when a proxy sends a large HTML page instead.
 const ERROR_BODY_LIMIT: u64 = 64 * 1024;
+
+/// Most bytes of a thread's answer buffer kept for its next answer.
+const KEPT_BODY_CAPACITY: usize = 4 * 1024 * 1024;
+
+thread_local! {
+    /// Each thread's answer buffer, reused from one request to the next. A new buffer for
+    /// every answer (up to a megabyte: 1,000 IOCs, 139 threats), freed once read, made glibc
+    /// raise its mmap threshold and keep that much again in every worker thread's arena: at
+    /// 50,000 objects, tens of megabytes of peak memory that held nothing.
+    static BODY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+
+    /// Each thread's request body buffer, reused likewise.
+    static REQUEST: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Everything the client needs, resolved from the connection configuration.
 #[derive(Clone, Debug)]
@@ -226,14 +242,16 @@ impl ApiClient {
         path: &str,
         body: &B,
     ) -> Result<T, Failure> {
-        let bytes = encode_body(path, body)?;
-        self.call(Method::Post, path, &[], Some(&bytes))
+        with_encoded(path, body, |bytes| {
+            self.call(Method::Post, path, &[], Some(bytes))
+        })
     }
 
     /// `DELETE` with a JSON body, as SentinelOne's bulk deletes expect.
     pub fn delete<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<Value, Failure> {
-        let bytes = encode_body(path, body)?;
-        self.call(Method::Delete, path, &[], Some(&bytes))
+        with_encoded(path, body, |bytes| {
+            self.call(Method::Delete, path, &[], Some(bytes))
+        })
     }
 
     /// Cursor pages of a list endpoint; items are read at the JSON pointer `items_at`
@@ -465,30 +483,44 @@ impl ApiClient {
         } else {
             ERROR_BODY_LIMIT.min(self.max_response_bytes)
         };
-        let bytes = match response.body_mut().with_config().limit(limit).read_to_vec() {
-            Ok(bytes) => bytes,
-            Err(ureq::Error::BodyExceedsLimit(_)) if success => {
-                return Err(Outcome::GiveUp(
-                    Failure::new(
-                        ErrorCode::UpstreamBadResponse,
-                        format!(
-                            "SentinelOne answered {endpoint} with more than {limit} bytes, the most this client reads"
-                        ),
-                    )
-                    .with_http_status(status),
-                ));
+        BODY.with_borrow_mut(|bytes| {
+            bytes.clear();
+            let read = response
+                .body_mut()
+                .with_config()
+                .limit(limit)
+                .reader()
+                .read_to_end(bytes)
+                .map_err(ureq::Error::from);
+            match read {
+                Ok(_) => {}
+                Err(ureq::Error::BodyExceedsLimit(_)) if success => {
+                    return Err(Outcome::GiveUp(
+                        Failure::new(
+                            ErrorCode::UpstreamBadResponse,
+                            format!(
+                                "SentinelOne answered {endpoint} with more than {limit} bytes, the most this client reads"
+                            ),
+                        )
+                        .with_http_status(status),
+                    ));
+                }
+                Err(error) if success => return Err(classify_transport(endpoint, &error)),
+                // The status decides a failed answer; its body only adds detail.
+                Err(_) => bytes.clear(),
             }
-            Err(error) if success => return Err(classify_transport(endpoint, &error)),
-            // The status decides a failed answer; its body only adds detail.
-            Err(_) => Vec::new(),
-        };
-        classify_response_as(
-            endpoint,
-            status,
-            retry_after.as_deref(),
-            &bytes,
-            SystemTime::now(),
-        )
+            let outcome = classify_response_as(
+                endpoint,
+                status,
+                retry_after.as_deref(),
+                bytes,
+                SystemTime::now(),
+            );
+            if bytes.capacity() > KEPT_BODY_CAPACITY {
+                *bytes = Vec::new();
+            }
+            outcome
+        })
     }
 
     /// Adds the headers and query every request carries.
@@ -503,9 +535,23 @@ impl ApiClient {
     }
 }
 
-fn encode_body<B: Serialize + ?Sized>(path: &str, body: &B) -> Result<Vec<u8>, Failure> {
-    serde_json::to_vec(body).map_err(|error| {
-        Failure::internal(format!("Could not encode the body for {path}: {error}"))
+/// Encodes `body` into this thread's request buffer (reused, as answers are: see [`BODY`])
+/// and runs `send` with the bytes, which every retry resends.
+fn with_encoded<B: Serialize + ?Sized, T>(
+    path: &str,
+    body: &B,
+    send: impl FnOnce(&[u8]) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    REQUEST.with_borrow_mut(|bytes| {
+        bytes.clear();
+        serde_json::to_writer(&mut *bytes, body).map_err(|error| {
+            Failure::internal(format!("Could not encode the body for {path}: {error}"))
+        })?;
+        let sent = send(bytes);
+        if bytes.capacity() > KEPT_BODY_CAPACITY {
+            *bytes = Vec::new();
+        }
+        sent
     })
 }
 

@@ -48,6 +48,13 @@ struct PageBody {
     pagination: Option<Value>,
 }
 
+/// A page whose items are `data` itself, read in one pass (no copy of the items' text).
+#[derive(Deserialize)]
+struct DataPage<T> {
+    data: Option<Vec<T>>,
+    pagination: Option<Value>,
+}
+
 impl<'a, T: DeserializeOwned> Pages<'a, T> {
     pub(crate) fn new(
         client: &'a ApiClient,
@@ -116,13 +123,25 @@ impl<T: DeserializeOwned> Iterator for Pages<'_, T> {
         if let Some(cursor) = &self.cursor {
             query.push(("cursor", cursor.clone()));
         }
-        let body: Option<PageBody> = match self.client.get_as(&self.path, &query) {
-            Ok(body) => body,
+        let read = if self.items_at == "/data" {
+            self.client
+                .get_as::<Option<DataPage<T>>>(&self.path, &query)
+                .map(|body| body.map_or((None, None), |body| (body.data, body.pagination)))
+        } else {
+            self.client
+                .get_as::<Option<PageBody>>(&self.path, &query)
+                .map(|body| {
+                    let (data, pagination) =
+                        body.map_or((None, None), |body| (body.data, body.pagination));
+                    (self.items(data), pagination)
+                })
+        };
+        let (items, pagination) = match read {
+            Ok(read) => read,
             Err(failure) => return self.fail(failure),
         };
         self.pages_read += 1;
-        let (data, pagination) = body.map_or((None, None), |body| (body.data, body.pagination));
-        let Some(items) = self.items(data) else {
+        let Some(items) = items else {
             let message = format!(
                 "SentinelOne answered GET {} without a list at {}",
                 self.path, self.items_at
