@@ -41,16 +41,13 @@ pub fn execute(input: &str, mode: Mode) -> (RunResult, ExitStatus) {
     })
 }
 
-/// As [`execute`], taking the text: it is dropped once parsed, since every object keeps its own
-/// raw text, so a large envelope is not held twice while the action runs and the result is
-/// written.
+/// As [`execute`], taking the text: the objects' raw JSON are slices of it, so a large envelope
+/// is held once while the action runs and the result is written.
 pub fn execute_owned(input: String, mode: Mode) -> (RunResult, ExitStatus) {
     guarded(move || {
         let started = Instant::now();
         register_token_early(&input);
-        let parsed = envelope::parse(&input);
-        drop(input);
-        execute_parsed(parsed, mode, started)
+        execute_parsed(envelope::parse_owned(input), mode, started)
     })
 }
 
