@@ -135,7 +135,7 @@ fn execute_parsed(
         request.action.as_ref(),
         request.objects_per_run,
     );
-    let output = if mode == Mode::Validate {
+    let (output, targets) = if mode == Mode::Validate {
         let outcomes = targets
             .iter()
             .map(|target| Outcome::Succeeded {
@@ -143,10 +143,11 @@ fn execute_parsed(
                 attributes: Vec::new(),
             })
             .collect();
-        RunOutput {
+        let output = RunOutput {
             outcomes,
             ..RunOutput::default()
-        }
+        };
+        (output, targets)
     } else {
         log::info(
             "start",
@@ -156,7 +157,7 @@ fn execute_parsed(
         let mut ctx = RunContext::new(
             &client,
             &envelope.objects,
-            targets.clone(),
+            targets,
             request.run.now,
             request.run.dry_run,
             envelope.state.as_ref(),
@@ -164,11 +165,11 @@ fn execute_parsed(
         if let Err(failure) = request.action.run(&mut ctx) {
             ctx.end_run(failure);
         }
-        let output = ctx.finish();
+        let (output, targets) = ctx.finish_with_targets();
         if request.run.dry_run {
             result.plan = Some(Vec::new());
         }
-        output
+        (output, targets)
     };
     let objects = std::mem::take(&mut envelope.objects);
     finish(result, objects, plans, &targets, output, &client, started)
