@@ -24,8 +24,7 @@ pub struct Threat {
     pub file_path: Option<String>,
     pub agent_id: Option<String>,
     pub computer_name: Option<String>,
-    /// The whole threat as SentinelOne returned it, for actions that report more fields; null
-    /// when it was looked up with [`find_lean`].
+    /// The whole threat as SentinelOne returned it, for actions that report more fields.
     pub raw: Value,
     /// `mitigationStatus[].action` of the reports with status `success`.
     succeeded: Vec<String>,
@@ -160,6 +159,59 @@ impl ThreatFields {
     }
 }
 
+/// A threat as the mitigation needs it ([`find_lean`]): id, computer, the mitigations reported
+/// done and whether its computer is isolated. About 100 bytes where a [`Threat`] takes several
+/// hundred, for 50,000 of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeanThreat {
+    pub id: String,
+    pub agent_id: Option<String>,
+    /// One bit per action of [`MITIGATIONS`] that SentinelOne reports done successfully.
+    succeeded: u8,
+    network_status: Option<&'static str>,
+}
+
+/// The `mitigationStatus[].action` names a [`LeanThreat`] records.
+const MITIGATIONS: [&str; 5] = ["kill", "quarantine", "remediate", "rollback", "unquarantine"];
+
+/// The agent network statuses a [`LeanThreat`] records.
+const NETWORK_STATUSES: [&str; 4] = ["connected", "connecting", "disconnected", "disconnecting"];
+
+impl LeanThreat {
+    /// As [`Threat::has_succeeded`], for the actions of [`MITIGATIONS`] (any other: false).
+    pub fn has_succeeded(&self, action: &str) -> bool {
+        MITIGATIONS
+            .iter()
+            .position(|known| *known == action)
+            .is_some_and(|bit| self.succeeded & (1 << bit) != 0)
+    }
+
+    /// As [`Threat::network_status`], for the statuses of [`NETWORK_STATUSES`] (any other:
+    /// `None`).
+    pub fn network_status(&self) -> Option<&str> {
+        self.network_status
+    }
+}
+
+impl From<Threat> for LeanThreat {
+    fn from(threat: Threat) -> Self {
+        let succeeded = MITIGATIONS
+            .iter()
+            .enumerate()
+            .filter(|(_, action)| threat.has_succeeded(action))
+            .fold(0u8, |bits, (bit, _)| bits | (1 << bit));
+        let network_status = threat
+            .network_status()
+            .and_then(|status| NETWORK_STATUSES.into_iter().find(|known| *known == status));
+        Self {
+            id: threat.id,
+            agent_id: threat.agent_id,
+            succeeded,
+            network_status,
+        }
+    }
+}
+
 /// `action` of the mitigation reports whose status is `success`.
 fn succeeded_actions(reports: &[Value]) -> Vec<String> {
     reports
@@ -173,7 +225,52 @@ fn succeeded_actions(reports: &[Value]) -> Vec<String> {
 /// One look-up request: the filter to send and the targets it covers.
 struct Batch {
     targets: Vec<TargetId>,
+    /// Type and value of each target, for the worker to match threats to them.
+    matchers: Vec<(IndicatorType, String)>,
     query: Vec<(&'static str, String)>,
+}
+
+/// Pushes `threat`; a first threat gets a list of its own size (most indicators have one,
+/// and a default Vec would reserve four).
+fn push_one(list: &mut Vec<Threat>, threat: Threat) {
+    if list.capacity() == 0 {
+        list.reserve_exact(1);
+    }
+    list.push(threat);
+}
+
+impl Batch {
+    /// The threats of each of the batch's targets (same positions), each threat once per
+    /// target; a threat matching several targets is copied for all but the last.
+    fn share_out(&self, threats: Vec<Threat>) -> Vec<Vec<Threat>> {
+        let mut lists: Vec<Vec<Threat>> = self.targets.iter().map(|_| Vec::new()).collect();
+        for threat in threats {
+            let owners: Vec<usize> = self
+                .matchers
+                .iter()
+                .enumerate()
+                .filter(|(_, (kind, value))| threat.matches(*kind, value))
+                .map(|(position, _)| position)
+                .filter(|position| {
+                    !lists[*position]
+                        .iter()
+                        .any(|known| known.id == threat.id)
+                })
+                .collect();
+            let Some((&last, others)) = owners.split_last() else {
+                continue;
+            };
+            for position in others {
+                push_one(&mut lists[*position], threat.clone());
+            }
+            push_one(&mut lists[last], threat);
+        }
+        // Held until every look-up is done: no spare capacity.
+        for list in &mut lists {
+            list.shrink_to_fit();
+        }
+        lists
+    }
 }
 
 /// The threats of every target in `ids` (SHA-1 or File Path), in the same order, with `query`
@@ -184,26 +281,27 @@ pub fn find(
     ids: &[TargetId],
     query: Option<&str>,
 ) -> Vec<Option<Vec<Threat>>> {
-    find_threats(ctx, ids, query, true)
+    find_threats(ctx, ids, query, true, |threat| threat)
 }
 
-/// As [`find`], without each threat's `raw` item (left null), for actions that need only the
-/// fields [`Threat`] reads: a threat is about 4 KB of JSON and several times that as a tree, so
-/// 50,000 of them would not fit in memory next to the envelope.
+/// As [`find`], each threat as a [`LeanThreat`] (read from only the fields it needs): a threat
+/// is about 4 KB of JSON and several times that as a tree, so 50,000 of them would not fit in
+/// memory next to the envelope.
 pub fn find_lean(
     ctx: &mut RunContext<'_>,
     ids: &[TargetId],
     query: Option<&str>,
-) -> Vec<Option<Vec<Threat>>> {
-    find_threats(ctx, ids, query, false)
+) -> Vec<Option<Vec<LeanThreat>>> {
+    find_threats(ctx, ids, query, false, LeanThreat::from)
 }
 
-fn find_threats(
+fn find_threats<T: Send>(
     ctx: &mut RunContext<'_>,
     ids: &[TargetId],
     query: Option<&str>,
     keep_raw: bool,
-) -> Vec<Option<Vec<Threat>>> {
+    convert: impl Fn(Threat) -> T + Sync,
+) -> Vec<Option<Vec<T>>> {
     let extra = |mut filters: Vec<(&'static str, String)>| {
         if let Some(query) = query {
             filters.push(("query", query.to_string()));
@@ -228,17 +326,21 @@ fn find_threats(
                 .iter()
                 .map(|id| ctx.target(*id).value.clone())
                 .collect();
+            let query = extra(vec![(filter, join_csv(&values))]);
             batches.push(Batch {
                 targets: chunk,
-                query: extra(vec![(filter, join_csv(&values))]),
+                matchers: values.into_iter().map(|value| (kind, value)).collect(),
+                query,
             });
         }
     }
     for id in of_kind(IndicatorType::FilePath, true) {
         // `query` is a single free-text value; a configured query is then applied here instead.
+        let value = ctx.target(id).value.clone();
         batches.push(Batch {
             targets: vec![id],
-            query: vec![("query", ctx.target(id).value.clone())],
+            matchers: vec![(IndicatorType::FilePath, value.clone())],
+            query: vec![("query", value)],
         });
     }
     // Each page is read into threats by the worker that fetched it, as it arrives, so the pages
@@ -272,43 +374,23 @@ fn find_threats(
                     threats.extend(page?.into_iter().filter_map(ThreatFields::into_threat));
                 }
             }
-            // Held until every look-up is done: no spare capacity.
-            threats.shrink_to_fit();
-            Ok(threats)
-        },
-    );
-    let mut found: HashMap<TargetId, Vec<Threat>> = HashMap::new();
-    for (batch, threats) in batches.iter().zip(pages) {
-        let Some(threats) = threats else { continue };
-        for threat in threats {
-            let owners: Vec<TargetId> = batch
-                .targets
-                .iter()
-                .copied()
-                .filter(|id| {
-                    let target = ctx.target(*id);
-                    threat.matches(target.kind, &target.value)
+            let lists: Vec<Vec<T>> = batch
+                .share_out(threats)
+                .into_iter()
+                .map(|list| {
+                    let mut converted = Vec::with_capacity(list.len());
+                    converted.extend(list.into_iter().map(&convert));
+                    converted
                 })
                 .collect();
-            // Copies for all owners but the last, which takes the threat itself.
-            let mut threat = Some(threat);
-            for (position, id) in owners.iter().enumerate() {
-                // Most indicators have one threat: a default Vec would reserve four.
-                let list = found.entry(*id).or_insert_with(|| Vec::with_capacity(1));
-                let Some(candidate) = threat.as_ref() else {
-                    break;
-                };
-                if list.iter().any(|known| known.id == candidate.id) {
-                    continue;
-                }
-                let entry = if position + 1 == owners.len() {
-                    threat.take()
-                } else {
-                    threat.clone()
-                };
-                list.extend(entry);
-            }
-        }
+            Ok(lists)
+        },
+    );
+    // Every target is in exactly one batch.
+    let mut found: HashMap<TargetId, Vec<T>> = HashMap::new();
+    for (batch, lists) in batches.iter().zip(pages) {
+        let Some(lists) = lists else { continue };
+        found.extend(batch.targets.iter().copied().zip(lists));
     }
     ids.iter()
         .map(|id| {
