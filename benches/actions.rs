@@ -220,6 +220,21 @@ impl Machine {
     }
 }
 
+/// User and system CPU seconds of this process so far (`/proc/self/stat`, clock ticks of
+/// 1/100 s, as on every Linux this runs on).
+fn own_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index).and_then(|f| f.parse::<f64>().ok());
+    // utime and stime are fields 14 and 15 of the line: 12 and 13 after the name.
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
 /// The one-minute load average.
 fn loadavg() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
@@ -242,6 +257,8 @@ struct Measured {
     result: Value,
     output_bytes: u64,
     load: f64,
+    /// CPU seconds this process (the simulator, serving the run) used meanwhile.
+    simulator_cpu_s: f64,
 }
 
 /// Runs `s1-actions <command>` with the envelope file on stdin, under GNU time.
@@ -249,6 +266,7 @@ fn measure(dir: &Path, command: &str, envelope: &Path) -> Result<Measured, Error
     let time_file = dir.join("time.txt");
     let out_file = dir.join("out.json");
     let load = loadavg();
+    let simulator_cpu = own_cpu_seconds();
     let started = Instant::now();
     let status = Command::new(GNU_TIME)
         .arg("-f")
@@ -285,6 +303,7 @@ fn measure(dir: &Path, command: &str, envelope: &Path) -> Result<Measured, Error
         result,
         output_bytes: output.len() as u64,
         load,
+        simulator_cpu_s: own_cpu_seconds() - simulator_cpu,
     })
 }
 
@@ -638,6 +657,7 @@ impl Row {
             "wall_s": self.wall(), "floor_s": self.floor_s, "user_s": self.measured.user_s,
             "sys_s": self.measured.sys_s, "max_rss_bytes": self.measured.max_rss_bytes,
             "exit": self.measured.exit, "status": self.status(), "load": self.measured.load,
+            "simulator_cpu_s": self.measured.simulator_cpu_s,
         })
     }
 }
@@ -746,16 +766,16 @@ fn report(
     let _ = writeln!(text);
     let _ = writeln!(
         text,
-        "| action | objects | run | requests (min) | 429 | wall s | floor s | wall/floor | req/s | CPU µs/object | peak RSS MB | envelope MB | RSS bar MB | result | load |"
+        "| action | objects | run | requests (min) | 429 | wall s | floor s | wall/floor | req/s | CPU µs/object | simulator CPU s | peak RSS MB | envelope MB | RSS bar MB | result | load |"
     );
     let _ = writeln!(
         text,
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
     );
     for row in rows {
         let _ = writeln!(
             text,
-            "| {} | {} | {} | {} ({}) | {} | {:.2} | {:.2} | {:.2} | {:.1} | {:.0} | {} | {} | {} | {} | {:.2} |",
+            "| {} | {} | {} | {} ({}) | {} | {:.2} | {:.2} | {:.2} | {:.1} | {:.0} | {:.2} | {} | {} | {} | {} | {:.2} |",
             row.action,
             row.size,
             if row.rerun { "re-run" } else { "first" },
@@ -767,6 +787,7 @@ fn report(
             row.wall() / row.floor_s,
             row.rate(),
             row.cpu_per_object_us(),
+            row.measured.simulator_cpu_s,
             mb(row.measured.max_rss_bytes as f64),
             mb(row.envelope_bytes as f64),
             mb(row.rss_bar()),

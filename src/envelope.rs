@@ -8,10 +8,12 @@
 //! (`request`).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
-use serde::{Deserialize, Deserializer};
+use serde::ser::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -96,40 +98,140 @@ pub struct RunInfo {
     pub now: Option<DateTime<Utc>>,
 }
 
+/// The envelope as read: [`Envelope`] with each object borrowed from the text, so that objects
+/// can share the text instead of copying it.
+#[derive(Deserialize)]
+struct WireEnvelope<'a> {
+    #[serde(default)]
+    protocol: Option<ProtocolVersion>,
+    action: ActionRef,
+    #[serde(default)]
+    run: RunInfo,
+    #[serde(default)]
+    config: Map<String, Value>,
+    #[serde(borrow, default)]
+    objects: Vec<&'a RawValue>,
+    #[serde(default)]
+    state: Option<Value>,
+}
+
 /// Reads an envelope, naming the field of the first problem (`run.deadline_seconds`).
 pub fn parse(text: &str) -> Result<Envelope, Failure> {
-    let deserializer = &mut serde_json::Deserializer::from_str(text);
-    let envelope: Envelope = serde_path_to_error::deserialize(deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            Failure::new(
-                ErrorCode::InputInvalidValue,
-                format!("The envelope is not valid JSON: {inner}"),
-            )
-            .with_field("envelope")
-        } else if path == "." && inner.to_string().contains("`action`") {
-            Failure::config_missing("action", "The envelope names no action (field action)")
-        } else if path == "." {
-            Failure::new(
-                ErrorCode::InputInvalidValue,
-                format!("The envelope is not valid: {inner}"),
-            )
-            .with_field("envelope")
-        } else {
-            let code = if path == "action" {
-                ErrorCode::ConfigInvalid
-            } else {
-                ErrorCode::InputInvalidValue
-            };
-            Failure::new(
-                code,
-                format!("The envelope field {path} is not valid: {inner}"),
-            )
-            .with_field(path)
+    parse_owned(text.to_string()).map_err(|(failure, _)| failure)
+}
+
+/// As [`parse`], keeping `text`: every object's raw JSON is a slice of it, so an envelope is
+/// held once, not once as text and once as objects. A refused text is handed back with the
+/// failure, so the caller can still account for the objects in it.
+pub fn parse_owned(text: String) -> Result<Envelope, (Failure, String)> {
+    let text = Arc::new(text);
+    let deserializer = &mut serde_json::Deserializer::from_str(text.as_str());
+    let wire: WireEnvelope<'_> = match serde_path_to_error::deserialize(deserializer) {
+        Ok(wire) => wire,
+        Err(err) => {
+            let failure = describe_refusal(err);
+            // Nothing has cloned the text yet: no object was made from it.
+            let text = Arc::try_unwrap(text).unwrap_or_else(|shared| shared.as_ref().clone());
+            return Err((failure, text));
         }
-    })?;
-    Ok(envelope)
+    };
+    let objects = wire
+        .objects
+        .iter()
+        .map(|raw| InputObject::new(RawObject::within(&text, raw.get())))
+        .collect();
+    Ok(Envelope {
+        protocol: wire.protocol,
+        action: wire.action,
+        run: wire.run,
+        config: wire.config,
+        objects,
+        state: wire.state,
+    })
+}
+
+/// The failure for an envelope serde could not read, naming the field at fault.
+fn describe_refusal(err: serde_path_to_error::Error<serde_json::Error>) -> Failure {
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        Failure::new(
+            ErrorCode::InputInvalidValue,
+            format!("The envelope is not valid JSON: {inner}"),
+        )
+        .with_field("envelope")
+    } else if path == "." && inner.to_string().contains("`action`") {
+        Failure::config_missing("action", "The envelope names no action (field action)")
+    } else if path == "." {
+        Failure::new(
+            ErrorCode::InputInvalidValue,
+            format!("The envelope is not valid: {inner}"),
+        )
+        .with_field("envelope")
+    } else {
+        let code = if path == "action" {
+            ErrorCode::ConfigInvalid
+        } else {
+            ErrorCode::InputInvalidValue
+        };
+        Failure::new(
+            code,
+            format!("The envelope field {path} is not valid: {inner}"),
+        )
+        .with_field(path)
+    }
+}
+
+/// An object's JSON text, exactly as received: a slice of the envelope's text, which every
+/// object of the envelope shares.
+#[derive(Debug, Clone)]
+pub struct RawObject {
+    text: Arc<String>,
+    start: usize,
+    end: usize,
+}
+
+impl RawObject {
+    /// `slice` as a part of `text`; a copy of it when it is not one.
+    fn within(text: &Arc<String>, slice: &str) -> Self {
+        let start = (slice.as_ptr() as usize).checked_sub(text.as_ptr() as usize);
+        let inside = |start: &usize| {
+            text.get(*start..*start + slice.len())
+                .is_some_and(|found| std::ptr::eq(found.as_ptr(), slice.as_ptr()))
+        };
+        match start.filter(inside) {
+            Some(start) => Self {
+                text: Arc::clone(text),
+                start,
+                end: start + slice.len(),
+            },
+            None => Self::from(slice.to_string()),
+        }
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        &self.text[self.start..self.end]
+    }
+}
+
+impl From<String> for RawObject {
+    fn from(text: String) -> Self {
+        let end = text.len();
+        Self {
+            text: Arc::new(text),
+            start: 0,
+            end,
+        }
+    }
+}
+
+impl Serialize for RawObject {
+    /// Written as it was received, byte for byte.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw: &RawValue = serde_json::from_str(self.get()).map_err(S::Error::custom)?;
+        raw.serialize(serializer)
+    }
 }
 
 /// One input object: its raw JSON (written back unchanged) and the fields every run reads.
@@ -138,17 +240,31 @@ pub fn parse(text: &str) -> Result<Envelope, Failure> {
 /// not kept: as owned strings and lists they took more memory than the object's text itself.
 #[derive(Debug)]
 pub struct InputObject {
-    raw: Box<RawValue>,
+    raw: RawObject,
     head: Result<ObjectHead, String>,
 }
 
 impl InputObject {
+    /// Reads the object's head from its text. The whole view is read once, so a malformed
+    /// object fails here, as early as any.
+    pub fn new(raw: RawObject) -> Self {
+        let text = raw.get();
+        let head = if text.trim_start().starts_with('{') {
+            serde_json::from_str::<ObjectView>(text)
+                .map(ObjectView::into_head)
+                .map_err(|err| err.to_string())
+        } else {
+            Err("the object is not a JSON object".to_string())
+        };
+        Self { raw, head }
+    }
+
     /// The object exactly as received.
-    pub fn raw(&self) -> &RawValue {
+    pub fn raw(&self) -> &RawObject {
         &self.raw
     }
 
-    pub fn into_raw(self) -> Box<RawValue> {
+    pub fn into_raw(self) -> RawObject {
         self.raw
     }
 
@@ -166,17 +282,10 @@ impl InputObject {
 }
 
 impl<'de> Deserialize<'de> for InputObject {
+    /// An object read on its own (not through [`parse`]) keeps its own copy of its text.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = Box::<RawValue>::deserialize(deserializer)?;
-        // The whole view is read once, so a malformed object fails here, as early as any.
-        let head = if raw.get().trim_start().starts_with('{') {
-            serde_json::from_str::<ObjectView>(raw.get())
-                .map(ObjectView::into_head)
-                .map_err(|err| err.to_string())
-        } else {
-            Err("the object is not a JSON object".to_string())
-        };
-        Ok(Self { raw, head })
+        Ok(Self::new(RawObject::from(raw.get().to_string())))
     }
 }
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::envelope::PROTOCOL;
+use crate::envelope::{PROTOCOL, RawObject};
 use crate::error::Failure;
 
 /// The output document.
@@ -192,7 +192,7 @@ impl AddedAttribute {
 /// An input object on its way out: its raw JSON plus the attributes to append.
 #[derive(Debug)]
 pub struct OutputObject {
-    pub raw: Box<RawValue>,
+    pub raw: RawObject,
     pub added: Vec<AddedAttribute>,
 }
 
@@ -292,8 +292,8 @@ impl JsonSchema for OutputObject {
 mod tests {
     use super::*;
 
-    fn raw(text: &str) -> Box<RawValue> {
-        RawValue::from_string(text.to_string()).unwrap()
+    fn raw(text: &str) -> RawObject {
+        RawObject::from(text.to_string())
     }
 
     #[test]

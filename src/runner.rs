@@ -42,17 +42,16 @@ pub fn execute(input: &str, mode: Mode) -> (RunResult, ExitStatus) {
     })
 }
 
-/// As [`execute`], taking the text: it is dropped once parsed, since every object keeps its own
-/// raw text, so a large envelope is not held twice while the action runs and the result is
-/// written.
+/// As [`execute`], taking the text: the objects' raw JSON are slices of it, so a large envelope
+/// is held once while the action runs and the result is written.
 pub fn execute_owned(input: String, mode: Mode) -> (RunResult, ExitStatus) {
     guarded(move || {
         let started = Instant::now();
         register_token_early(&input);
-        // Objects are salvaged from the text before it is dropped, so even a refused envelope
-        // accounts for every object it holds.
-        let parsed = envelope::parse(&input).map_err(|failure| (failure, salvage_objects(&input)));
-        drop(input);
+        // A refused envelope still accounts for every object it holds: they are salvaged from
+        // the text it hands back.
+        let parsed = envelope::parse_owned(input)
+            .map_err(|(failure, text)| (failure, salvage_objects(&text)));
         execute_parsed(parsed, mode, started)
     })
 }
@@ -145,7 +144,7 @@ fn execute_parsed(
         request.action.as_ref(),
         request.objects_per_run,
     );
-    let output = if mode == Mode::Validate {
+    let (output, targets) = if mode == Mode::Validate {
         let outcomes = targets
             .iter()
             .map(|target| Outcome::Succeeded {
@@ -153,10 +152,11 @@ fn execute_parsed(
                 attributes: Vec::new(),
             })
             .collect();
-        RunOutput {
+        let output = RunOutput {
             outcomes,
             ..RunOutput::default()
-        }
+        };
+        (output, targets)
     } else {
         log::info(
             "start",
@@ -166,7 +166,7 @@ fn execute_parsed(
         let mut ctx = RunContext::new(
             &client,
             &envelope.objects,
-            targets.clone(),
+            targets,
             request.run.now,
             request.run.dry_run,
             envelope.state.as_ref(),
@@ -174,11 +174,11 @@ fn execute_parsed(
         if let Err(failure) = request.action.run(&mut ctx) {
             ctx.end_run(failure);
         }
-        let output = ctx.finish();
+        let (output, targets) = ctx.finish_with_targets();
         if request.run.dry_run {
             result.plan = Some(Vec::new());
         }
-        output
+        (output, targets)
     };
     let objects = std::mem::take(&mut envelope.objects);
     finish(result, objects, plans, &targets, output, &client, started)

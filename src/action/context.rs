@@ -322,7 +322,13 @@ impl<'a> RunContext<'a> {
 
     /// Hands the outcomes back; targets still pending fail with the run error, or as an internal
     /// error when the action forgot them.
-    pub fn finish(mut self) -> RunOutput {
+    pub fn finish(self) -> RunOutput {
+        self.finish_with_targets().0
+    }
+
+    /// As [`RunContext::finish`], handing the targets back too (the runner needs them to write
+    /// the result, and they are not copied for the run).
+    pub fn finish_with_targets(mut self) -> (RunOutput, Vec<Target>) {
         let fallback = self.output.run_error.clone().unwrap_or_else(|| {
             Failure::internal("The action finished without reporting an outcome for this object")
         });
@@ -331,6 +337,6 @@ impl<'a> RunContext<'a> {
                 *outcome = Outcome::Failed(fallback.clone());
             }
         }
-        self.output
+        (self.output, self.targets)
     }
 }

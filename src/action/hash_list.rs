@@ -96,33 +96,57 @@ pub struct ListEntry {
     pub description: Option<String>,
 }
 
+/// The fields of a list item that [`ListEntry`] reads. A page is read straight into these
+/// (the rest of each item is skipped) unless the items themselves are wanted.
+#[derive(Deserialize)]
+struct EntryFields {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    value: Option<Value>,
+    #[serde(rename = "sha256Value", default)]
+    sha256_value: Option<Value>,
+    #[serde(rename = "osType", default)]
+    os_type: Option<Value>,
+    #[serde(default)]
+    scope: Option<Value>,
+    #[serde(rename = "scopeName", default)]
+    scope_name: Option<Value>,
+    #[serde(default)]
+    description: Option<Value>,
+}
+
 impl ListEntry {
     fn from_json(item: &Value) -> Option<(Self, Vec<String>)> {
+        Self::from_fields(EntryFields::deserialize(item).ok()?)
+    }
+
+    fn from_fields(item: EntryFields) -> Option<(Self, Vec<String>)> {
         // A blank id is no id: it would go into a DELETE's `ids`.
-        let id = match item.get("id")? {
-            Value::String(id) if !id.trim().is_empty() => id.clone(),
+        let id = match item.id? {
+            Value::String(id) if !id.trim().is_empty() => id,
             Value::Number(id) => id.to_string(),
             _ => return None,
         };
-        let hashes: Vec<String> = ["value", "sha256Value"]
-            .iter()
-            .filter_map(|key| item.get(*key).and_then(Value::as_str))
+        let hashes: Vec<String> = [&item.value, &item.sha256_value]
+            .into_iter()
+            .filter_map(|hash| hash.as_ref().and_then(Value::as_str))
             .map(str::to_ascii_lowercase)
             .collect();
-        let strings = |value: Option<&Value>| -> Vec<String> {
-            value
-                .and_then(Value::as_array)
-                .map(|list| {
-                    list.iter()
-                        .filter_map(|id| id.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let scope = item.get("scope");
-        let site_ids = strings(scope.and_then(|scope| scope.get("siteIds")));
+        let site_ids: Vec<String> = item
+            .scope
+            .as_ref()
+            .and_then(|scope| scope.get("siteIds"))
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|id| id.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
         let scope_name = item
-            .get("scopeName")
+            .scope_name
+            .as_ref()
             .and_then(Value::as_str)
             .map(str::to_ascii_lowercase)
             .unwrap_or_else(|| {
@@ -136,18 +160,59 @@ impl ListEntry {
             id,
             hash: String::new(),
             os_type: item
-                .get("osType")
+                .os_type
+                .as_ref()
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string(),
             site_ids,
             scope_name,
-            description: item
-                .get("description")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            description: match item.description {
+                Some(Value::String(text)) => Some(text),
+                _ => None,
+            },
         };
         Some((entry, hashes))
+    }
+}
+
+/// What one look-up request found, read by the worker that sent it: each entry matched to the
+/// position of its hash in the request's values (an entry carrying two of them appears twice),
+/// and how many items had no id.
+struct BatchEntries<'v> {
+    positions: HashMap<&'v str, usize>,
+    matches: Vec<(usize, ListEntry, Value)>,
+    malformed: usize,
+}
+
+impl<'v> BatchEntries<'v> {
+    fn new(values: &'v [String]) -> Self {
+        Self {
+            positions: values
+                .iter()
+                .enumerate()
+                .map(|(position, value)| (value.as_str(), position))
+                .collect(),
+            matches: Vec::new(),
+            malformed: 0,
+        }
+    }
+
+    /// Records an item read as `entry` (`None` when it has no id); `item` is kept with it.
+    fn add(&mut self, entry: Option<(ListEntry, Vec<String>)>, item: Value) {
+        let Some((entry, hashes)) = entry else {
+            self.malformed += 1;
+            return;
+        };
+        for hash in hashes {
+            if let Some(&position) = self.positions.get(hash.as_str()) {
+                let entry = ListEntry {
+                    hash,
+                    ..entry.clone()
+                };
+                self.matches.push((position, entry, item.clone()));
+            }
+        }
     }
 }
 
@@ -222,49 +287,42 @@ impl Lookup {
             })
             .collect();
         let batches: Vec<(Vec<TargetId>, Vec<String>)> = chunks.into_iter().zip(values).collect();
-        // Per item: the entry, the hashes it carries and the item (or null); `None` for an item
-        // without an id.
-        type Read = Option<(ListEntry, Vec<String>, Value)>;
         let pages = ctx.batches(
             "lookup",
             &batches,
             |(chunk, _)| chunk.clone(),
             |client, (_, values)| {
-                let mut read: Vec<Read> = Vec::new();
-                for page in client.pages(self.list.path(), self.query(join_csv(values)), "/data") {
-                    for item in page? {
-                        read.push(ListEntry::from_json(&item).map(|(entry, hashes)| {
-                            (entry, hashes, if keep_items { item } else { Value::Null })
-                        }));
+                let mut read = BatchEntries::new(values);
+                let (path, query) = (self.list.path(), self.query(join_csv(values)));
+                if keep_items {
+                    for page in client.pages(path, query, "/data") {
+                        for item in page? {
+                            read.add(ListEntry::from_json(&item), item);
+                        }
+                    }
+                } else {
+                    for page in client.pages_as::<EntryFields>(path, query, "/data") {
+                        for fields in page? {
+                            read.add(ListEntry::from_fields(fields), Value::Null);
+                        }
                     }
                 }
-                Ok(read)
+                read.matches.shrink_to_fit();
+                Ok((read.matches, read.malformed))
             },
         );
         let mut found: HashMap<TargetId, Vec<(ListEntry, Value)>> = HashMap::new();
-        for ((chunk, _), items) in batches.iter().zip(pages) {
-            let Some(items) = items else { continue };
-            let by_hash: HashMap<&str, TargetId> = chunk
-                .iter()
-                .map(|id| (ctx.target(*id).value.as_str(), *id))
-                .collect();
-            let mut malformed = 0;
-            for read in items {
-                let Some((entry, hashes, item)) = read else {
-                    malformed += 1;
-                    continue;
-                };
-                for hash in hashes {
-                    if let Some(id) = by_hash.get(hash.as_str()) {
-                        let list = found.entry(*id).or_default();
-                        if !list.iter().any(|(known, _)| known.id == entry.id) {
-                            let entry = ListEntry {
-                                hash: hash.clone(),
-                                ..entry.clone()
-                            };
-                            list.push((entry, item.clone()));
-                        }
-                    }
+        for ((chunk, _), read) in batches.iter().zip(pages) {
+            let Some((matches, malformed)) = read else {
+                continue;
+            };
+            for (position, entry, item) in matches {
+                // Most hashes have one entry: a default Vec would reserve four.
+                let list = found
+                    .entry(chunk[position])
+                    .or_insert_with(|| Vec::with_capacity(1));
+                if !list.iter().any(|(known, _)| known.id == entry.id) {
+                    list.push((entry, item));
                 }
             }
             if malformed > 0 {

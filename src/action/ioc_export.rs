@@ -12,11 +12,13 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
 use super::{Action, RunContext, TargetId};
-use crate::envelope::InputObject;
+use crate::envelope::{Attribute, InputObject};
 use crate::error::{ErrorCode, Failure};
 use crate::indicator::IndicatorType;
 use crate::result::AddedAttribute;
@@ -117,67 +119,286 @@ fn valid_until(params: &Params, kind: IndicatorType, now: DateTime<Utc>) -> Date
     now + Duration::days(i64::from(params.expiration_days(kind)))
 }
 
+/// One IOC as sent (keys in this order).
+#[derive(Serialize)]
+struct IocOut<'s> {
+    value: &'s str,
+    #[serde(rename = "type")]
+    kind: Option<&'static str>,
+    source: &'static str,
+    method: &'static str,
+    #[serde(rename = "validUntil")]
+    valid_until: String,
+    #[serde(rename = "creationTime")]
+    creation_time: String,
+    metadata: String,
+    #[serde(rename = "threatActors")]
+    threat_actors: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(rename = "externalId", skip_serializing_if = "Option::is_none")]
+    external_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference: Option<[String; 1]>,
+}
+
+/// The `metadata` JSON string: the object's attributes and tags.
+#[derive(Serialize)]
+struct Metadata<'v> {
+    attributes: Vec<&'v Attribute>,
+    source: &'static str,
+    tags: Vec<&'v str>,
+}
+
+/// A `POST /threat-intelligence/iocs` body; each IOC is made as it is written, so a batch's
+/// IOCs are never all held at once.
+struct UploadBody<'a> {
+    params: &'a Params,
+    filter: &'a Value,
+    batch: &'a [Source<'a>],
+    now: DateTime<Utc>,
+}
+
+impl Serialize for UploadBody<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Iocs<'b>(&'b UploadBody<'b>);
+        impl Serialize for Iocs<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let body = self.0;
+                serializer.collect_seq(
+                    body.batch
+                        .iter()
+                        .map(|source| ioc(body.params, source, body.now)),
+                )
+            }
+        }
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("filter", self.filter)?;
+        map.serialize_entry("data", &Iocs(self))?;
+        map.end()
+    }
+}
+
+/// The body for one batch, made when it is sent (never for all batches at once).
+fn upload_body<'a>(
+    params: &'a Params,
+    filter: &'a Value,
+    batch: &'a [Source<'a>],
+    now: DateTime<Utc>,
+) -> UploadBody<'a> {
+    UploadBody {
+        params,
+        filter,
+        batch,
+        now,
+    }
+}
+
 /// The IOC for one target.
-fn ioc(params: &Params, source: &Source<'_>, now: DateTime<Utc>) -> Value {
+fn ioc<'s>(params: &Params, source: &'s Source<'_>, now: DateTime<Utc>) -> IocOut<'s> {
     // Targets are made only from objects that read, so the default is unreachable.
     let view = source.object.view().unwrap_or_default();
     let object_id = view.id.as_ref().map(ToString::to_string);
     // This action's own attributes from earlier runs come back on the objects; they describe
     // the export, not the indicator.
-    let attributes: Vec<Value> = view
-        .attributes
-        .iter()
-        .filter(|attribute| attribute.name != EXPORTED && attribute.name != EXPIRATION)
-        .map(|attribute| json!({ "name": attribute.name, "value": attribute.value }))
-        .collect();
-    let tags: Vec<&str> = view.tags.iter().map(|tag| tag.name()).collect();
-    let metadata = json!({ "attributes": attributes, "source": SOURCE, "tags": tags }).to_string();
-    let mut ioc = json!({
-        "value": source.value,
-        "type": ioc_type(source.kind),
-        "source": SOURCE,
-        "method": "EQUALS",
-        "validUntil": time_text(valid_until(params, source.kind, now)),
-        "creationTime": time_text(view.created_at().unwrap_or(now)),
-        "metadata": metadata,
-        "threatActors": view.adversaries.iter().map(|adversary| adversary.name()).collect::<Vec<_>>(),
-    });
-    if let Some(description) = view.description.as_deref().filter(|text| !text.is_empty()) {
-        ioc["description"] = json!(description);
+    let metadata = Metadata {
+        attributes: view
+            .attributes
+            .iter()
+            .filter(|attribute| attribute.name != EXPORTED && attribute.name != EXPIRATION)
+            .collect(),
+        source: SOURCE,
+        tags: view.tags.iter().map(|tag| tag.name()).collect(),
+    };
+    IocOut {
+        value: &source.value,
+        kind: ioc_type(source.kind),
+        source: SOURCE,
+        method: "EQUALS",
+        valid_until: time_text(valid_until(params, source.kind, now)),
+        creation_time: time_text(view.created_at().unwrap_or(now)),
+        metadata: serde_json::to_string(&metadata).unwrap_or_default(),
+        threat_actors: view
+            .adversaries
+            .iter()
+            .map(|adversary| adversary.name().to_string())
+            .collect(),
+        description: view.description.clone().filter(|text| !text.is_empty()),
+        reference: params.backlink(object_id.clone()).map(|link| [link]),
+        external_id: object_id,
     }
-    if let Some(object_id) = &object_id {
-        ioc["externalId"] = json!(object_id);
-    }
-    if let Some(link) = params.backlink(object_id) {
-        ioc["reference"] = json!([link]);
-    }
-    ioc
 }
 
 /// The console's own record of each IOC of a POST answer (it may clamp `validUntil`), keyed by
 /// type and lower-cased value: `(uploadTime, validUntil)`. The first record of a key wins.
 type Echoes = HashMap<(String, String), (Option<String>, Option<String>)>;
 
-fn echoes(response: &Value) -> Echoes {
+/// A stored IOC's `type`, `value`, `uploadTime` and `validUntil`, where they are text.
+type StoredFields = [Option<String>; 4];
+
+/// A POST answer as far as [`Echoes`] needs it, read without building a JSON tree and
+/// leniently: an answer that is not `{"data": [ioc, …]}` gives no echoes (the request's values
+/// then stand in, as for an IOC the answer lacks), and whatever else it holds is skipped.
+#[derive(Default)]
+struct Answer(Vec<StoredFields>);
+
+impl<'de> Deserialize<'de> for Answer {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match deserializer.deserialize_any(Lenient::Answer)? {
+            Read::List(items) => Ok(Self(items)),
+            Read::Item(_) => Ok(Self::default()),
+        }
+    }
+}
+
+/// The `data` list of an answer.
+struct StoredList(Vec<StoredFields>);
+
+impl<'de> Deserialize<'de> for StoredList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match deserializer.deserialize_any(Lenient::List)? {
+            Read::List(items) => Ok(Self(items)),
+            Read::Item(_) => Ok(Self(Vec::new())),
+        }
+    }
+}
+
+/// One element of `data`: a stored IOC, or nothing for an element that is not an object.
+struct StoredItem(Option<StoredFields>);
+
+impl<'de> Deserialize<'de> for StoredItem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match deserializer.deserialize_any(Lenient::Item)? {
+            Read::Item(item) => Ok(Self(item)),
+            Read::List(_) => Ok(Self(None)),
+        }
+    }
+}
+
+/// A visitor that accepts any JSON value: an answer (an object with `data`), a list of stored
+/// IOCs (`data`) or one stored IOC (an element); every other shape reads as nothing.
+#[derive(Clone, Copy)]
+enum Lenient {
+    Answer,
+    List,
+    Item,
+}
+
+/// What a [`Lenient`] visitor read.
+enum Read {
+    List(Vec<StoredFields>),
+    Item(Option<StoredFields>),
+}
+
+impl Lenient {
+    fn nothing(self) -> Read {
+        match self {
+            Self::Answer | Self::List => Read::List(Vec::new()),
+            Self::Item => Read::Item(None),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Lenient {
+    type Value = Read;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Read, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StoredItem(item)) = seq.next_element::<StoredItem>()? {
+            if let (Self::List, Some(item)) = (self, item) {
+                items.push(item);
+            }
+        }
+        Ok(match self {
+            Self::List => Read::List(items),
+            other => other.nothing(),
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Read, A::Error> {
+        let mut fields = StoredFields::default();
+        let mut data = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let slot = match (self, key.as_str()) {
+                (Self::Answer, "data") => {
+                    data = map.next_value::<StoredList>()?.0;
+                    continue;
+                }
+                (Self::Item, "type") => Some(0),
+                (Self::Item, "value") => Some(1),
+                (Self::Item, "uploadTime") => Some(2),
+                (Self::Item, "validUntil") => Some(3),
+                _ => None,
+            };
+            match slot {
+                // A repeated key keeps its last value, as in a JSON tree.
+                Some(slot) => fields[slot] = map.next_value::<TextOrNothing>()?.0,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(match self {
+            Self::Answer => Read::List(data),
+            Self::List => Read::List(Vec::new()),
+            Self::Item => Read::Item(Some(fields)),
+        })
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Read, E> {
+        Ok(self.nothing())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Read, E> {
+        Ok(self.nothing())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Read, E> {
+        Ok(self.nothing())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Read, E> {
+        Ok(self.nothing())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Read, E> {
+        Ok(self.nothing())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Read, E> {
+        Ok(self.nothing())
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Read, E> {
+        Ok(self.nothing())
+    }
+}
+
+/// A JSON string as text; any other value as nothing.
+struct TextOrNothing(Option<String>);
+
+impl<'de> Deserialize<'de> for TextOrNothing {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::String(text) => Ok(Self(Some(text))),
+            _ => Ok(Self(None)),
+        }
+    }
+}
+
+fn echoes(answer: Answer) -> Echoes {
     let mut echoes = Echoes::new();
-    for ioc in response
-        .get("data")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let text = |key: &str| ioc.get(key).and_then(Value::as_str);
-        let (Some(kind), Some(value)) = (text("type"), text("value")) else {
+    for [kind, value, upload_time, valid_until] in answer.0 {
+        let (Some(kind), Some(value)) = (kind, value) else {
             continue;
         };
         echoes
-            .entry((kind.to_string(), value.to_lowercase()))
-            .or_insert_with(|| {
-                (
-                    text("uploadTime").map(str::to_string),
-                    text("validUntil").map(str::to_string),
-                )
-            });
+            .entry((kind, value.to_lowercase()))
+            .or_insert((upload_time, valid_until));
     }
     echoes
 }
@@ -238,25 +459,14 @@ impl Action for IocExport {
             })
             .collect();
         let batches: Vec<&[Source<'_>]> = sources.chunks(IOCS_PER_REQUEST).collect();
-        // Bodies are made batch by batch (by the worker that sends them), never all at once.
-        let body = |batch: &[Source<'_>]| {
-            let iocs: Vec<Value> = batch
-                .iter()
-                .map(|source| ioc(params, source, now))
-                .collect();
-            json!({ "filter": filter, "data": iocs })
-        };
         let targets_of = |batch: &&[Source<'_>]| batch.iter().map(|source| source.id).collect();
 
         if ctx.dry_run() {
             for batch in &batches {
                 let targets: Vec<TargetId> = targets_of(batch);
-                ctx.plan(
-                    "POST",
-                    "/threat-intelligence/iocs",
-                    Some(body(batch)),
-                    &targets,
-                );
+                let planned = serde_json::to_value(upload_body(params, &filter, batch, now))
+                    .unwrap_or_default();
+                ctx.plan("POST", "/threat-intelligence/iocs", Some(planned), &targets);
             }
             for source in &sources {
                 let detail = format!(
@@ -269,23 +479,36 @@ impl Action for IocExport {
             return Ok(());
         }
 
-        let responses = ctx.batches("export", &batches, targets_of, |client, batch| {
-            client
-                .post("/threat-intelligence/iocs", &body(batch))
-                .map(|response| echoes(&response))
+        // Each worker reduces its answer to the two attribute values of each IOC it sent, so
+        // the answers are not held until the last batch is done.
+        let exported = ctx.batches("export", &batches, targets_of, |client, batch| {
+            let echoed = client
+                .post_as::<Answer, _>(
+                    "/threat-intelligence/iocs",
+                    &upload_body(params, &filter, batch, now),
+                )
+                .map(echoes)?;
+            let values: Vec<(String, String)> = batch
+                .iter()
+                .map(|source| {
+                    let kind = ioc_type(source.kind).unwrap_or_default();
+                    // The request's values stand in where the answer lacks the IOC.
+                    let stored = echoed.get(&(kind.to_string(), source.value.to_lowercase()));
+                    let uploaded = stored
+                        .and_then(|(uploaded, _)| uploaded.clone())
+                        .unwrap_or_else(|| time_text(now));
+                    let until = stored
+                        .and_then(|(_, until)| until.clone())
+                        .unwrap_or_else(|| time_text(valid_until(params, source.kind, now)));
+                    (uploaded, until)
+                })
+                .collect();
+            Ok(values)
         });
-        for (batch, echoed) in batches.iter().zip(responses) {
-            let Some(echoed) = echoed else { continue };
-            for source in batch.iter() {
+        for (batch, values) in batches.iter().zip(exported) {
+            let Some(values) = values else { continue };
+            for (source, (uploaded, until)) in batch.iter().zip(values) {
                 let kind = ioc_type(source.kind).unwrap_or_default();
-                // The request's values stand in where the answer lacks the IOC.
-                let stored = echoed.get(&(kind.to_string(), source.value.to_lowercase()));
-                let uploaded = stored
-                    .and_then(|(uploaded, _)| uploaded.clone())
-                    .unwrap_or_else(|| time_text(now));
-                let until = stored
-                    .and_then(|(_, until)| until.clone())
-                    .unwrap_or_else(|| time_text(valid_until(params, source.kind, now)));
                 let detail = format!("Exported as {kind} until {until}");
                 ctx.succeed(
                     source.id,
@@ -353,6 +576,31 @@ mod tests {
             .backlink(Some("1".into())),
             None
         );
+    }
+
+    #[test]
+    fn answers_are_read_leniently() {
+        let read = |text: &str| echoes(serde_json::from_str::<Answer>(text).unwrap());
+        let echoed = read(
+            r#"{"data": [{"type": "DNS", "value": "A.example", "uploadTime": "u",
+                          "validUntil": "v", "x": {"y": [1]}},
+                         5, {"type": "URL"}, {"type": "DNS", "value": "a.example"}],
+                "pagination": {}}"#,
+        );
+        assert_eq!(echoed.len(), 1);
+        assert_eq!(
+            echoed.get(&("DNS".to_string(), "a.example".to_string())),
+            Some(&(Some("u".to_string()), Some("v".to_string())))
+        );
+        for other in [
+            "null",
+            "[]",
+            "\"x\"",
+            r#"{"data": {"a": 1}}"#,
+            r#"{"data": null}"#,
+        ] {
+            assert!(read(other).is_empty(), "{other}");
+        }
     }
 
     #[test]

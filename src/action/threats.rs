@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::action::{RunContext, TargetId};
@@ -23,8 +24,7 @@ pub struct Threat {
     pub file_path: Option<String>,
     pub agent_id: Option<String>,
     pub computer_name: Option<String>,
-    /// The whole threat as SentinelOne returned it, for actions that report more fields; null
-    /// when it was looked up with [`find_lean`].
+    /// The whole threat as SentinelOne returned it, for actions that report more fields.
     pub raw: Value,
     /// `mitigationStatus[].action` of the reports with status `success`.
     succeeded: Vec<String>,
@@ -44,27 +44,18 @@ impl Threat {
                 .and_then(Value::as_str)
                 .map(str::to_string)
         };
-        // A blank id is no id: ids go into write filters, where `[""]` could be read as no
-        // filter at all — every threat, or every computer.
-        let id = match item.get("id")? {
-            Value::String(id) if !id.trim().is_empty() => id.clone(),
-            Value::Number(id) => id.to_string(),
-            _ => return None,
-        };
-        let succeeded = item
-            .get("mitigationStatus")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|report| report.get("status").and_then(Value::as_str) == Some("success"))
-            .filter_map(|report| report.get("action").and_then(Value::as_str))
-            .map(str::to_string)
-            .collect();
+        let id = usable_id(item.get("id")?.clone())?;
+        let succeeded = succeeded_actions(
+            item.get("mitigationStatus")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+        );
         Some(Self {
             id,
             sha1: text("/threatInfo/sha1").map(|sha1| sha1.to_ascii_lowercase()),
             file_path: text("/threatInfo/filePath"),
-            agent_id: text("/agentRealtimeInfo/agentId").filter(|id| !id.trim().is_empty()),
+            agent_id: text("/agentRealtimeInfo/agentId").and_then(nonblank),
             computer_name: text("/agentRealtimeInfo/agentComputerName"),
             succeeded,
             network_status: text("/agentRealtimeInfo/agentNetworkStatus"),
@@ -96,10 +87,199 @@ impl Threat {
     }
 }
 
+/// The fields of a threat that [`Threat`] reads, for look-ups that keep no raw threat: a page
+/// is read straight into these, skipping the rest of each threat (about 4 KB of JSON).
+#[derive(Deserialize)]
+struct ThreatFields {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(rename = "threatInfo", default)]
+    threat_info: Option<InfoFields>,
+    #[serde(rename = "agentRealtimeInfo", default)]
+    agent: Option<AgentFields>,
+    #[serde(rename = "mitigationStatus", default)]
+    reports: Option<Vec<Value>>,
+}
+
+#[derive(Deserialize)]
+struct InfoFields {
+    #[serde(default)]
+    sha1: Option<Value>,
+    #[serde(rename = "filePath", default)]
+    file_path: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct AgentFields {
+    #[serde(rename = "agentId", default)]
+    agent_id: Option<Value>,
+    #[serde(rename = "agentComputerName", default)]
+    computer_name: Option<Value>,
+    #[serde(rename = "agentNetworkStatus", default)]
+    network_status: Option<Value>,
+}
+
+impl ThreatFields {
+    /// The threat, with `raw` null; `None` without a usable id, as [`Threat::from_json`].
+    fn into_threat(self) -> Option<Threat> {
+        let text = |value: Option<Value>| match value {
+            Some(Value::String(text)) => Some(text),
+            _ => None,
+        };
+        let id = usable_id(self.id?)?;
+        let (sha1, file_path) = self
+            .threat_info
+            .map_or((None, None), |info| (text(info.sha1), text(info.file_path)));
+        let (agent_id, computer_name, network_status) =
+            self.agent.map_or((None, None, None), |agent| {
+                (
+                    text(agent.agent_id).and_then(nonblank),
+                    text(agent.computer_name),
+                    text(agent.network_status),
+                )
+            });
+        Some(Threat {
+            id,
+            sha1: sha1.map(|sha1| sha1.to_ascii_lowercase()),
+            file_path,
+            agent_id,
+            computer_name,
+            raw: Value::Null,
+            succeeded: succeeded_actions(self.reports.as_deref().unwrap_or_default()),
+            network_status,
+        })
+    }
+}
+
+/// A threat as the mitigation needs it ([`find_lean`]): id, computer, the mitigations reported
+/// done and whether its computer is isolated. About 100 bytes where a [`Threat`] takes several
+/// hundred, for 50,000 of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeanThreat {
+    pub id: String,
+    pub agent_id: Option<String>,
+    /// One bit per action of [`MITIGATIONS`] that SentinelOne reports done successfully.
+    succeeded: u8,
+    network_status: Option<&'static str>,
+}
+
+/// The `mitigationStatus[].action` names a [`LeanThreat`] records.
+const MITIGATIONS: [&str; 5] = [
+    "kill",
+    "quarantine",
+    "remediate",
+    "rollback",
+    "unquarantine",
+];
+
+/// The agent network statuses a [`LeanThreat`] records.
+const NETWORK_STATUSES: [&str; 4] = ["connected", "connecting", "disconnected", "disconnecting"];
+
+impl LeanThreat {
+    /// As [`Threat::has_succeeded`], for the actions of [`MITIGATIONS`] (any other: false).
+    pub fn has_succeeded(&self, action: &str) -> bool {
+        MITIGATIONS
+            .iter()
+            .position(|known| *known == action)
+            .is_some_and(|bit| self.succeeded & (1 << bit) != 0)
+    }
+
+    /// As [`Threat::network_status`], for the statuses of [`NETWORK_STATUSES`] (any other:
+    /// `None`).
+    pub fn network_status(&self) -> Option<&str> {
+        self.network_status
+    }
+}
+
+impl From<Threat> for LeanThreat {
+    fn from(threat: Threat) -> Self {
+        let succeeded = MITIGATIONS
+            .iter()
+            .enumerate()
+            .filter(|(_, action)| threat.has_succeeded(action))
+            .fold(0u8, |bits, (bit, _)| bits | (1 << bit));
+        let network_status = threat
+            .network_status()
+            .and_then(|status| NETWORK_STATUSES.into_iter().find(|known| *known == status));
+        Self {
+            id: threat.id,
+            agent_id: threat.agent_id,
+            succeeded,
+            network_status,
+        }
+    }
+}
+
+/// A threat id as text. A blank id is no id: ids go into write filters, where `[""]` could
+/// be read as no filter at all — every threat, or every computer.
+fn usable_id(id: Value) -> Option<String> {
+    match id {
+        Value::String(id) => nonblank(id),
+        Value::Number(id) => Some(id.to_string()),
+        _ => None,
+    }
+}
+
+/// `id` unless it is blank (an agent id, like a threat id, goes into write filters).
+fn nonblank(id: String) -> Option<String> {
+    (!id.trim().is_empty()).then_some(id)
+}
+
+/// `action` of the mitigation reports whose status is `success`.
+fn succeeded_actions(reports: &[Value]) -> Vec<String> {
+    reports
+        .iter()
+        .filter(|report| report.get("status").and_then(Value::as_str) == Some("success"))
+        .filter_map(|report| report.get("action").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
+}
+
 /// One look-up request: the filter to send and the targets it covers.
 struct Batch {
     targets: Vec<TargetId>,
+    /// Type and value of each target, for the worker to match threats to them.
+    matchers: Vec<(IndicatorType, String)>,
     query: Vec<(&'static str, String)>,
+}
+
+/// Pushes `threat`; a first threat gets a list of its own size (most indicators have one,
+/// and a default Vec would reserve four).
+fn push_one(list: &mut Vec<Threat>, threat: Threat) {
+    if list.capacity() == 0 {
+        list.reserve_exact(1);
+    }
+    list.push(threat);
+}
+
+impl Batch {
+    /// The threats of each of the batch's targets (same positions), each threat once per
+    /// target; a threat matching several targets is copied for all but the last.
+    fn share_out(&self, threats: Vec<Threat>) -> Vec<Vec<Threat>> {
+        let mut lists: Vec<Vec<Threat>> = self.targets.iter().map(|_| Vec::new()).collect();
+        for threat in threats {
+            let owners: Vec<usize> = self
+                .matchers
+                .iter()
+                .enumerate()
+                .filter(|(_, (kind, value))| threat.matches(*kind, value))
+                .map(|(position, _)| position)
+                .filter(|position| !lists[*position].iter().any(|known| known.id == threat.id))
+                .collect();
+            let Some((&last, others)) = owners.split_last() else {
+                continue;
+            };
+            for position in others {
+                push_one(&mut lists[*position], threat.clone());
+            }
+            push_one(&mut lists[last], threat);
+        }
+        // Held until every look-up is done: no spare capacity.
+        for list in &mut lists {
+            list.shrink_to_fit();
+        }
+        lists
+    }
 }
 
 /// The threats of every target in `ids` (SHA-1 or File Path), in the same order, with `query`
@@ -110,26 +290,27 @@ pub fn find(
     ids: &[TargetId],
     query: Option<&str>,
 ) -> Vec<Option<Vec<Threat>>> {
-    find_threats(ctx, ids, query, true)
+    find_threats(ctx, ids, query, true, |threat| threat)
 }
 
-/// As [`find`], without each threat's `raw` item (left null), for actions that need only the
-/// fields [`Threat`] reads: a threat is about 4 KB of JSON and several times that as a tree, so
-/// 50,000 of them would not fit in memory next to the envelope.
+/// As [`find`], each threat as a [`LeanThreat`] (read from only the fields it needs): a threat
+/// is about 4 KB of JSON and several times that as a tree, so 50,000 of them would not fit in
+/// memory next to the envelope.
 pub fn find_lean(
     ctx: &mut RunContext<'_>,
     ids: &[TargetId],
     query: Option<&str>,
-) -> Vec<Option<Vec<Threat>>> {
-    find_threats(ctx, ids, query, false)
+) -> Vec<Option<Vec<LeanThreat>>> {
+    find_threats(ctx, ids, query, false, LeanThreat::from)
 }
 
-fn find_threats(
+fn find_threats<T: Send>(
     ctx: &mut RunContext<'_>,
     ids: &[TargetId],
     query: Option<&str>,
     keep_raw: bool,
-) -> Vec<Option<Vec<Threat>>> {
+    convert: impl Fn(Threat) -> T + Sync,
+) -> Vec<Option<Vec<T>>> {
     let extra = |mut filters: Vec<(&'static str, String)>| {
         if let Some(query) = query {
             filters.push(("query", query.to_string()));
@@ -154,17 +335,21 @@ fn find_threats(
                 .iter()
                 .map(|id| ctx.target(*id).value.clone())
                 .collect();
+            let query = extra(vec![(filter, join_csv(&values))]);
             batches.push(Batch {
                 targets: chunk,
-                query: extra(vec![(filter, join_csv(&values))]),
+                matchers: values.into_iter().map(|value| (kind, value)).collect(),
+                query,
             });
         }
     }
     for id in of_kind(IndicatorType::FilePath, true) {
         // `query` is a single free-text value; a configured query is then applied here instead.
+        let value = ctx.target(id).value.clone();
         batches.push(Batch {
             targets: vec![id],
-            query: vec![("query", ctx.target(id).value.clone())],
+            matchers: vec![(IndicatorType::FilePath, value.clone())],
+            query: vec![("query", value)],
         });
     }
     // Each page is read into threats by the worker that fetched it, as it arrives, so the pages
@@ -175,57 +360,46 @@ fn find_threats(
         |batch| batch.targets.clone(),
         |client, batch| {
             let mut threats = Vec::new();
-            for page in client.pages("/threats", batch.query.clone(), "/data") {
-                for item in page? {
-                    let configured_query_holds = query.is_none_or(|query| {
-                        batch.query.iter().any(|(key, _)| *key != "query")
-                            || threat_text_contains(&item, query)
-                    });
-                    if !configured_query_holds {
-                        continue;
-                    }
-                    if let Some(mut threat) = Threat::from_value(item) {
-                        if !keep_raw {
-                            threat.raw = Value::Null;
+            // The configured query checked here, on the whole threat, where it was not sent.
+            let check_query = query.filter(|_| batch.query.iter().all(|(key, _)| *key == "query"));
+            if keep_raw || check_query.is_some() {
+                for page in client.pages("/threats", batch.query.clone(), "/data") {
+                    for item in page? {
+                        if check_query.is_some_and(|query| !threat_text_contains(&item, query)) {
+                            continue;
                         }
-                        threats.push(threat);
+                        if let Some(mut threat) = Threat::from_value(item) {
+                            if !keep_raw {
+                                threat.raw = Value::Null;
+                            }
+                            threats.push(threat);
+                        }
                     }
                 }
+            } else {
+                for page in
+                    client.pages_as::<ThreatFields>("/threats", batch.query.clone(), "/data")
+                {
+                    threats.extend(page?.into_iter().filter_map(ThreatFields::into_threat));
+                }
             }
-            Ok(threats)
-        },
-    );
-    let mut found: HashMap<TargetId, Vec<Threat>> = HashMap::new();
-    for (batch, threats) in batches.iter().zip(pages) {
-        let Some(threats) = threats else { continue };
-        for threat in threats {
-            let owners: Vec<TargetId> = batch
-                .targets
-                .iter()
-                .copied()
-                .filter(|id| {
-                    let target = ctx.target(*id);
-                    threat.matches(target.kind, &target.value)
+            let lists: Vec<Vec<T>> = batch
+                .share_out(threats)
+                .into_iter()
+                .map(|list| {
+                    let mut converted = Vec::with_capacity(list.len());
+                    converted.extend(list.into_iter().map(&convert));
+                    converted
                 })
                 .collect();
-            // Copies for all owners but the last, which takes the threat itself.
-            let mut threat = Some(threat);
-            for (position, id) in owners.iter().enumerate() {
-                let list = found.entry(*id).or_default();
-                let Some(candidate) = threat.as_ref() else {
-                    break;
-                };
-                if list.iter().any(|known| known.id == candidate.id) {
-                    continue;
-                }
-                let entry = if position + 1 == owners.len() {
-                    threat.take()
-                } else {
-                    threat.clone()
-                };
-                list.extend(entry);
-            }
-        }
+            Ok(lists)
+        },
+    );
+    // Every target is in exactly one batch.
+    let mut found: HashMap<TargetId, Vec<T>> = HashMap::new();
+    for (batch, lists) in batches.iter().zip(pages) {
+        let Some(lists) = lists else { continue };
+        found.extend(batch.targets.iter().copied().zip(lists));
     }
     ids.iter()
         .map(|id| {
@@ -266,5 +440,34 @@ mod tests {
         let blank_agent =
             Threat::from_json(&json!({"id": 7, "agentRealtimeInfo": {"agentId": ""}})).unwrap();
         assert_eq!((blank_agent.id.as_str(), blank_agent.agent_id), ("7", None));
+    }
+
+    #[test]
+    fn lean_fields_read_as_the_whole_threat_does() {
+        let items = [
+            json!({"id": "9", "threatInfo": {"sha1": "ABC", "filePath": "C:\\x.exe"},
+                   "agentRealtimeInfo": {"agentId": "42", "agentComputerName": "pc-1",
+                                         "agentNetworkStatus": "disconnected"},
+                   "mitigationStatus": [{"action": "quarantine", "status": "success"},
+                                        {"action": "kill", "status": "failed"}]}),
+            json!({"id": 7, "threatInfo": null, "mitigationStatus": null}),
+            json!({"id": true}),
+            json!({"threatInfo": {"sha1": 5}}),
+        ];
+        for item in items {
+            let whole = Threat::from_json(&item).map(|threat| Threat {
+                raw: Value::Null,
+                ..threat
+            });
+            let lean = serde_json::from_value::<ThreatFields>(item.clone())
+                .ok()
+                .and_then(ThreatFields::into_threat);
+            assert_eq!(lean, whole, "{item}");
+        }
+        let threat = Threat::from_json(&json!({"id": "1", "mitigationStatus": [
+            {"action": "quarantine", "status": "success"}]}))
+        .unwrap();
+        assert!(threat.has_succeeded("quarantine"));
+        assert!(!threat.has_succeeded("kill"));
     }
 }

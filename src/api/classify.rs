@@ -10,6 +10,7 @@
 use std::io;
 use std::time::{Duration, SystemTime};
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::{ErrorCode, Failure};
@@ -210,19 +211,51 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 }
 
 fn parse_success_body(endpoint: &str, status: u16, body: &[u8]) -> Outcome {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Outcome::Success(Value::Null);
-    }
-    match serde_json::from_slice(body) {
+    match parse_success(endpoint, status, body) {
         Ok(value) => Outcome::Success(value),
-        Err(error) => Outcome::GiveUp(
-            Failure::new(
-                ErrorCode::UpstreamBadResponse,
-                format!("SentinelOne answered {endpoint} with a body that is not JSON ({error})"),
-            )
-            .with_http_status(status),
-        ),
+        Err(failure) => Outcome::GiveUp(failure),
     }
+}
+
+/// As [`classify_response`], reading a 2xx body as `T` (only the fields `T` names, without
+/// building a JSON tree); `Err` is the retry or failure outcome, never `Success`.
+pub fn classify_response_as<T: DeserializeOwned>(
+    endpoint: &str,
+    status: u16,
+    retry_after: Option<&str>,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<T, Outcome> {
+    if (200..300).contains(&status) {
+        return parse_success(endpoint, status, body).map_err(Outcome::GiveUp);
+    }
+    Err(classify_response(endpoint, status, retry_after, body, now))
+}
+
+/// A 2xx body as `T`; an empty body reads as JSON `null`. A body that is not JSON, or not the
+/// shape `T` needs, is `upstream.bad_response`.
+fn parse_success<T: DeserializeOwned>(
+    endpoint: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<T, Failure> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"null".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|error| {
+        let what = if error.is_data() {
+            "a body of an unexpected shape"
+        } else {
+            "a body that is not JSON"
+        };
+        Failure::new(
+            ErrorCode::UpstreamBadResponse,
+            format!("SentinelOne answered {endpoint} with {what} ({error})"),
+        )
+        .with_http_status(status)
+    })
 }
 
 fn reason_phrase(status: u16) -> &'static str {

@@ -6,16 +6,19 @@
 //! "JSON or not" (the actions do), and never writes the token into a message or a log line.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 use ureq::{Agent, Proxy, ProxyProtocol};
 
-use super::classify::{Outcome, classify_response, classify_transport};
+use super::classify::{Outcome, classify_response_as, classify_transport};
 use super::page::Pages;
 use super::pool::run_parallel;
 use super::rate::RateLimiter;
@@ -34,6 +37,20 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most bytes read from a non-2xx body: S1 error bodies are tiny, and the status alone still
 /// classifies the answer when a proxy sends a large HTML page instead.
 const ERROR_BODY_LIMIT: u64 = 64 * 1024;
+
+/// Most bytes of a thread's answer buffer kept for its next answer.
+const KEPT_BODY_CAPACITY: usize = 4 * 1024 * 1024;
+
+thread_local! {
+    /// Each thread's answer buffer, reused from one request to the next. A new buffer for
+    /// every answer (up to a megabyte: 1,000 IOCs, 139 threats), freed once read, made glibc
+    /// raise its mmap threshold and keep that much again in every worker thread's arena: at
+    /// 50,000 objects, tens of megabytes of peak memory that held nothing.
+    static BODY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+
+    /// Each thread's request body buffer, reused likewise.
+    static REQUEST: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Everything the client needs, resolved from the connection configuration.
 #[derive(Clone, Debug)]
@@ -204,16 +221,37 @@ impl ApiClient {
         self.call(Method::Get, path, query, None)
     }
 
+    /// As [`ApiClient::get`], reading the answer as `T`: only the fields `T` names are read,
+    /// and no JSON tree is built. An answer of another shape is `upstream.bad_response`.
+    pub fn get_as<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, Failure> {
+        self.call(Method::Get, path, query, None)
+    }
+
     /// `POST` a JSON body to an API path.
-    pub fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
-        let bytes = encode_body(path, body)?;
-        self.call(Method::Post, path, &[], Some(&bytes))
+    pub fn post<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<Value, Failure> {
+        self.post_as(path, body)
+    }
+
+    /// As [`ApiClient::post`], reading the answer as `T` (see [`ApiClient::get_as`]).
+    pub fn post_as<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Failure> {
+        with_encoded(path, body, |bytes| {
+            self.call(Method::Post, path, &[], Some(bytes))
+        })
     }
 
     /// `DELETE` with a JSON body, as SentinelOne's bulk deletes expect.
-    pub fn delete(&self, path: &str, body: &Value) -> Result<Value, Failure> {
-        let bytes = encode_body(path, body)?;
-        self.call(Method::Delete, path, &[], Some(&bytes))
+    pub fn delete<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<Value, Failure> {
+        with_encoded(path, body, |bytes| {
+            self.call(Method::Delete, path, &[], Some(bytes))
+        })
     }
 
     /// Cursor pages of a list endpoint; items are read at the JSON pointer `items_at`
@@ -224,6 +262,17 @@ impl ApiClient {
         query: Vec<(&'static str, String)>,
         items_at: &'static str,
     ) -> Pages<'a> {
+        Pages::new(self, path, query, items_at)
+    }
+
+    /// As [`ApiClient::pages`], each item read as `T` (see [`ApiClient::get_as`]): for large
+    /// listings where the action needs a few fields of each item.
+    pub fn pages_as<'a, T: DeserializeOwned>(
+        &'a self,
+        path: &str,
+        query: Vec<(&'static str, String)>,
+        items_at: &'static str,
+    ) -> Pages<'a, T> {
         Pages::new(self, path, query, items_at)
     }
 
@@ -279,13 +328,13 @@ impl ApiClient {
 
     /// The attempt loop: wait for a rate slot, send, classify, and retry within the budget and
     /// the deadline. `body` is serialized once by the caller and resent as the same bytes.
-    fn call(
+    fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, String)],
         body: Option<&[u8]>,
-    ) -> Result<Value, Failure> {
+    ) -> Result<T, Failure> {
         let url = self.base.api(path);
         let endpoint = format!("{} {path}", method.as_str());
         let mut attempts: u32 = 0;
@@ -313,9 +362,14 @@ impl ApiClient {
             }
             attempts += 1;
             let (after, failure) = match self.attempt(method, &url, query, body, &endpoint) {
-                Outcome::Success(value) => return Ok(value),
-                Outcome::GiveUp(failure) => return Err(failure),
-                Outcome::Retry { after, failure } => (after, failure),
+                Ok(value) => return Ok(value),
+                Err(Outcome::GiveUp(failure)) => return Err(failure),
+                Err(Outcome::Retry { after, failure }) => (after, failure),
+                Err(Outcome::Success(_)) => {
+                    return Err(Failure::internal(format!(
+                        "{endpoint} was classified as a success without a body"
+                    )));
+                }
             };
             let decision = self.policy.decide(
                 attempts - 1,
@@ -390,15 +444,16 @@ impl ApiClient {
         failure
     }
 
-    /// One attempt: send, read the body within its limit, classify.
-    fn attempt(
+    /// One attempt: send, read the body within its limit, classify; a success is read as `T`,
+    /// anything else is the retry or failure outcome.
+    fn attempt<T: DeserializeOwned>(
         &self,
         method: Method,
         url: &str,
         query: &[(&str, String)],
         body: Option<&[u8]>,
         endpoint: &str,
-    ) -> Outcome {
+    ) -> Result<T, Outcome> {
         self.http_requests.fetch_add(1, Ordering::Relaxed);
         let body = body.unwrap_or_default();
         let sent = match method {
@@ -414,7 +469,7 @@ impl ApiClient {
         };
         let mut response = match sent {
             Ok(response) => response,
-            Err(error) => return classify_transport(endpoint, &error),
+            Err(error) => return Err(classify_transport(endpoint, &error)),
         };
         let status = response.status().as_u16();
         let success = response.status().is_success();
@@ -428,30 +483,44 @@ impl ApiClient {
         } else {
             ERROR_BODY_LIMIT.min(self.max_response_bytes)
         };
-        let bytes = match response.body_mut().with_config().limit(limit).read_to_vec() {
-            Ok(bytes) => bytes,
-            Err(ureq::Error::BodyExceedsLimit(_)) if success => {
-                return Outcome::GiveUp(
-                    Failure::new(
-                        ErrorCode::UpstreamBadResponse,
-                        format!(
-                            "SentinelOne answered {endpoint} with more than {limit} bytes, the most this client reads"
-                        ),
-                    )
-                    .with_http_status(status),
-                );
+        BODY.with_borrow_mut(|bytes| {
+            bytes.clear();
+            let read = response
+                .body_mut()
+                .with_config()
+                .limit(limit)
+                .reader()
+                .read_to_end(bytes)
+                .map_err(ureq::Error::from);
+            match read {
+                Ok(_) => {}
+                Err(ureq::Error::BodyExceedsLimit(_)) if success => {
+                    return Err(Outcome::GiveUp(
+                        Failure::new(
+                            ErrorCode::UpstreamBadResponse,
+                            format!(
+                                "SentinelOne answered {endpoint} with more than {limit} bytes, the most this client reads"
+                            ),
+                        )
+                        .with_http_status(status),
+                    ));
+                }
+                Err(error) if success => return Err(classify_transport(endpoint, &error)),
+                // The status decides a failed answer; its body only adds detail.
+                Err(_) => bytes.clear(),
             }
-            Err(error) if success => return classify_transport(endpoint, &error),
-            // The status decides a failed answer; its body only adds detail.
-            Err(_) => Vec::new(),
-        };
-        classify_response(
-            endpoint,
-            status,
-            retry_after.as_deref(),
-            &bytes,
-            SystemTime::now(),
-        )
+            let outcome = classify_response_as(
+                endpoint,
+                status,
+                retry_after.as_deref(),
+                bytes,
+                SystemTime::now(),
+            );
+            if bytes.capacity() > KEPT_BODY_CAPACITY {
+                *bytes = Vec::new();
+            }
+            outcome
+        })
     }
 
     /// Adds the headers and query every request carries.
@@ -466,9 +535,23 @@ impl ApiClient {
     }
 }
 
-fn encode_body(path: &str, body: &Value) -> Result<Vec<u8>, Failure> {
-    serde_json::to_vec(body).map_err(|error| {
-        Failure::internal(format!("Could not encode the body for {path}: {error}"))
+/// Encodes `body` into this thread's request buffer (reused, as answers are: see [`BODY`])
+/// and runs `send` with the bytes, which every retry resends.
+fn with_encoded<B: Serialize + ?Sized, T>(
+    path: &str,
+    body: &B,
+    send: impl FnOnce(&[u8]) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    REQUEST.with_borrow_mut(|bytes| {
+        bytes.clear();
+        serde_json::to_writer(&mut *bytes, body).map_err(|error| {
+            Failure::internal(format!("Could not encode the body for {path}: {error}"))
+        })?;
+        let sent = send(bytes);
+        if bytes.capacity() > KEPT_BODY_CAPACITY {
+            *bytes = Vec::new();
+        }
+        sent
     })
 }
 

@@ -7,8 +7,12 @@
 //! endless run. What the items mean is the caller's business.
 
 use std::collections::HashSet;
+use std::marker::PhantomData;
 
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::ApiClient;
 use crate::error::{ErrorCode, Failure};
@@ -20,9 +24,10 @@ pub const PAGE_LIMIT: u32 = 1000;
 /// Pages read from one listing before giving up: 10 million items at [`PAGE_LIMIT`].
 pub const MAX_PAGES: usize = 10_000;
 
-/// An iterator over the pages of one listing; each item is one page's entries or the failure
-/// that ended the walk (after which the iterator is finished).
-pub struct Pages<'a> {
+/// An iterator over the pages of one listing; each item is one page's entries, read as `T`
+/// (a JSON tree by default), or the failure that ended the walk (after which the iterator is
+/// finished).
+pub struct Pages<'a, T = Value> {
     client: &'a ApiClient,
     path: String,
     query: Vec<(&'static str, String)>,
@@ -32,9 +37,25 @@ pub struct Pages<'a> {
     pages_read: usize,
     max_pages: usize,
     finished: bool,
+    items: PhantomData<fn() -> T>,
 }
 
-impl<'a> Pages<'a> {
+/// A page as sent: the part holding the items is kept as text until it is found, so items are
+/// read straight into `T`, and the rest of the body is skipped.
+#[derive(Deserialize)]
+struct PageBody {
+    data: Option<Box<RawValue>>,
+    pagination: Option<Value>,
+}
+
+/// A page whose items are `data` itself, read in one pass (no copy of the items' text).
+#[derive(Deserialize)]
+struct DataPage<T> {
+    data: Option<Vec<T>>,
+    pagination: Option<Value>,
+}
+
+impl<'a, T: DeserializeOwned> Pages<'a, T> {
     pub(crate) fn new(
         client: &'a ApiClient,
         path: &str,
@@ -55,6 +76,7 @@ impl<'a> Pages<'a> {
             pages_read: 0,
             max_pages: MAX_PAGES,
             finished: false,
+            items: PhantomData,
         }
     }
 
@@ -64,14 +86,27 @@ impl<'a> Pages<'a> {
         self
     }
 
-    fn fail(&mut self, failure: Failure) -> Option<Result<Vec<Value>, Failure>> {
+    fn fail(&mut self, failure: Failure) -> Option<Result<Vec<T>, Failure>> {
         self.finished = true;
         Some(Err(failure))
     }
+
+    /// The items of `data` at `items_at` (`/data`, `/data/sites`), or `None` when there is no
+    /// list of `T` there.
+    fn items(&self, data: Option<Box<RawValue>>) -> Option<Vec<T>> {
+        let mut at: Box<RawValue> = data?;
+        let inner = self.items_at.strip_prefix("/data")?;
+        for key in inner.split('/').filter(|key| !key.is_empty()) {
+            let mut object: std::collections::HashMap<String, Box<RawValue>> =
+                serde_json::from_str(at.get()).ok()?;
+            at = object.remove(key)?;
+        }
+        serde_json::from_str(at.get()).ok()
+    }
 }
 
-impl Iterator for Pages<'_> {
-    type Item = Result<Vec<Value>, Failure>;
+impl<T: DeserializeOwned> Iterator for Pages<'_, T> {
+    type Item = Result<Vec<T>, Failure>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.finished {
@@ -88,22 +123,32 @@ impl Iterator for Pages<'_> {
         if let Some(cursor) = &self.cursor {
             query.push(("cursor", cursor.clone()));
         }
-        let mut body = match self.client.get(&self.path, &query) {
-            Ok(body) => body,
+        let read = if self.items_at == "/data" {
+            self.client
+                .get_as::<Option<DataPage<T>>>(&self.path, &query)
+                .map(|body| body.map_or((None, None), |body| (body.data, body.pagination)))
+        } else {
+            self.client
+                .get_as::<Option<PageBody>>(&self.path, &query)
+                .map(|body| {
+                    let (data, pagination) =
+                        body.map_or((None, None), |body| (body.data, body.pagination));
+                    (self.items(data), pagination)
+                })
+        };
+        let (items, pagination) = match read {
+            Ok(read) => read,
             Err(failure) => return self.fail(failure),
         };
         self.pages_read += 1;
-        let items = match body.pointer_mut(self.items_at).map(Value::take) {
-            Some(Value::Array(items)) => items,
-            _ => {
-                let message = format!(
-                    "SentinelOne answered GET {} without a list at {}",
-                    self.path, self.items_at
-                );
-                return self.fail(Failure::new(ErrorCode::UpstreamBadResponse, message));
-            }
+        let Some(items) = items else {
+            let message = format!(
+                "SentinelOne answered GET {} without a list at {}",
+                self.path, self.items_at
+            );
+            return self.fail(Failure::new(ErrorCode::UpstreamBadResponse, message));
         };
-        match next_cursor(&body) {
+        match next_cursor(pagination.as_ref().and_then(|info| info.get("nextCursor"))) {
             None => self.finished = true,
             Some(cursor) if self.sent_cursors.contains(&cursor) => {
                 log::warn(
@@ -128,8 +173,8 @@ impl Iterator for Pages<'_> {
 
 /// `pagination.nextCursor`, or `None` when it marks the last page (null, missing, `""`,
 /// `"null"`, or not a string).
-fn next_cursor(body: &Value) -> Option<String> {
-    match body.pointer("/pagination/nextCursor")? {
+fn next_cursor(cursor: Option<&Value>) -> Option<String> {
+    match cursor? {
         Value::String(cursor) if cursor.is_empty() || cursor == "null" => None,
         Value::String(cursor) => Some(percent_decode(cursor)),
         Value::Number(number) => Some(number.to_string()),

@@ -292,13 +292,17 @@ pub(crate) fn post(state: &mut State, body: &Value) -> Result<Value, ApiError> {
             )?);
         }
     }
-    // Index once per request: uploads of 1,000 IOCs against tens of thousands stay linear.
-    let mut index: HashMap<(String, String, Scope), usize> = state
-        .iocs
-        .iter()
-        .enumerate()
-        .map(|(i, ioc)| (ioc.key(), i))
-        .collect();
+    // The index is kept between uploads (rebuilding it for every 1,000-IOC upload against
+    // tens of thousands of IOCs cost more than the upload itself).
+    let mut index: HashMap<(String, String, Scope), usize> =
+        state.ioc_index.take().unwrap_or_else(|| {
+            state
+                .iocs
+                .iter()
+                .enumerate()
+                .map(|(i, ioc)| (ioc.key(), i))
+                .collect()
+        });
     let mut rendered = Vec::with_capacity(built.len());
     for mut ioc in built {
         let key = ioc.key();
@@ -317,6 +321,7 @@ pub(crate) fn post(state: &mut State, body: &Value) -> Result<Value, ApiError> {
             }
         }
     }
+    state.ioc_index = Some(index);
     Ok(json!({"data": rendered}))
 }
 
@@ -516,5 +521,6 @@ pub(crate) fn delete(state: &mut State, body: &Value) -> Result<Value, ApiError>
         .collect();
     let mut flags = remove.into_iter();
     state.iocs.retain(|_| !flags.next().unwrap_or(false));
+    state.ioc_index = None;
     Ok(json!({"data": {"affected": before - state.iocs.len()}}))
 }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::paging::{PAGING_KEYS, PageRequest, SortKey, SortValue, paginate};
-use super::params::{ApiError, Needles, Params, is_hex};
+use super::params::{ApiError, Needles, Params, is_hex, lowered};
 use super::state::{ENTRY_OS_TYPES, HashEntry, ListKind, Scope, State, ts};
 
 /// The user every entry created through the API is attributed to.
@@ -332,9 +332,14 @@ pub(crate) fn get(state: &State, list: ListKind, params: &Params) -> Result<Valu
     let scopes = read_scopes(state, params)?;
 
     let matches = |entry: &HashEntry| {
-        let value_lower = entry.value.as_deref().map(str::to_lowercase);
-        let sha_lower = entry.sha256.as_deref().map(str::to_lowercase);
-        let fields = || value_lower.iter().chain(sha_lower.iter());
+        let value_lower = entry.value.as_deref().map(lowered);
+        let sha_lower = entry.sha256.as_deref().map(lowered);
+        let fields = || {
+            value_lower
+                .iter()
+                .chain(sha_lower.iter())
+                .map(|f| f.as_ref())
+        };
         ids.as_ref().is_none_or(|ids| ids.contains(&entry.id))
             && (types.is_empty() || types.contains(&entry.kind))
             && exact
@@ -358,7 +363,17 @@ pub(crate) fn get(state: &State, list: ListKind, params: &Params) -> Result<Valu
             && updated.contains(entry.updated_at)
             && scopes.as_ref().is_none_or(|s| s.contains(&entry.scope))
     };
-    let items: Vec<&HashEntry> = list_of(state, list).iter().filter(|e| matches(e)).collect();
+    let entries = list_of(state, list);
+    let items: Vec<&HashEntry> = match &contains {
+        // Only entries equal to a needle or longer than one can match.
+        Some(needles) => state
+            .value_candidates(list, needles.iter())
+            .into_iter()
+            .map(|position| &entries[position])
+            .filter(|e| matches(e))
+            .collect(),
+        None => entries.iter().filter(|e| matches(e)).collect(),
+    };
     let page = paginate(items, &page, |entry, sort_by| SortKey {
         primary: match sort_by {
             "createdAt" => SortValue::Int(entry.created_at.timestamp_micros()),

@@ -323,22 +323,65 @@ pub(crate) fn is_hex(text: &str, len: usize) -> bool {
     text.len() == len && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// A hasher for the sets a listing probes once per item (ids, hashes, needle windows): with
+/// SipHash, hashing every item's keys was most of the time of a 139-hash look-up among 50,000
+/// items. The simulator's keys come from its own seeds and its clients; no flooding resistance
+/// is needed.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(SEED);
+        }
+        for byte in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*byte)).wrapping_mul(SEED);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A string set hashed with [`FxHasher`].
+pub(crate) type FastSet = HashSet<String, std::hash::BuildHasherDefault<FxHasher>>;
+
+/// `text` lower-cased, borrowed when it has no upper-case letter (hashes and ids usually).
+pub(crate) fn lowered(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_uppercase) {
+        std::borrow::Cow::Owned(text.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// A set of lower-cased needles for "contains any" matching over many items.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Needles {
-    set: HashSet<String>,
+    set: FastSet,
     list: Vec<String>,
     lengths: Vec<usize>,
 }
 
 impl Needles {
     pub(crate) fn new(needles: Vec<String>) -> Needles {
-        let set: HashSet<String> = needles.iter().map(|n| n.to_lowercase()).collect();
+        let set: FastSet = needles.iter().map(|n| n.to_lowercase()).collect();
         let list: Vec<String> = set.iter().cloned().collect();
         let mut lengths: Vec<usize> = list.iter().map(String::len).collect();
         lengths.sort_unstable();
         lengths.dedup();
         Needles { set, list, lengths }
+    }
+
+    /// The needles, lower-cased.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
+        self.list.iter().map(String::as_str)
     }
 
     /// Does any needle occur in `haystack` (already lower-cased)? With many needles, probing the

@@ -312,7 +312,15 @@ pub(crate) struct State {
     pub groups: Vec<Group>,
     pub agents: Vec<Agent>,
     agent_index: HashMap<String, usize>,
+    /// Threats are made only when the state is (seeds and `generate`); their SHA-1 and agent
+    /// never change afterwards.
     pub threats: Vec<Threat>,
+    /// SHA-1 → positions in `threats`, so a `contentHashes` look-up does not scan them all.
+    pub(crate) threats_by_sha1: HashMap<String, Vec<usize>>,
+    /// Agent id → (unresolved threats, has a not-mitigated threat), shown on every threat,
+    /// agent and alert. Whatever changes a threat's incident or mitigation status must call
+    /// `refresh_agent_stats`.
+    pub(crate) agent_stats: HashMap<String, (usize, bool)>,
     pub alerts: Vec<Alert>,
     pub activities: Vec<Activity>,
     pub activity_types: Vec<ActivityTypeSeed>,
@@ -322,8 +330,37 @@ pub(crate) struct State {
     pub exclusions: Vec<HashEntry>,
     /// Entry key → id, so duplicate checks stay cheap with tens of thousands of entries.
     entry_index: HashMap<EntryKey, String>,
+    /// Per list (blacklist, exclusions): the entries' hashes for `value__contains` look-ups,
+    /// built by the first look-up after a change.
+    value_index: [std::cell::OnceCell<ValueIndex>; 2],
     pub iocs: Vec<Ioc>,
+    /// IOC key → position in `iocs`, built by the first upload that needs it and kept across
+    /// uploads; whatever removes IOCs must reset it to `None`.
+    pub ioc_index: Option<HashMap<(String, String, Scope), usize>>,
     pub hash_verdicts: HashMap<String, String>,
+}
+
+/// The hashes of one list's entries: lower-cased `value` and `sha256Value` → positions, and
+/// every (length, position) of those texts, longest first.
+#[derive(Debug, Default)]
+pub(crate) struct ValueIndex {
+    exact: HashMap<String, Vec<usize>>,
+    by_length: Vec<(usize, usize)>,
+}
+
+impl ValueIndex {
+    fn of(entries: &[HashEntry]) -> ValueIndex {
+        let mut index = ValueIndex::default();
+        for (position, entry) in entries.iter().enumerate() {
+            for text in entry.value.iter().chain(entry.sha256.iter()) {
+                let lower = text.to_lowercase();
+                index.by_length.push((lower.len(), position));
+                index.exact.entry(lower).or_default().push(position);
+            }
+        }
+        index.by_length.sort_unstable_by(|a, b| b.cmp(a));
+        index
+    }
 }
 
 /// Renders a timestamp as the console does: `2018-02-27T04:49:26.257525Z`.
@@ -401,6 +438,8 @@ impl State {
             agents: Vec::new(),
             agent_index: HashMap::new(),
             threats: Vec::new(),
+            threats_by_sha1: HashMap::new(),
+            agent_stats: HashMap::new(),
             alerts: Vec::new(),
             activities: Vec::new(),
             activity_types: scenario
@@ -410,7 +449,9 @@ impl State {
             restrictions: Vec::new(),
             exclusions: Vec::new(),
             entry_index: HashMap::new(),
+            value_index: Default::default(),
             iocs: Vec::new(),
+            ioc_index: None,
             hash_verdicts: scenario
                 .hash_verdicts
                 .iter()
@@ -452,6 +493,14 @@ impl State {
             state.iocs.push(ioc);
         }
         state.generate(scenario, start)?;
+        for (index, threat) in state.threats.iter().enumerate() {
+            state
+                .threats_by_sha1
+                .entry(threat.sha1.clone())
+                .or_default()
+                .push(index);
+        }
+        state.refresh_agent_stats();
         Ok(state)
     }
 
@@ -1113,8 +1162,40 @@ impl State {
             .map(String::as_str)
     }
 
+    /// The positions in `list` of the entries whose `value` or `sha256Value` may contain one
+    /// of `needles` (lower-cased): those equal to a needle, and those longer than the shortest
+    /// needle, which the caller still has to check. Ascending, without repeats.
+    pub(crate) fn value_candidates<'n>(
+        &self,
+        list: ListKind,
+        needles: impl Iterator<Item = &'n str>,
+    ) -> Vec<usize> {
+        let entries = match list {
+            ListKind::Blacklist => &self.restrictions,
+            ListKind::Exclusions => &self.exclusions,
+        };
+        let index = self.value_index[list as usize].get_or_init(|| ValueIndex::of(entries));
+        let mut shortest = usize::MAX;
+        let mut found: Vec<usize> = Vec::new();
+        for needle in needles {
+            shortest = shortest.min(needle.len());
+            found.extend(index.exact.get(needle).into_iter().flatten());
+        }
+        found.extend(
+            index
+                .by_length
+                .iter()
+                .take_while(|(length, _)| *length > shortest)
+                .map(|(_, position)| *position),
+        );
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
     /// Adds an entry the caller checked with `find_duplicate`.
     pub(crate) fn insert_entry(&mut self, list: ListKind, entry: HashEntry) {
+        self.value_index[list as usize] = std::cell::OnceCell::new();
         for key in entry.keys(list) {
             self.entry_index.insert(key, entry.id.clone());
         }
@@ -1130,6 +1211,7 @@ impl State {
         list: ListKind,
         remove: impl Fn(&HashEntry) -> bool,
     ) -> usize {
+        self.value_index[list as usize] = std::cell::OnceCell::new();
         let entries = match list {
             ListKind::Blacklist => &mut self.restrictions,
             ListKind::Exclusions => &mut self.exclusions,
@@ -1161,6 +1243,24 @@ impl State {
 
     pub(crate) fn group(&self, id: &str) -> Option<&Group> {
         self.groups.iter().find(|g| g.id == id)
+    }
+
+    /// Recounts `agent_stats` from the threats.
+    pub(crate) fn refresh_agent_stats(&mut self) {
+        let mut stats: HashMap<String, (usize, bool)> = HashMap::new();
+        for threat in &self.threats {
+            let entry = match stats.get_mut(threat.agent_id.as_str()) {
+                Some(entry) => entry,
+                None => stats.entry(threat.agent_id.clone()).or_default(),
+            };
+            if threat.incident_status != "resolved" {
+                entry.0 += 1;
+            }
+            if threat.mitigation_status == "not_mitigated" {
+                entry.1 = true;
+            }
+        }
+        self.agent_stats = stats;
     }
 
     pub(crate) fn agent(&self, id: &str) -> Option<&Agent> {

@@ -6,14 +6,14 @@
 //! `remediate` on Windows and macOS; other threats are reported in `details[].skipped` with reason
 //! `not_supported` and are not counted in `affected`. It does not route requests.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::lists::USER_NAME;
 use super::paging::{PAGING_KEYS, PageRequest, SortKey, SortValue, paginate};
-use super::params::{ApiError, Needles, Params, TimeRange};
+use super::params::{ApiError, FastSet, Needles, Params, TimeRange};
 use super::routes::Reply;
 use super::state::{
     AGENT_OS_TYPES, ANALYST_VERDICTS, CONFIDENCE_LEVELS, INCIDENT_STATUSES, MITIGATION_STATUSES,
@@ -50,17 +50,17 @@ const TIME_FIELDS: &[&str] = &["createdAt", "updatedAt"];
 /// A compiled threat filter.
 #[derive(Debug)]
 pub(crate) struct ThreatFilter {
-    ids: Option<HashSet<String>>,
-    content_hashes: Option<HashSet<String>>,
+    ids: Option<FastSet>,
+    content_hashes: Option<FastSet>,
     hash_contains: Option<Needles>,
     path_contains: Option<Needles>,
     name_contains: Option<Needles>,
     computer_contains: Option<Needles>,
     query: Option<String>,
-    site_ids: Option<HashSet<String>>,
-    account_ids: Option<HashSet<String>>,
-    group_ids: Option<HashSet<String>>,
-    agent_ids: Option<HashSet<String>>,
+    site_ids: Option<FastSet>,
+    account_ids: Option<FastSet>,
+    group_ids: Option<FastSet>,
+    agent_ids: Option<FastSet>,
     incident_statuses: Option<Vec<String>>,
     analyst_verdicts: Option<Vec<String>>,
     mitigation_statuses: Option<Vec<String>>,
@@ -71,7 +71,7 @@ pub(crate) struct ThreatFilter {
     updated: TimeRange,
 }
 
-fn set(params: &Params, key: &str) -> Option<HashSet<String>> {
+fn set(params: &Params, key: &str) -> Option<FastSet> {
     params.list(key).map(|l| l.into_iter().collect())
 }
 
@@ -308,22 +308,13 @@ fn render_report(report: &MitigationReport) -> Value {
 }
 
 /// Per-agent threat counts (active threats, infected), computed once per request.
-#[derive(Debug, Default)]
-pub(crate) struct AgentStats<'s>(HashMap<&'s str, (usize, bool)>);
+#[derive(Debug)]
+pub(crate) struct AgentStats<'s>(&'s HashMap<String, (usize, bool)>);
 
 impl<'s> AgentStats<'s> {
+    /// The counts kept by the state (see `State::refresh_agent_stats`).
     pub(crate) fn compute(state: &'s State) -> AgentStats<'s> {
-        let mut map: HashMap<&str, (usize, bool)> = HashMap::new();
-        for threat in &state.threats {
-            let entry = map.entry(threat.agent_id.as_str()).or_default();
-            if threat.incident_status != "resolved" {
-                entry.0 += 1;
-            }
-            if threat.mitigation_status == "not_mitigated" {
-                entry.1 = true;
-            }
-        }
-        AgentStats(map)
+        AgentStats(&state.agent_stats)
     }
 
     pub(crate) fn active_threats(&self, agent_id: &str) -> usize {
@@ -660,11 +651,29 @@ pub(crate) fn get(state: &State, params: &Params) -> Result<Reply, ApiError> {
     params.reject_unknown(&[PAGING_KEYS, FILTER_KEYS].concat(), TIME_FIELDS)?;
     let page = PageRequest::from_params(params, "/threats", &["id", "createdAt", "updatedAt"])?;
     let filter = ThreatFilter::from_params(params)?;
-    let items: Vec<&Threat> = state
-        .threats
-        .iter()
-        .filter(|t| filter.matches(state, t))
-        .collect();
+    let items: Vec<&Threat> = match &filter.content_hashes {
+        // Only the threats with one of the hashes can match.
+        Some(hashes) => {
+            let mut candidates: Vec<usize> = hashes
+                .iter()
+                .filter_map(|hash| state.threats_by_sha1.get(hash))
+                .flatten()
+                .copied()
+                .collect();
+            candidates.sort_unstable();
+            candidates.dedup();
+            candidates
+                .into_iter()
+                .map(|index| &state.threats[index])
+                .filter(|t| filter.matches(state, t))
+                .collect()
+        }
+        None => state
+            .threats
+            .iter()
+            .filter(|t| filter.matches(state, t))
+            .collect(),
+    };
     let page = paginate(items, &page, |threat, sort_by| SortKey {
         primary: match sort_by {
             "createdAt" => SortValue::Int(threat.created_at.timestamp_micros()),
@@ -762,6 +771,7 @@ pub(crate) fn mitigate(state: &mut State, action: &str, body: &Value) -> Result<
             "reports": [render_report(&report)],
         }));
     }
+    state.refresh_agent_stats();
     Ok(json!({"data": {"affected": affected, "details": details}}))
 }
 
@@ -838,6 +848,7 @@ pub(crate) fn incident(state: &mut State, body: &Value) -> Result<Value, ApiErro
             "analystVerdict": threat.analyst_verdict,
         }));
     }
+    state.refresh_agent_stats();
     Ok(json!({"data": {"affected": selected.len(), "details": details}}))
 }
 
