@@ -5,7 +5,7 @@
 //! ```sh
 //! cargo bench --bench actions -- [--sizes 1000,10000,50000] [--actions 1,2,3,4] \
 //!     [--rate 100] [--concurrency 4] [--latency-ms 20] [--sim-rate-limit 110] \
-//!     [--startup-runs 21] [--markdown FILE] [--json FILE]
+//!     [--startup-runs 21] [--markdown FILE] [--json FILE] [--keep DIR]
 //! ```
 //!
 //! For each action and size it writes an envelope to a temporary file, seeds a fresh simulator,
@@ -18,6 +18,10 @@
 //! a one-object `run` of each action against a simulator without latency.
 //!
 //! Nothing here asserts: the bars of the issue are checked and printed as met or not.
+//!
+//! `--keep DIR` also writes each case's `scenario.json` and `envelope.json` (its hostname set
+//! to `{{base_url}}`) under `DIR/action-N-SIZE/`, so one run can be repeated by hand under a
+//! profiler against `s1-actions simulate --scenario`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::collections::BTreeMap;
@@ -55,6 +59,7 @@ struct Options {
     startup_runs: usize,
     markdown: Option<PathBuf>,
     json: Option<PathBuf>,
+    keep: Option<PathBuf>,
 }
 
 impl Options {
@@ -69,6 +74,7 @@ impl Options {
             startup_runs: 21,
             markdown: None,
             json: None,
+            keep: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -85,6 +91,7 @@ impl Options {
                 "--startup-runs" => options.startup_runs = value()?.parse()?,
                 "--markdown" => options.markdown = Some(value()?.into()),
                 "--json" => options.json = Some(value()?.into()),
+                "--keep" => options.keep = Some(value()?.into()),
                 other => return Err(format!("unknown option {other}").into()),
             }
         }
@@ -437,6 +444,11 @@ fn write_envelope(
 }
 
 fn scenario(action: u32, size: usize, latency_ms: u64, rate_limit: Option<u32>) -> Scenario {
+    Scenario::from_json(&scenario_json(action, size, latency_ms, rate_limit).to_string())
+        .expect("the bench scenario is valid")
+}
+
+fn scenario_json(action: u32, size: usize, latency_ms: u64, rate_limit: Option<u32>) -> Value {
     let mut scenario = json!({
         "clock": CLOCK,
         "latency_ms": latency_ms,
@@ -450,7 +462,36 @@ fn scenario(action: u32, size: usize, latency_ms: u64, rate_limit: Option<u32>) 
         3 => scenario["generate"] = json!({ "restrictions": size }),
         _ => {}
     }
-    Scenario::from_json(&scenario.to_string()).expect("the bench scenario is valid")
+    scenario
+}
+
+/// Writes the case's scenario and envelope under `keep` for runs by hand (`--keep`).
+fn keep_case(
+    keep: &Path,
+    options: &Options,
+    action: u32,
+    size: usize,
+    envelope: &Path,
+    base_url: &str,
+) -> Result<(), Error> {
+    let case = keep.join(format!("action-{action}-{size}"));
+    std::fs::create_dir_all(&case)?;
+    let scenario = scenario_json(
+        action,
+        size,
+        options.latency_ms,
+        Some(options.sim_rate_limit),
+    );
+    std::fs::write(
+        case.join("scenario.json"),
+        serde_json::to_vec_pretty(&scenario)?,
+    )?;
+    let text = std::fs::read_to_string(envelope)?;
+    std::fs::write(
+        case.join("envelope.json"),
+        text.replacen(&format!("\"{base_url}\""), "\"{{base_url}}\"", 1),
+    )?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -698,6 +739,9 @@ fn bench_action(
     let envelope = dir.join(format!("envelope-{action}-{size}.json"));
     let config = config(action, &sim.base_url(), options, options.rate);
     let envelope_bytes = write_envelope(&envelope, action, &config, 1, size)?;
+    if let Some(keep) = &options.keep {
+        keep_case(keep, options, action, size, &envelope, &sim.base_url())?;
+    }
     let (first_minimum, rerun_minimum) = minimum(action, size);
     let mut rows = Vec::new();
     for (rerun, minimum) in [(false, first_minimum), (true, rerun_minimum)] {

@@ -1,22 +1,32 @@
 //! The only writer of stdout.
 //!
 //! Each command produces one JSON document (or, for `demo`, one readable report); this module
-//! serializes it, passes it through the redactor (string-aware for JSON, so a secret that
-//! looks like `null` cannot break the document) and writes it once, followed by a newline. A
+//! serializes it through the redactor (string-aware for JSON, so a secret that looks like
+//! `null` cannot break the document) and writes it once, followed by a newline; a result
+//! document is streamed as it is serialized rather than built as one string first. A
 //! closed stdout (the reader went away) is not an error. Nothing else in the crate may print to
 //! stdout — the crate's clippy lints forbid it.
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 
 use serde::Serialize;
 
 use crate::redact;
 
-/// Serializes `document` compactly, redacts it and writes it to `out` once. Redaction masks
-/// secrets inside the document's strings only, so the document always stays parseable.
+/// Serializes `document` compactly, redacting as it goes, and writes it to `out` as one line.
+/// Redaction masks secrets inside the document's strings only, so the document always stays
+/// parseable. The text is streamed, never held whole: a 50,000-object result is tens of
+/// megabytes, next to the envelope it echoes.
 pub fn write_json<T: Serialize>(out: &mut dyn Write, document: &T) -> std::io::Result<()> {
-    let text = serde_json::to_string(document).map_err(std::io::Error::other)?;
-    write_line(out, &redact::redact_json(&text))
+    let mut redactor = redact::JsonRedactor::new(BufWriter::with_capacity(1 << 16, &mut *out));
+    let written = serde_json::to_writer(&mut redactor, document)
+        .map_err(std::io::Error::other)
+        .and_then(|()| redactor.finish())
+        .and_then(|mut buffered| {
+            buffered.write_all(b"\n")?;
+            buffered.flush()
+        });
+    forgive_closed_reader(written)
 }
 
 /// Serializes `document` indented (for `spec`, which people read), redacts and writes it.
@@ -36,6 +46,10 @@ fn write_line(out: &mut dyn Write, text: &str) -> std::io::Result<()> {
         .write_all(text.as_bytes())
         .and_then(|()| out.write_all(b"\n"))
         .and_then(|()| out.flush());
+    forgive_closed_reader(written)
+}
+
+fn forgive_closed_reader(written: std::io::Result<()>) -> std::io::Result<()> {
     match written {
         // The orchestrator stopped reading: there is nobody left to tell.
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

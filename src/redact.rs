@@ -6,6 +6,7 @@
 //! [`redact_json`], which masks inside string values and keys only so that the document stays
 //! parseable. This module does not decide what is secret: the manifest's `secret` flag does.
 
+use std::io::Write;
 use std::sync::RwLock;
 
 /// What replaces a secret.
@@ -125,6 +126,116 @@ fn mask_literal(secrets: &[String], literal: &str, escaped: bool) -> Option<Stri
     }
 }
 
+/// A writer that applies [`redact_json`] to the JSON text written through it, without holding
+/// the text: bytes outside string literals pass straight on, and each literal is held only
+/// until its closing quote, then masked as [`redact_json`] masks it. A 50,000-object result is
+/// tens of megabytes; this keeps it from ever being one string in memory.
+pub struct JsonRedactor<W: Write> {
+    inner: W,
+    /// The registered secrets, read once: a run registers its token before any output.
+    secrets: Vec<String>,
+    /// The open literal, opening quote included; empty between literals.
+    literal: Vec<u8>,
+    /// The last byte of `literal` is a backslash that escapes the next byte.
+    escape_pending: bool,
+    /// The open literal has an escape, so it must be decoded before it is searched.
+    escaped: bool,
+}
+
+impl<W: Write> JsonRedactor<W> {
+    pub fn new(inner: W) -> Self {
+        let secrets = SECRETS
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        Self::with_secrets(inner, secrets)
+    }
+
+    fn with_secrets(inner: W, secrets: Vec<String>) -> Self {
+        Self {
+            inner,
+            secrets,
+            literal: Vec::new(),
+            escape_pending: false,
+            escaped: false,
+        }
+    }
+
+    /// Writes out a literal left open (cut-off text, masked where it can be read, as
+    /// [`redact_json`] does) and hands back the inner writer.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        if !self.literal.is_empty() {
+            self.close_literal()?;
+        }
+        Ok(self.inner)
+    }
+
+    fn close_literal(&mut self) -> std::io::Result<()> {
+        let literal = String::from_utf8_lossy(&self.literal);
+        match mask_literal(&self.secrets, &literal, self.escaped) {
+            Some(masked) => self.inner.write_all(masked.as_bytes())?,
+            None => self.inner.write_all(&self.literal)?,
+        }
+        self.literal.clear();
+        self.escaped = false;
+        self.escape_pending = false;
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for JsonRedactor<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.secrets.is_empty() {
+            return self.inner.write(buf);
+        }
+        let mut rest = buf;
+        while !rest.is_empty() {
+            if self.literal.is_empty() {
+                // Outside a literal: everything up to the next quote is structure or numbers.
+                let quote = rest.iter().position(|byte| *byte == b'"');
+                let (plain, tail) = rest.split_at(quote.unwrap_or(rest.len()));
+                self.inner.write_all(plain)?;
+                if let Some((open, tail)) = tail.split_first() {
+                    self.literal.push(*open);
+                    rest = tail;
+                } else {
+                    rest = tail;
+                }
+                continue;
+            }
+            let mut closed_at = None;
+            for (index, byte) in rest.iter().enumerate() {
+                if self.escape_pending {
+                    self.escape_pending = false;
+                } else if *byte == b'\\' {
+                    self.escape_pending = true;
+                    self.escaped = true;
+                } else if *byte == b'"' {
+                    closed_at = Some(index);
+                    break;
+                }
+            }
+            match closed_at {
+                Some(index) => {
+                    self.literal.extend_from_slice(&rest[..=index]);
+                    rest = &rest[index + 1..];
+                    self.close_literal()?;
+                }
+                None => {
+                    self.literal.extend_from_slice(rest);
+                    rest = &[];
+                }
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        // An open literal is held back: it may still turn out to hold a secret.
+        self.inner.flush()
+    }
+}
+
 fn redact_with<'a>(secrets: &[String], text: &'a str) -> std::borrow::Cow<'a, str> {
     let mut out = std::borrow::Cow::Borrowed(text);
     for secret in secrets {
@@ -202,6 +313,44 @@ mod tests {
             redact_json_with(&quoted, r#"["xab","ab\"c"]"#),
             r#"["xab","****c"]"#
         );
+    }
+
+    fn stream(secrets: &[&str], json: &str, chunk: usize) -> String {
+        let secrets = secrets.iter().map(|secret| secret.to_string()).collect();
+        let mut redactor = JsonRedactor::with_secrets(Vec::new(), secrets);
+        for piece in json.as_bytes().chunks(chunk.max(1)) {
+            redactor.write_all(piece).unwrap();
+        }
+        String::from_utf8(redactor.finish().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn streaming_redaction_matches_whole_text_redaction_at_any_chunk_size() {
+        let cases: [(&[&str], &str); 5] = [
+            (
+                &["null", "1000"],
+                r#"{"plan":null,"n":1000,"null":"a null here","v":["x1000y"]}"#,
+            ),
+            (
+                &["canary-token"],
+                r#"{"a":"\u0063anary-token","b":"x\"canary-token","c":"canary\u002dtoken"}"#,
+            ),
+            (&["zzzz"], r#"{"raw": {"x": 1.50, "y": "\u00e9"}, "t": "zzzz"}"#),
+            (&["zzzz"], r#"{"a": "zzzz"#),
+            (&["ab\"", "ab\\\""], r#"["xab","ab\"c"]"#),
+        ];
+        for (secrets, json) in cases {
+            let owned: Vec<String> = secrets.iter().map(|secret| secret.to_string()).collect();
+            let whole = redact_json_with(&owned, json);
+            for chunk in 1..=json.len() {
+                assert_eq!(stream(secrets, json, chunk), whole, "{json} in chunks of {chunk}");
+            }
+        }
+    }
+
+    #[test]
+    fn streaming_redaction_without_secrets_passes_bytes_through() {
+        assert_eq!(stream(&[], r#"{"a": "zzzz"}"#, 3), r#"{"a": "zzzz"}"#);
     }
 
     #[test]
