@@ -134,6 +134,9 @@ pub struct JsonRedactor<W: Write> {
     inner: W,
     /// The registered secrets, read once: a run registers its token before any output.
     secrets: Vec<String>,
+    /// The shortest secret's length: a literal shorter than that cannot hold one, and most
+    /// literals (keys, names, hashes) are.
+    shortest: usize,
     /// The open literal, opening quote included; empty between literals.
     literal: Vec<u8>,
     /// The last byte of `literal` is a backslash that escapes the next byte.
@@ -154,6 +157,7 @@ impl<W: Write> JsonRedactor<W> {
     fn with_secrets(inner: W, secrets: Vec<String>) -> Self {
         Self {
             inner,
+            shortest: secrets.iter().map(String::len).min().unwrap_or(0),
             secrets,
             literal: Vec::new(),
             escape_pending: false,
@@ -171,8 +175,14 @@ impl<W: Write> JsonRedactor<W> {
     }
 
     fn close_literal(&mut self) -> std::io::Result<()> {
-        let literal = String::from_utf8_lossy(&self.literal);
-        match mask_literal(&self.secrets, &literal, self.escaped) {
+        // Escapes only lengthen a literal, so its raw length bounds the decoded one.
+        let masked = if self.literal.len() < self.shortest {
+            None
+        } else {
+            let literal = String::from_utf8_lossy(&self.literal);
+            mask_literal(&self.secrets, &literal, self.escaped)
+        };
+        match masked {
             Some(masked) => self.inner.write_all(masked.as_bytes())?,
             None => self.inner.write_all(&self.literal)?,
         }
@@ -203,23 +213,24 @@ impl<W: Write> Write for JsonRedactor<W> {
                 }
                 continue;
             }
-            let mut closed_at = None;
-            for (index, byte) in rest.iter().enumerate() {
-                if self.escape_pending {
-                    self.escape_pending = false;
-                } else if *byte == b'\\' {
-                    self.escape_pending = true;
-                    self.escaped = true;
-                } else if *byte == b'"' {
-                    closed_at = Some(index);
-                    break;
-                }
+            if self.escape_pending {
+                // The byte after a backslash is the escape's, even a quote.
+                self.escape_pending = false;
+                self.literal.push(rest[0]);
+                rest = &rest[1..];
+                continue;
             }
-            match closed_at {
-                Some(index) => {
+            match rest.iter().position(|byte| matches!(byte, b'"' | b'\\')) {
+                Some(index) if rest[index] == b'"' => {
                     self.literal.extend_from_slice(&rest[..=index]);
                     rest = &rest[index + 1..];
                     self.close_literal()?;
+                }
+                Some(index) => {
+                    self.escape_pending = true;
+                    self.escaped = true;
+                    self.literal.extend_from_slice(&rest[..=index]);
+                    rest = &rest[index + 1..];
                 }
                 None => {
                     self.literal.extend_from_slice(rest);
@@ -335,7 +346,10 @@ mod tests {
                 &["canary-token"],
                 r#"{"a":"\u0063anary-token","b":"x\"canary-token","c":"canary\u002dtoken"}"#,
             ),
-            (&["zzzz"], r#"{"raw": {"x": 1.50, "y": "\u00e9"}, "t": "zzzz"}"#),
+            (
+                &["zzzz"],
+                r#"{"raw": {"x": 1.50, "y": "\u00e9"}, "t": "zzzz"}"#,
+            ),
             (&["zzzz"], r#"{"a": "zzzz"#),
             (&["ab\"", "ab\\\""], r#"["xab","ab\"c"]"#),
         ];
@@ -343,7 +357,11 @@ mod tests {
             let owned: Vec<String> = secrets.iter().map(|secret| secret.to_string()).collect();
             let whole = redact_json_with(&owned, json);
             for chunk in 1..=json.len() {
-                assert_eq!(stream(secrets, json, chunk), whole, "{json} in chunks of {chunk}");
+                assert_eq!(
+                    stream(secrets, json, chunk),
+                    whole,
+                    "{json} in chunks of {chunk}"
+                );
             }
         }
     }
