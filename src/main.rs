@@ -1,25 +1,33 @@
 //! The `s1-actions` binary: everything happens in the library's `cli::main`.
 
 fn main() -> std::process::ExitCode {
-    one_malloc_arena();
+    tune_allocator();
     s1_actions::cli::main(std::env::args_os()).into()
 }
 
-/// Asks glibc for one malloc arena instead of one per worker thread. Each of the 16 workers
-/// reads its own pages; with an arena each, the memory they freed stayed resident in 16
-/// places, a quarter of the peak resident memory of a 50,000-object run (BENCHMARKS.md). The
-/// workers spend their time waiting on the network, so sharing one arena costs no measurable
-/// CPU.
+/// Tunes glibc's allocator for a run's shape: a few large per-request buffers (pages and
+/// bodies up to a megabyte) next to many small per-object values.
+///
+/// - One arena instead of one per worker thread: with 16 workers reading their own pages, the
+///   memory they freed stayed resident in 16 places, a quarter of the peak resident memory of a
+///   50,000-object run. The workers mostly wait on the network, so sharing costs no measurable
+///   CPU.
+/// - A fixed mmap threshold of 256 KiB: buffers larger than that are mapped and unmapped, so
+///   their memory goes back to the system when freed. glibc otherwise raises the threshold to
+///   the largest buffer freed so far, and megabyte buffers then stay in the heap (5–10 MB of
+///   peak at 50,000 objects; BENCHMARKS.md).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
-fn one_malloc_arena() {
-    // SAFETY: `mallopt` only changes an allocator parameter and is called before any other
-    // thread exists; its result (0 when the setting is refused) needs no handling, as glibc's
-    // default is correct, only larger.
+fn tune_allocator() {
+    const MMAP_THRESHOLD: libc::c_int = 256 * 1024;
+    // SAFETY: `mallopt` only changes allocator parameters and is called before any other
+    // thread exists; its result (0 when a setting is refused) needs no handling, as glibc's
+    // defaults are correct, only larger.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn one_malloc_arena() {}
+fn tune_allocator() {}

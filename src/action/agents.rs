@@ -211,11 +211,9 @@ pub fn find(
         &batches,
         |batch| batch.targets.clone(),
         |client, batch| {
-            let mut items = Vec::new();
-            for page in client.pages("/agents", batch.query.clone(), "/data") {
-                items.extend(page?);
-            }
-            Ok(items)
+            client
+                .pages("/agents", batch.query.clone(), "/data")
+                .all_items()
         },
     );
     let mut found: HashMap<TargetId, Vec<Agent>> = HashMap::new();

@@ -295,17 +295,15 @@ impl Lookup {
                 let mut read = BatchEntries::new(values);
                 let (path, query) = (self.list.path(), self.query(join_csv(values)));
                 if keep_items {
-                    for page in client.pages(path, query, "/data") {
-                        for item in page? {
-                            read.add(ListEntry::from_json(&item), item);
-                        }
-                    }
+                    client
+                        .pages(path, query, "/data")
+                        .each_item(|item| read.add(ListEntry::from_json(&item), item))?;
                 } else {
-                    for page in client.pages_as::<EntryFields>(path, query, "/data") {
-                        for fields in page? {
+                    client
+                        .pages_as::<EntryFields>(path, query, "/data")
+                        .each_item(|fields| {
                             read.add(ListEntry::from_fields(fields), Value::Null);
-                        }
-                    }
+                        })?;
                 }
                 read.matches.shrink_to_fit();
                 Ok((read.matches, read.malformed))

@@ -408,13 +408,13 @@ fn resolve_accounts(ctx: &mut RunContext<'_>) -> Option<Vec<String>> {
     let pending = ctx.pending();
     let found = ctx.batches("account lookup", &[()], |_| pending.clone(), |client, _| {
         let mut ids = Vec::new();
-        for page in client.pages("/accounts", Vec::new(), "/data") {
-            ids.extend(page?.iter().filter_map(|account| match account.get("id") {
-                Some(Value::String(id)) => Some(id.clone()),
-                Some(Value::Number(id)) => Some(id.to_string()),
-                _ => None,
-            }));
-        }
+        client
+            .pages("/accounts", Vec::new(), "/data")
+            .each_item(|account| match account.get("id") {
+                Some(Value::String(id)) => ids.push(id.clone()),
+                Some(Value::Number(id)) => ids.push(id.to_string()),
+                _ => {}
+            })?;
         if ids.is_empty() {
             return Err(Failure::new(
                 ErrorCode::AuthForbidden,

@@ -35,9 +35,7 @@ pub fn read_all(
     }
     let mut items = Vec::new();
     for query in queries {
-        for page in client.pages(path, query, items_at) {
-            items.extend(page?);
-        }
+        items.extend(client.pages(path, query, items_at).all_items()?);
     }
     Ok(items)
 }

@@ -363,10 +363,11 @@ fn find_threats<T: Send>(
             // The configured query checked here, on the whole threat, where it was not sent.
             let check_query = query.filter(|_| batch.query.iter().all(|(key, _)| *key == "query"));
             if keep_raw || check_query.is_some() {
-                for page in client.pages("/threats", batch.query.clone(), "/data") {
-                    for item in page? {
+                client
+                    .pages("/threats", batch.query.clone(), "/data")
+                    .each_item(|item| {
                         if check_query.is_some_and(|query| !threat_text_contains(&item, query)) {
-                            continue;
+                            return;
                         }
                         if let Some(mut threat) = Threat::from_value(item) {
                             if !keep_raw {
@@ -374,14 +375,11 @@ fn find_threats<T: Send>(
                             }
                             threats.push(threat);
                         }
-                    }
-                }
+                    })?;
             } else {
-                for page in
-                    client.pages_as::<ThreatFields>("/threats", batch.query.clone(), "/data")
-                {
-                    threats.extend(page?.into_iter().filter_map(ThreatFields::into_threat));
-                }
+                client
+                    .pages_as::<ThreatFields>("/threats", batch.query.clone(), "/data")
+                    .each_item(|fields| threats.extend(fields.into_threat()))?;
             }
             let lists: Vec<Vec<T>> = batch
                 .share_out(threats)

@@ -217,11 +217,9 @@ fn find_by_ids(ctx: &mut RunContext<'_>, wanted: &[(TargetId, Vec<String>)]) -> 
         &chunks,
         targets_of,
         |client, chunk| {
-            let mut items = Vec::new();
-            for page in client.pages("/threats", vec![("ids", join_csv(chunk))], "/data") {
-                items.extend(page?);
-            }
-            Ok(items)
+            client
+                .pages("/threats", vec![("ids", join_csv(chunk))], "/data")
+                .all_items()
         },
     );
     let mut known: HashMap<String, Threat> = HashMap::new();

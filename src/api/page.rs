@@ -105,6 +105,24 @@ impl<'a, T: DeserializeOwned> Pages<'a, T> {
     }
 }
 
+impl<T: DeserializeOwned> Pages<'_, T> {
+    /// Every item of every page, in order; the failure that ended the walk, if any.
+    pub fn all_items(self) -> Result<Vec<T>, Failure> {
+        let mut items = Vec::new();
+        self.each_item(|item| items.push(item))?;
+        Ok(items)
+    }
+
+    /// Hands each item to `visit` as its page arrives, so the pages are never all held at
+    /// once; the failure that ended the walk, if any.
+    pub fn each_item(self, mut visit: impl FnMut(T)) -> Result<(), Failure> {
+        for page in self {
+            page?.into_iter().for_each(&mut visit);
+        }
+        Ok(())
+    }
+}
+
 impl<T: DeserializeOwned> Iterator for Pages<'_, T> {
     type Item = Result<Vec<T>, Failure>;
 
