@@ -18,10 +18,13 @@ use crate::redact;
 /// parseable. The text is streamed, never held whole: a 50,000-object result is tens of
 /// megabytes, next to the envelope it echoes.
 pub fn write_json<T: Serialize>(out: &mut dyn Write, document: &T) -> std::io::Result<()> {
-    let mut redactor = redact::JsonRedactor::new(BufWriter::with_capacity(1 << 16, &mut *out));
-    let written = serde_json::to_writer(&mut redactor, document)
+    // The serializer writes a few bytes at a time; the redactor reads large chunks faster.
+    let redactor = redact::JsonRedactor::new(BufWriter::with_capacity(1 << 16, &mut *out));
+    let mut serialized = BufWriter::with_capacity(1 << 16, redactor);
+    let written = serde_json::to_writer(&mut serialized, document)
         .map_err(std::io::Error::other)
-        .and_then(|()| redactor.finish())
+        .and_then(|()| serialized.into_inner().map_err(|err| err.into_error()))
+        .and_then(|redactor| redactor.finish())
         .and_then(|mut buffered| {
             buffered.write_all(b"\n")?;
             buffered.flush()

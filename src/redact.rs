@@ -7,6 +7,8 @@
 //! parseable. This module does not decide what is secret: the manifest's `secret` flag does.
 
 use std::io::Write;
+
+use memchr::memmem;
 use std::sync::RwLock;
 
 /// What replaces a secret.
@@ -130,13 +132,16 @@ fn mask_literal(secrets: &[String], literal: &str, escaped: bool) -> Option<Stri
 /// the text: bytes outside string literals pass straight on, and each literal is held only
 /// until its closing quote, then masked as [`redact_json`] masks it. A 50,000-object result is
 /// tens of megabytes; this keeps it from ever being one string in memory.
+///
+/// Most text holds no secret and no escape, so a chunk of that kind is passed on whole (only
+/// its quotes are counted, to know whether it ends inside a literal); the literal-by-literal
+/// path is taken only for chunks with a backslash or a possible secret.
 pub struct JsonRedactor<W: Write> {
     inner: W,
     /// The registered secrets, read once: a run registers its token before any output.
     secrets: Vec<String>,
-    /// The shortest secret's length: a literal shorter than that cannot hold one, and most
-    /// literals (keys, names, hashes) are.
-    shortest: usize,
+    /// A searcher for each secret, built once.
+    finders: Vec<memmem::Finder<'static>>,
     /// The open literal, opening quote included; empty between literals.
     literal: Vec<u8>,
     /// The last byte of `literal` is a backslash that escapes the next byte.
@@ -155,10 +160,14 @@ impl<W: Write> JsonRedactor<W> {
     }
 
     fn with_secrets(inner: W, secrets: Vec<String>) -> Self {
+        let finders = secrets
+            .iter()
+            .map(|secret| memmem::Finder::new(secret.as_bytes()).into_owned())
+            .collect();
         Self {
             inner,
-            shortest: secrets.iter().map(String::len).min().unwrap_or(0),
             secrets,
+            finders,
             literal: Vec::new(),
             escape_pending: false,
             escaped: false,
@@ -174,13 +183,20 @@ impl<W: Write> JsonRedactor<W> {
         Ok(self.inner)
     }
 
+    fn may_hold_secret(&self, bytes: &[u8]) -> bool {
+        self.finders
+            .iter()
+            .any(|finder| finder.find(bytes).is_some())
+    }
+
     fn close_literal(&mut self) -> std::io::Result<()> {
-        // Escapes only lengthen a literal, so its raw length bounds the decoded one.
-        let masked = if self.literal.len() < self.shortest {
-            None
-        } else {
+        // Without an escape the literal's bytes are its text, so a literal in which no secret
+        // occurs is written as it is; one with an escape is decoded and searched.
+        let masked = if self.escaped || self.may_hold_secret(&self.literal) {
             let literal = String::from_utf8_lossy(&self.literal);
             mask_literal(&self.secrets, &literal, self.escaped)
+        } else {
+            None
         };
         match masked {
             Some(masked) => self.inner.write_all(masked.as_bytes())?,
@@ -191,6 +207,28 @@ impl<W: Write> JsonRedactor<W> {
         self.escape_pending = false;
         Ok(())
     }
+
+    /// Passes `chunk` on whole when it starts outside a literal and holds neither a backslash
+    /// nor a secret: every literal in it is then written unchanged by the literal-by-literal
+    /// path too. A literal left open at its end is kept, as that path would keep it. Returns
+    /// whether the chunk was taken.
+    fn pass_clean_chunk(&mut self, chunk: &[u8]) -> std::io::Result<bool> {
+        if !self.literal.is_empty()
+            || memchr::memchr(b'\\', chunk).is_some()
+            || self.may_hold_secret(chunk)
+        {
+            return Ok(false);
+        }
+        let quotes = memchr::memchr_iter(b'"', chunk).count();
+        match memchr::memrchr(b'"', chunk).filter(|_| quotes % 2 == 1) {
+            Some(open) => {
+                self.inner.write_all(&chunk[..open])?;
+                self.literal.extend_from_slice(&chunk[open..]);
+            }
+            None => self.inner.write_all(chunk)?,
+        }
+        Ok(true)
+    }
 }
 
 impl<W: Write> Write for JsonRedactor<W> {
@@ -198,11 +236,14 @@ impl<W: Write> Write for JsonRedactor<W> {
         if self.secrets.is_empty() {
             return self.inner.write(buf);
         }
+        if self.pass_clean_chunk(buf)? {
+            return Ok(buf.len());
+        }
         let mut rest = buf;
         while !rest.is_empty() {
             if self.literal.is_empty() {
                 // Outside a literal: everything up to the next quote is structure or numbers.
-                let quote = rest.iter().position(|byte| *byte == b'"');
+                let quote = memchr::memchr(b'"', rest);
                 let (plain, tail) = rest.split_at(quote.unwrap_or(rest.len()));
                 self.inner.write_all(plain)?;
                 if let Some((open, tail)) = tail.split_first() {
@@ -220,7 +261,7 @@ impl<W: Write> Write for JsonRedactor<W> {
                 rest = &rest[1..];
                 continue;
             }
-            match rest.iter().position(|byte| matches!(byte, b'"' | b'\\')) {
+            match memchr::memchr2(b'"', b'\\', rest) {
                 Some(index) if rest[index] == b'"' => {
                     self.literal.extend_from_slice(&rest[..=index]);
                     rest = &rest[index + 1..];
@@ -363,6 +404,39 @@ mod tests {
                     "{json} in chunks of {chunk}"
                 );
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// Any document, cut anywhere: streaming masks exactly what whole-text redaction masks.
+        #[test]
+        fn streaming_redaction_equals_whole_text_redaction(
+            parts in proptest::collection::vec(("[ab\"\\\\é]{0,6}", proptest::bool::ANY), 0..12),
+            cuts in proptest::collection::vec(1usize..40, 1..8),
+        ) {
+            let secret = "ab\"a";
+            let strings: Vec<String> = parts
+                .iter()
+                .map(|(text, with_secret)| {
+                    if *with_secret { format!("{text}{secret}{text}") } else { text.clone() }
+                })
+                .collect();
+            let json = serde_json::json!({ "s": strings, "n": [1, null] }).to_string();
+            let secrets = [secret, "ab\\\"a"];
+            let owned: Vec<String> = secrets.iter().map(|form| form.to_string()).collect();
+            let whole = redact_json_with(&owned, &json).into_owned();
+            let mut redactor = JsonRedactor::with_secrets(Vec::new(), owned);
+            let mut rest = json.as_bytes();
+            for cut in cuts.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (piece, tail) = rest.split_at((*cut).min(rest.len()));
+                redactor.write_all(piece).unwrap();
+                rest = tail;
+            }
+            let streamed = String::from_utf8(redactor.finish().unwrap()).unwrap();
+            proptest::prop_assert_eq!(streamed, whole);
         }
     }
 
