@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::cores;
 use crate::error::{ErrorCode, Failure};
 
 /// The protocol major this build speaks.
@@ -149,36 +150,14 @@ pub fn parse_owned(text: String) -> Result<Envelope, (Failure, String)> {
 /// Reads every object (see [`InputObject::new`]), on all cores for a large envelope: reading
 /// 50,000 objects is a third of a run's own work, and nothing else runs while it happens.
 fn read_objects(text: &Arc<String>, raws: &[&RawValue]) -> Vec<InputObject> {
-    /// Below this many objects a thread costs more than it saves.
-    const OBJECTS_PER_THREAD: usize = 2_000;
-    let read = |raws: &[&RawValue]| -> Vec<InputObject> {
-        raws.iter()
-            .map(|raw| InputObject::new(RawObject::within(text, raw.get())))
-            .collect()
-    };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(raws.len() / OBJECTS_PER_THREAD)
-        .max(1);
-    if threads == 1 {
-        return read(raws);
-    }
-    let chunks: Vec<Vec<InputObject>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = raws
-            .chunks(raws.len().div_ceil(threads))
-            .map(|chunk| scope.spawn(move || read(chunk)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
-    chunks.into_iter().flatten().collect()
+    cores::map(raws, OBJECTS_PER_THREAD, |raw| {
+        InputObject::new(RawObject::within(text, raw.get()))
+    })
 }
+
+/// Objects read or rendered per thread, at least: below that a thread costs more than it
+/// saves.
+pub const OBJECTS_PER_THREAD: usize = 2_000;
 
 /// The failure for an envelope serde could not read, naming the field at fault.
 fn describe_refusal(err: serde_path_to_error::Error<serde_json::Error>) -> Failure {

@@ -11,6 +11,7 @@ pub mod action;
 pub mod api;
 pub mod cli;
 pub mod connection;
+pub mod cores;
 pub mod demo;
 pub mod envelope;
 pub mod error;

@@ -25,6 +25,7 @@ pub struct RunResult {
     pub status: RunStatus,
     pub summary: Summary,
     /// Every input object, in input order, with added attributes appended to `attributes`.
+    #[serde(serialize_with = "serialize_objects")]
     pub objects: Vec<OutputObject>,
     /// One outcome per input object, same order.
     pub results: Vec<ObjectResult>,
@@ -205,6 +206,33 @@ impl Serialize for OutputObject {
         let enriched = with_attributes(self.raw.get(), &self.added).map_err(S::Error::custom)?;
         enriched.serialize(serializer)
     }
+}
+
+/// Objects rendered ahead of writing, at most: enough to keep every core busy, few enough
+/// that their text (about a kilobyte each) is never a large part of the run's memory.
+const RENDER_WINDOW: usize = 8_192;
+
+/// The objects, each enriched object rendered (see [`with_attributes`]) on all cores a window
+/// at a time, then written in order: rendering is most of the time spent writing a result.
+fn serialize_objects<S: Serializer>(
+    objects: &[OutputObject],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = serializer.serialize_seq(Some(objects.len()))?;
+    for window in objects.chunks(RENDER_WINDOW) {
+        let rendered = crate::cores::map(window, crate::envelope::OBJECTS_PER_THREAD, |object| {
+            (!object.added.is_empty()).then(|| with_attributes(object.raw.get(), &object.added))
+        });
+        for (object, rendered) in window.iter().zip(rendered) {
+            match rendered {
+                None => seq.serialize_element(&object.raw)?,
+                Some(Ok(enriched)) => seq.serialize_element(&enriched)?,
+                Some(Err(reason)) => return Err(S::Error::custom(reason)),
+            }
+        }
+    }
+    seq.end()
 }
 
 /// The top-level `attributes` of an object, borrowed from its text: `null` stays

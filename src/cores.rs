@@ -1,0 +1,57 @@
+//! Pure CPU work over many items (reading input objects, rendering output objects) spread
+//! over the machine's cores. It owns no I/O: requests run on the client's pool (`api::pool`).
+
+/// `work` applied to every item, results in item order, on up to every core when there are
+/// at least `per_thread` items for each thread (below that a thread costs more than it saves).
+/// A panic in `work` is resumed on the caller's thread.
+pub fn map<T: Sync, R: Send>(
+    items: &[T],
+    per_thread: usize,
+    work: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(items.len() / per_thread.max(1))
+        .max(1);
+    if threads == 1 {
+        return items.iter().map(&work).collect();
+    }
+    let work = &work;
+    let parts: Vec<Vec<R>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|chunk| scope.spawn(move || chunk.iter().map(work).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut all = Vec::with_capacity(items.len());
+    for part in parts {
+        all.extend(part);
+    }
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_item_order_with_and_without_threads() {
+        let items: Vec<u32> = (0..10_001).collect();
+        for per_thread in [1, 100, 20_000] {
+            let doubled = map(&items, per_thread, |item| item * 2);
+            assert_eq!(
+                doubled,
+                items.iter().map(|item| item * 2).collect::<Vec<_>>()
+            );
+        }
+        assert!(map(&[] as &[u32], 1, |item| *item).is_empty());
+    }
+}
