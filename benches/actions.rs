@@ -776,12 +776,15 @@ fn bench_action(
     process_start: f64,
 ) -> Result<Vec<Row>, Error> {
     let started = Instant::now();
-    let sim = Simulator::start(scenario(
-        action,
-        size,
-        options.latency_ms,
-        Some(options.sim_rate_limit),
-    ))?;
+    let start_simulator = || {
+        Simulator::start(scenario(
+            action,
+            size,
+            options.latency_ms,
+            Some(options.sim_rate_limit),
+        ))
+    };
+    let sim = start_simulator()?;
     eprintln!(
         "action {action}, {size} objects: simulator seeded in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -833,12 +836,7 @@ fn bench_action(
     drop(sim);
     // The same requests again, from an idle client, against a console seeded the same way:
     // the re-run's requests after the first run's, so each meets the state it met before.
-    let sim = Simulator::start(scenario(
-        action,
-        size,
-        options.latency_ms,
-        Some(options.sim_rate_limit),
-    ))?;
+    let sim = start_simulator()?;
     for (row, requests) in rows.iter_mut().zip(&sent) {
         row.idle_client_s = replay(requests, &sim.base_url(), options)? + process_start;
         eprintln!(

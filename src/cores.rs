@@ -18,24 +18,31 @@ pub fn map<T: Sync, R: Send>(
     }
     let work = &work;
     let parts: Vec<Vec<R>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(items.len().div_ceil(threads))
-            .map(|chunk| scope.spawn(move || chunk.iter().map(work).collect::<Vec<R>>()))
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
+        join_all(
+            items
+                .chunks(items.len().div_ceil(threads))
+                .map(|chunk| scope.spawn(move || chunk.iter().map(work).collect::<Vec<R>>()))
+                .collect(),
+        )
     });
     let mut all = Vec::with_capacity(items.len());
     for part in parts {
         all.extend(part);
     }
     all
+}
+
+/// The results of scoped threads, in the order given; a thread's panic is resumed on the
+/// caller's thread once the earlier threads are joined.
+pub fn join_all<R>(handles: Vec<std::thread::ScopedJoinHandle<'_, R>>) -> Vec<R> {
+    handles
+        .into_iter()
+        .map(|handle| {
+            handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -48,15 +48,7 @@ pub(crate) fn run_parallel<T: Sync, R: Send>(
         vec![drain()]
     } else {
         std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers).map(|_| scope.spawn(drain)).collect();
-            handles
-                .into_iter()
-                .map(|handle| {
-                    handle
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
+            crate::cores::join_all((0..workers).map(|_| scope.spawn(drain)).collect())
         })
     };
 
