@@ -30,6 +30,16 @@ const PROGRESS_LINES: usize = 20;
 /// Index of a target in [`RunContext::targets`].
 pub type TargetId = usize;
 
+/// The targets a write batch acts for, each once, in order: a batch of ids names every target
+/// that owns one of them, and several ids often share a target.
+pub fn distinct_targets(targets: impl IntoIterator<Item = TargetId>) -> Vec<TargetId> {
+    targets
+        .into_iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 /// One distinct indicator of the run, and the input objects that carry it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {

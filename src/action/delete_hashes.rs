@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::hash_list::{self, HashList, Lookup, LookupScope};
-use super::{Action, RunContext, TargetId};
+use super::{Action, RunContext, TargetId, distinct_targets};
 use crate::error::Failure;
 use crate::indicator::IndicatorType;
 use crate::result::AddedAttribute;
@@ -79,12 +79,7 @@ impl Action for DeleteHashes {
             json!({ "data": { "ids": entry_ids, "type": params.list.entry_type() } })
         };
         let owners = |batch: &&[(String, Vec<TargetId>)]| -> Vec<TargetId> {
-            batch
-                .iter()
-                .flat_map(|(_, owners)| owners.iter().copied())
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect()
+            distinct_targets(batch.iter().flat_map(|(_, owners)| owners.iter().copied()))
         };
         if ctx.dry_run() {
             for batch in &batches {

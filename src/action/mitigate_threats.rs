@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::threats::{self, LeanThreat};
-use super::{Action, RunContext, TargetId};
+use super::{Action, RunContext, TargetId, distinct_targets};
 use crate::error::Failure;
 use crate::result::AddedAttribute;
 
@@ -185,18 +185,13 @@ impl Action for MitigateThreats {
         let batches: Vec<&[&str]> = keys.chunks(IDS_PER_REQUEST).collect();
         let body = |batch: &[&str]| json!({ "filter": { "ids": batch }, "data": {} });
         let targets_of = |batch: &&[&str]| -> Vec<TargetId> {
-            batch
-                .iter()
-                .flat_map(|&key| {
-                    let start = pairs.partition_point(|(known, _)| *known < key);
-                    pairs[start..]
-                        .iter()
-                        .take_while(move |(known, _)| *known == key)
-                        .map(|(_, target)| *target)
-                })
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect()
+            distinct_targets(batch.iter().flat_map(|&key| {
+                let start = pairs.partition_point(|(known, _)| *known < key);
+                pairs[start..]
+                    .iter()
+                    .take_while(move |(known, _)| *known == key)
+                    .map(|(_, target)| *target)
+            }))
         };
 
         let mut skipped: BTreeMap<String, String> = BTreeMap::new();

@@ -36,7 +36,7 @@ use schemars::{JsonSchema, Schema};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub use context::{RunContext, Target, TargetId};
+pub use context::{RunContext, Target, TargetId, distinct_targets};
 
 use crate::envelope::ActionRef;
 use crate::error::Failure;

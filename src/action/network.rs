@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use super::agents::{self, Agent, Scope};
-use super::{RunContext, TargetId};
+use super::{RunContext, TargetId, distinct_targets};
 use crate::error::{ErrorCode, Failure};
 use crate::result::{AddedAttribute, Warning};
 
@@ -150,12 +150,7 @@ pub fn run(ctx: &mut RunContext<'_>, settings: Settings<'_>) -> Result<(), Failu
     let batches: Vec<&[&str]> = keys.chunks(IDS_PER_REQUEST).collect();
     let body = |batch: &[&str]| json!({ "filter": { "ids": batch }, "data": {} });
     let targets_of = |batch: &&[&str]| -> Vec<TargetId> {
-        batch
-            .iter()
-            .flat_map(|key| owners[key].iter().copied())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect()
+        distinct_targets(batch.iter().flat_map(|key| owners[key].iter().copied()))
     };
     if ctx.dry_run() {
         for batch in &batches {

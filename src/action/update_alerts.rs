@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::feed::text_at;
-use super::{Action, RunContext, TargetId};
+use super::{Action, RunContext, TargetId, distinct_targets};
 use crate::api::{QUERY_VALUES_BUDGET, chunk_for_query, join_csv};
 use crate::error::{ErrorCode, Failure};
 use crate::result::{AddedAttribute, Warning};
@@ -190,11 +190,7 @@ impl Action for UpdateAlerts {
             return Ok(());
         }
         let targets_of = |ids: &[String]| -> Vec<TargetId> {
-            ids.iter()
-                .flat_map(|alert| owners[alert].iter().copied())
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect()
+            distinct_targets(ids.iter().flat_map(|alert| owners[alert].iter().copied()))
         };
 
         // 1. What exists and what it carries now.

@@ -29,7 +29,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::threats::{self, Threat};
-use super::{Action, RunContext, TargetId};
+use super::{Action, RunContext, TargetId, distinct_targets};
 use crate::api::{QUERY_VALUES_BUDGET, chunk_for_query, join_csv};
 use crate::error::{ErrorCode, Failure};
 use crate::indicator::IndicatorType;
@@ -205,12 +205,11 @@ fn find_by_ids(ctx: &mut RunContext<'_>, wanted: &[(TargetId, Vec<String>)]) -> 
     let all: Vec<String> = owners.keys().map(|id| id.to_string()).collect();
     let chunks: Vec<&[String]> = chunk_for_query(&all, QUERY_VALUES_BUDGET);
     let targets_of = |chunk: &&[String]| -> Vec<TargetId> {
-        chunk
-            .iter()
-            .flat_map(|threat_id| owners[threat_id.as_str()].iter().copied())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect()
+        distinct_targets(
+            chunk
+                .iter()
+                .flat_map(|threat_id| owners[threat_id.as_str()].iter().copied()),
+        )
     };
     let pages = ctx.batches(
         "threat lookup by id",
@@ -423,12 +422,11 @@ fn apply(
     let batches: Vec<&[&String]> = to_write.chunks(IDS_PER_REQUEST).collect();
     let body = |batch: &[&String]| json!({ "filter": { "ids": batch }, "data": change.data });
     let targets_of = |batch: &&[&String]| -> Vec<TargetId> {
-        batch
-            .iter()
-            .flat_map(|threat_id| owners[*threat_id].iter().copied())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect()
+        distinct_targets(
+            batch
+                .iter()
+                .flat_map(|threat_id| owners[*threat_id].iter().copied()),
+        )
     };
     let mut outcome = Applied::default();
     if ctx.dry_run() {
