@@ -244,7 +244,7 @@ fn spec_command(action: Option<&str>) -> ExitStatus {
 
 fn print_document(result: &RunResult, exit: ExitStatus) -> ExitStatus {
     let mut stdout = std::io::stdout().lock();
-    exit_after_write(output::write_json(&mut stdout, result), exit)
+    exit_after_write(output::write_result(&mut stdout, result), exit)
 }
 
 fn print_text(text: &str, exit: ExitStatus) -> ExitStatus {

@@ -9,27 +9,40 @@ pub fn map<T: Sync, R: Send>(
     per_thread: usize,
     work: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(items.len() / per_thread.max(1))
-        .max(1);
-    if threads == 1 {
-        return items.iter().map(&work).collect();
-    }
-    let work = &work;
-    let parts: Vec<Vec<R>> = std::thread::scope(|scope| {
-        join_all(
-            items
-                .chunks(items.len().div_ceil(threads))
-                .map(|chunk| scope.spawn(move || chunk.iter().map(work).collect::<Vec<R>>()))
-                .collect(),
-        )
+    let parts = map_chunks(items, per_thread, |chunk| {
+        chunk.iter().map(&work).collect::<Vec<R>>()
     });
     let mut all = Vec::with_capacity(items.len());
     for part in parts {
         all.extend(part);
     }
     all
+}
+
+/// `work` applied to consecutive chunks of `items`, one chunk per thread, results in chunk
+/// order: for work that gathers a chunk into one value (a buffer of text) rather than making
+/// a value per item. As [`map`], a thread takes at least `per_thread` items.
+pub fn map_chunks<T: Sync, R: Send>(
+    items: &[T],
+    per_thread: usize,
+    work: impl Fn(&[T]) -> R + Sync,
+) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(items.len() / per_thread.max(1))
+        .max(1);
+    if threads == 1 {
+        return vec![work(items)];
+    }
+    let work = &work;
+    std::thread::scope(|scope| {
+        join_all(
+            items
+                .chunks(items.len().div_ceil(threads))
+                .map(|chunk| scope.spawn(move || work(chunk)))
+                .collect(),
+        )
+    })
 }
 
 /// The results of scoped threads, in the order given; a thread's panic is resumed on the
@@ -60,5 +73,16 @@ mod tests {
             );
         }
         assert!(map(&[] as &[u32], 1, |item| *item).is_empty());
+    }
+
+    #[test]
+    fn chunks_cover_the_items_once_in_order() {
+        let items: Vec<u32> = (0..10_001).collect();
+        for per_thread in [1, 100, 20_000] {
+            let chunks = map_chunks(&items, per_thread, <[u32]>::to_vec);
+            assert!(!chunks.is_empty());
+            assert_eq!(chunks.concat(), items);
+        }
+        assert_eq!(map_chunks(&[] as &[u32], 1, <[u32]>::len), [0]);
     }
 }

@@ -8,10 +8,12 @@
 //! (`request`).
 
 use std::borrow::Cow;
+use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::de::{self, Visitor};
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -368,11 +370,42 @@ impl ObjectView {
 }
 
 /// An object id: ThreatQ uses numbers; strings are accepted.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
 #[serde(untagged)]
 pub enum ObjectId {
     Number(u64),
     Text(String),
+}
+
+/// Read by kind of JSON value rather than as an untagged enum: serde reads an untagged value
+/// into a buffer first and tries each form in turn, which took a third of the time spent
+/// reading 50,000 objects.
+impl<'de> Deserialize<'de> for ObjectId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IdVisitor;
+        impl Visitor<'_> for IdVisitor {
+            type Value = ObjectId;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a non-negative whole number or a string")
+            }
+
+            fn visit_u64<E: de::Error>(self, id: u64) -> Result<ObjectId, E> {
+                Ok(ObjectId::Number(id))
+            }
+
+            fn visit_i64<E: de::Error>(self, id: i64) -> Result<ObjectId, E> {
+                u64::try_from(id)
+                    .map(ObjectId::Number)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(id), &self))
+            }
+
+            fn visit_str<E: de::Error>(self, id: &str) -> Result<ObjectId, E> {
+                Ok(ObjectId::Text(id.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(IdVisitor)
+    }
 }
 
 impl std::fmt::Display for ObjectId {
@@ -385,14 +418,42 @@ impl std::fmt::Display for ObjectId {
 }
 
 /// A name given as a string or as an object with a `name` field.
-///
-/// The object form comes first: it is how ThreatQ sends types, tags and sources, and serde
-/// tries the forms in order, building an error message for each one that does not fit.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
 #[serde(untagged)]
 pub enum Named {
     Object { name: String },
     Text(String),
+}
+
+/// Read by kind of JSON value, as [`ObjectId`]: types, tags, sources and adversaries are most
+/// of what is read of an object.
+impl<'de> Deserialize<'de> for Named {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// The object form; its other fields (`id`, `tlp`, …) are left in the raw text.
+        #[derive(Deserialize)]
+        struct NameField {
+            name: String,
+        }
+
+        struct NamedVisitor;
+        impl<'de> Visitor<'de> for NamedVisitor {
+            type Value = Named;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a string or an object with a string `name`")
+            }
+
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Named, E> {
+                Ok(Named::Text(name.to_owned()))
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Named, A::Error> {
+                NameField::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|field| Named::Object { name: field.name })
+            }
+        }
+        deserializer.deserialize_any(NamedVisitor)
+    }
 }
 
 impl Named {

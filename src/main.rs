@@ -8,10 +8,12 @@ fn main() -> std::process::ExitCode {
 /// Tunes glibc's allocator for a run's shape: a few large per-request buffers (pages and
 /// bodies up to a megabyte) next to many small per-object values.
 ///
-/// - One arena instead of one per worker thread: with 16 workers reading their own pages, the
-///   memory they freed stayed resident in 16 places, a quarter of the peak resident memory of a
-///   50,000-object run. The workers mostly wait on the network, so sharing costs no measurable
-///   CPU.
+/// - One arena per core instead of glibc's eight per core: with 16 workers reading their own
+///   pages, the memory they freed stayed resident in 16 places, a quarter of the peak resident
+///   memory of a 50,000-object run. The workers mostly wait on the network, so sharing costs
+///   them nothing; but the phases that keep every core busy (`cores::map`: reading the
+///   envelope's objects, rendering the result's) allocate on each thread, and with a single
+///   arena they queued on its lock: at 50,000 objects both took twice as long (BENCHMARKS.md).
 /// - A fixed mmap threshold of 256 KiB: buffers larger than that are mapped and unmapped, so
 ///   their memory goes back to the system when freed. glibc otherwise raises the threshold to
 ///   the largest buffer freed so far, and megabyte buffers then stay in the heap (5–10 MB of
@@ -20,11 +22,15 @@ fn main() -> std::process::ExitCode {
 #[allow(unsafe_code)]
 fn tune_allocator() {
     const MMAP_THRESHOLD: libc::c_int = 256 * 1024;
+    let arenas = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .try_into()
+        .unwrap_or(libc::c_int::MAX);
     // SAFETY: `mallopt` only changes allocator parameters and is called before any other
     // thread exists; its result (0 when a setting is refused) needs no handling, as glibc's
     // defaults are correct, only larger.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_ARENA_MAX, arenas);
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     }
 }

@@ -12,18 +12,19 @@ use std::io::{BufWriter, Write};
 use serde::Serialize;
 
 use crate::redact;
+use crate::result::RunResult;
 
-/// Serializes `document` compactly, redacting as it goes, and writes it to `out` as one line.
-/// Redaction masks secrets inside the document's strings only, so the document always stays
-/// parseable. The text is streamed, never held whole: a 50,000-object result is tens of
-/// megabytes, next to the envelope it echoes.
-pub fn write_json<T: Serialize>(out: &mut dyn Write, document: &T) -> std::io::Result<()> {
-    // The serializer writes a few bytes at a time; the redactor reads large chunks faster.
+/// Writes a result document compactly (see [`RunResult::write_json`]), redacting as it goes,
+/// as one line. Redaction masks secrets inside the document's strings only, so the document
+/// always stays parseable. The text is streamed, never held whole: a 50,000-object result is
+/// tens of megabytes, next to the envelope it echoes.
+pub fn write_result(out: &mut dyn Write, result: &RunResult) -> std::io::Result<()> {
+    // The small pieces (keys, punctuation) reach the redactor in large chunks.
     let redactor = redact::JsonRedactor::new(BufWriter::with_capacity(1 << 16, &mut *out));
-    let mut serialized = BufWriter::with_capacity(1 << 16, redactor);
-    let written = serde_json::to_writer(&mut serialized, document)
-        .map_err(std::io::Error::other)
-        .and_then(|()| serialized.into_inner().map_err(|err| err.into_error()))
+    let mut document = BufWriter::with_capacity(1 << 16, redactor);
+    let written = result
+        .write_json(&mut document)
+        .and_then(|()| document.into_inner().map_err(|err| err.into_error()))
         .and_then(|redactor| redactor.finish())
         .and_then(|mut buffered| {
             buffered.write_all(b"\n")?;

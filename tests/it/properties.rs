@@ -514,7 +514,7 @@ fn carried_objects(text: &str) -> Option<usize> {
 fn execute(text: &str, mode: Mode) -> support::Run {
     let (result, exit) = runner::execute(text, mode);
     let mut stdout = Vec::new();
-    s1_actions::output::write_json(&mut stdout, &result).unwrap();
+    s1_actions::output::write_result(&mut stdout, &result).unwrap();
     support::Run {
         exit: i32::from(exit.code()),
         stdout: String::from_utf8(stdout).unwrap(),
@@ -714,7 +714,7 @@ fn deep_nesting_is_refused_or_echoed_never_a_crash() {
     assert_eq!(exit, ExitStatus::ObjectsFailed);
     assert_eq!(result.results.len(), 2);
     let mut stdout = Vec::new();
-    s1_actions::output::write_json(&mut stdout, &result).unwrap();
+    s1_actions::output::write_result(&mut stdout, &result).unwrap();
     let stdout = String::from_utf8(stdout).unwrap();
     assert!(stdout.contains(&inner), "the object comes back unchanged");
     serde_json::from_str::<serde::de::IgnoredAny>(&stdout).expect("one JSON document");
