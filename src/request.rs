@@ -193,18 +193,19 @@ pub fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
     })
 }
 
-/// What becomes of one input object before the action runs.
+/// What becomes of one input object before the action runs. The reasons are boxed: one plan
+/// per object is held for the whole run, and most are `Target`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ObjectPlan {
     /// Worked on as this target.
     Target(TargetId),
     Skipped {
         value: Option<String>,
-        reason: Failure,
+        reason: Box<Failure>,
     },
     Failed {
         value: Option<String>,
-        reason: Failure,
+        reason: Box<Failure>,
     },
 }
 
@@ -233,7 +234,7 @@ pub fn classify(
                     .with_field(field(""));
                     return ObjectPlan::Failed {
                         value: None,
-                        reason,
+                        reason: Box::new(reason),
                     };
                 }
             };
@@ -245,12 +246,18 @@ pub fn classify(
                         "Beyond objects_per_run ({objects_per_run}); not processed in this run"
                     ),
                 );
-                return ObjectPlan::Skipped { value, reason };
+                return ObjectPlan::Skipped {
+                    value,
+                    reason: Box::new(reason),
+                };
             }
             let Some(type_name) = view.kind.as_ref().map(|kind| kind.name().to_string()) else {
                 let reason = Failure::new(ErrorCode::InputInvalidValue, "The object has no type")
                     .with_field(field(".type"));
-                return ObjectPlan::Failed { value, reason };
+                return ObjectPlan::Failed {
+                    value,
+                    reason: Box::new(reason),
+                };
             };
             let accepted = IndicatorType::from_name(&type_name)
                 .filter(|kind| manifest.accepts.contains(kind))
@@ -260,13 +267,19 @@ pub fn classify(
                 Ok(kind) => kind,
                 Err(detail) => {
                     let reason = Failure::new(ErrorCode::InputUnsupportedType, capitalise(&detail));
-                    return ObjectPlan::Skipped { value, reason };
+                    return ObjectPlan::Skipped {
+                        value,
+                        reason: Box::new(reason),
+                    };
                 }
             };
             let Some(raw_value) = view.value.as_deref() else {
                 let reason = Failure::new(ErrorCode::InputInvalidValue, "The object has no value")
                     .with_field(field(".value"));
-                return ObjectPlan::Failed { value, reason };
+                return ObjectPlan::Failed {
+                    value,
+                    reason: Box::new(reason),
+                };
             };
             match kind.normalise(raw_value) {
                 Ok(normal) => {
@@ -284,7 +297,10 @@ pub fn classify(
                 Err(message) => {
                     let reason = Failure::new(ErrorCode::InputInvalidValue, capitalise(&message))
                         .with_field(field(".value"));
-                    ObjectPlan::Failed { value, reason }
+                    ObjectPlan::Failed {
+                        value,
+                        reason: Box::new(reason),
+                    }
                 }
             }
         })

@@ -235,7 +235,7 @@ fn finish(
                             value,
                             status: ObjectStatus::Failed,
                             detail: None,
-                            error: Some(failure),
+                            error: Some(Box::new(failure)),
                         },
                         Vec::new(),
                     ),
@@ -245,9 +245,9 @@ fn finish(
                             value,
                             status: ObjectStatus::Failed,
                             detail: None,
-                            error: Some(Failure::internal(
+                            error: Some(Box::new(Failure::internal(
                                 "No outcome was recorded for this object",
-                            )),
+                            ))),
                         },
                         Vec::new(),
                     ),
@@ -330,7 +330,7 @@ fn refused(rejected: Rejected, objects: Vec<InputObject>) -> (RunResult, ExitSta
             value,
             status: ObjectStatus::Failed,
             detail: None,
-            error: Some(first.clone()),
+            error: Some(Box::new(first.clone())),
         });
         result.objects.push(OutputObject {
             raw: object.into_raw(),

@@ -255,9 +255,9 @@ impl<'a> RunContext<'a> {
     /// Groups `ids` so that each group's values, comma-joined, fit in `budget` bytes of a
     /// multi-valued query parameter.
     pub fn query_chunks(&self, ids: &[TargetId], budget: usize) -> Vec<Vec<TargetId>> {
-        let values: Vec<String> = ids
+        let values: Vec<&str> = ids
             .iter()
-            .map(|id| self.targets[*id].value.clone())
+            .map(|id| self.targets[*id].value.as_str())
             .collect();
         let mut start = 0;
         chunk_for_query(&values, budget)

@@ -19,13 +19,13 @@ pub const QUERY_VALUES_BUDGET: usize = 6000;
 ///
 /// Order is kept and nothing is dropped: a single value longer than the budget gets a chunk of
 /// its own (the request may then be refused, which is reported for that value alone).
-pub fn chunk_for_query(values: &[String], budget: usize) -> Vec<&[String]> {
+pub fn chunk_for_query<S: AsRef<str>>(values: &[S], budget: usize) -> Vec<&[S]> {
     let separator = encoded_len(",");
     let mut chunks = Vec::new();
     let mut start = 0;
     let mut length = 0;
     for (index, value) in values.iter().enumerate() {
-        let cost = encoded_len(value);
+        let cost = encoded_len(value.as_ref());
         if index == start {
             length = cost;
         } else if length + separator + cost > budget {
@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn empty_input_gives_no_chunks() {
-        assert!(chunk_for_query(&[], 10).is_empty());
+        assert!(chunk_for_query::<String>(&[], 10).is_empty());
         assert_eq!(join_csv(&strings(&["a", "b"])), "a,b");
     }
 
