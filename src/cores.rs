@@ -1,6 +1,10 @@
 //! Pure CPU work over many items (reading input objects, rendering output objects) spread
 //! over the machine's cores. It owns no I/O: requests run on the client's pool (`api::pool`).
 
+/// Objects read or rendered per thread, at least: below that a thread costs more than it
+/// saves.
+pub const OBJECTS_PER_THREAD: usize = 2_000;
+
 /// `work` applied to every item, results in item order, on up to every core when there are
 /// at least `per_thread` items for each thread (below that a thread costs more than it saves).
 /// A panic in `work` is resumed on the caller's thread.

@@ -152,14 +152,10 @@ pub fn parse_owned(text: String) -> Result<Envelope, (Failure, String)> {
 /// Reads every object (see [`InputObject::new`]), on all cores for a large envelope: reading
 /// 50,000 objects is a third of a run's own work, and nothing else runs while it happens.
 fn read_objects(text: &Arc<String>, raws: &[&RawValue]) -> Vec<InputObject> {
-    cores::map(raws, OBJECTS_PER_THREAD, |raw| {
+    cores::map(raws, cores::OBJECTS_PER_THREAD, |raw| {
         InputObject::new(RawObject::within(text, raw.get()))
     })
 }
-
-/// Objects read or rendered per thread, at least: below that a thread costs more than it
-/// saves.
-pub const OBJECTS_PER_THREAD: usize = 2_000;
 
 /// The failure for an envelope serde could not read, naming the field at fault.
 fn describe_refusal(err: serde_path_to_error::Error<serde_json::Error>) -> Failure {

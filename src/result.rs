@@ -188,9 +188,6 @@ impl Write for WithoutFirstByte<'_> {
 /// their text (about a kilobyte an object) is never a large part of the run's memory.
 const RENDER_WINDOW: usize = 4_096;
 
-/// Items rendered per thread, at least: below that a thread costs more than it saves.
-const RENDER_PER_THREAD: usize = 2_000;
-
 /// `items` as a JSON array: each window of items rendered on all cores (`render` writes one
 /// item's JSON, of about `len_hint` bytes), then written in order.
 fn write_array<T: Sync>(
@@ -202,7 +199,7 @@ fn write_array<T: Sync>(
     out.write_all(b"[")?;
     let mut first = true;
     for window in items.chunks(RENDER_WINDOW) {
-        let parts = crate::cores::map_chunks(window, RENDER_PER_THREAD, |chunk| {
+        let parts = crate::cores::map_chunks(window, crate::cores::OBJECTS_PER_THREAD, |chunk| {
             // Sized up front: grown by doubling, the buffers of a window took up to twice
             // their text at the moment of the run's peak memory.
             let mut text = Vec::with_capacity(chunk.iter().map(|item| len_hint(item) + 1).sum());
