@@ -10,11 +10,11 @@ use std::io::Write;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::ser::Error as _;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::envelope::{PROTOCOL, RawObject};
+use crate::envelope::{AttributesAt, PROTOCOL, RawObject};
 use crate::error::Failure;
 
 /// The output document.
@@ -352,7 +352,7 @@ impl OutputObject {
             text.extend_from_slice(raw.as_bytes());
             return Ok(());
         }
-        let (before, list_open, list_close, after) = match Splice::find(raw)? {
+        let (before, list_open, list_close, after) = match Splice::find(&self.raw)? {
             Splice::NewKey { close, comma } => (
                 &raw[..close],
                 if comma {
@@ -396,9 +396,9 @@ enum Splice {
 }
 
 impl Splice {
-    fn find(raw: &str) -> Result<Self, String> {
-        let span: AttributesSpan<'_> = serde_json::from_str(raw).map_err(|err| err.to_string())?;
-        let Some(list) = span.attributes else {
+    fn find(object: &RawObject) -> Result<Self, String> {
+        let raw = object.get();
+        let AttributesAt::Value { start, end } = object.attributes_at()? else {
             let close = raw
                 .rfind('}')
                 .ok_or("an enriched object must be a JSON object")?;
@@ -408,13 +408,7 @@ impl Splice {
             let comma = !raw[open + 1..close].trim().is_empty();
             return Ok(Self::NewKey { close, comma });
         };
-        let list = list.get();
-        // The list's place in the object text: `list` borrows from `raw`.
-        let start = (list.as_ptr() as usize)
-            .checked_sub(raw.as_ptr() as usize)
-            .filter(|start| start + list.len() <= raw.len())
-            .ok_or("the attributes list is not part of the object text")?;
-        let end = start + list.len();
+        let list = &raw[start..end];
         if list == "null" {
             Ok(Self::ReplaceNull { start, end })
         } else if list.starts_with('[') && list.ends_with(']') {
@@ -442,18 +436,6 @@ impl Serialize for OutputObject {
             .map_err(S::Error::custom)?
             .serialize(serializer)
     }
-}
-
-/// The top-level `attributes` of an object, borrowed from its text: `null` stays
-/// `Some("null")`, only a missing key is `None`.
-#[derive(Deserialize)]
-struct AttributesSpan<'a> {
-    #[serde(borrow, default, deserialize_with = "present")]
-    attributes: Option<&'a RawValue>,
-}
-
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(deserializer).map(Some)
 }
 
 impl JsonSchema for OutputObject {
