@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 
 use crate::action::{self, PreparedAction, Target, TargetId};
 use crate::connection::{BaseUrl, CONNECTION_PARAMS, ConnectionConfig};
-use crate::envelope::{Envelope, InputObject, PROTOCOL};
+use crate::cores;
+use crate::envelope::{Envelope, InputObject, Named, PROTOCOL};
 use crate::error::{ErrorCode, Failure};
 use crate::indicator::IndicatorType;
 use crate::manifest::{MAX_OBJECTS_PER_RUN, Manifest, OBJECTS_PER_RUN};
@@ -217,95 +218,111 @@ pub fn classify(
     action: &dyn PreparedAction,
     objects_per_run: usize,
 ) -> (Vec<ObjectPlan>, Vec<Target>) {
+    // The action is asked once per type it may accept, not once per object: it is not shared
+    // between threads.
+    let accepted: Vec<(IndicatorType, Result<(), String>)> = IndicatorType::ALL
+        .into_iter()
+        .filter(|kind| manifest.accepts.contains(kind))
+        .map(|kind| (kind, action.accepts(kind)))
+        .collect();
+    // Each object is read and normalised on its own, on all cores; grouping needs them all.
+    let indexed: Vec<(usize, &InputObject)> = objects.iter().enumerate().collect();
+    let sorted = cores::map(&indexed, cores::OBJECTS_PER_THREAD, |(index, object)| {
+        sort_object(*index, object, &accepted, objects_per_run)
+    });
     let mut targets: Vec<Target> = Vec::new();
-    let mut by_value: HashMap<(IndicatorType, String), TargetId> = HashMap::new();
-    let plans = objects
-        .iter()
+    let mut by_value: HashMap<(IndicatorType, String), TargetId> =
+        HashMap::with_capacity(objects.len());
+    let plans = sorted
+        .into_iter()
         .enumerate()
-        .map(|(index, object)| {
-            let field = |name: &str| format!("objects[{index}]{name}");
-            let view = match object.head() {
-                Ok(view) => view,
-                Err(reason) => {
-                    let reason = Failure::new(
-                        ErrorCode::InputInvalidValue,
-                        format!("The object cannot be read: {reason}"),
-                    )
-                    .with_field(field(""));
-                    return ObjectPlan::Failed {
-                        value: None,
-                        reason: Box::new(reason),
-                    };
-                }
-            };
-            let value = view.value.clone();
-            if index >= objects_per_run {
-                let reason = Failure::new(
-                    ErrorCode::InputOverLimit,
-                    format!(
-                        "Beyond objects_per_run ({objects_per_run}); not processed in this run"
-                    ),
-                );
-                return ObjectPlan::Skipped {
-                    value,
-                    reason: Box::new(reason),
-                };
-            }
-            let Some(type_name) = view.kind.as_ref().map(|kind| kind.name().to_string()) else {
-                let reason = Failure::new(ErrorCode::InputInvalidValue, "The object has no type")
-                    .with_field(field(".type"));
-                return ObjectPlan::Failed {
-                    value,
-                    reason: Box::new(reason),
-                };
-            };
-            let accepted = IndicatorType::from_name(&type_name)
-                .filter(|kind| manifest.accepts.contains(kind))
-                .ok_or_else(|| format!("type {type_name} is not accepted by this action"))
-                .and_then(|kind| action.accepts(kind).map(|()| kind));
-            let kind = match accepted {
-                Ok(kind) => kind,
-                Err(detail) => {
-                    let reason = Failure::new(ErrorCode::InputUnsupportedType, capitalise(&detail));
-                    return ObjectPlan::Skipped {
-                        value,
-                        reason: Box::new(reason),
-                    };
-                }
-            };
-            let Some(raw_value) = view.value.as_deref() else {
-                let reason = Failure::new(ErrorCode::InputInvalidValue, "The object has no value")
-                    .with_field(field(".value"));
-                return ObjectPlan::Failed {
-                    value,
-                    reason: Box::new(reason),
-                };
-            };
-            match kind.normalise(raw_value) {
-                Ok(normal) => {
-                    let id = *by_value.entry((kind, normal.clone())).or_insert_with(|| {
-                        targets.push(Target {
-                            kind,
-                            value: normal,
-                            indices: Vec::new(),
-                        });
-                        targets.len() - 1
+        .map(|(index, sorted)| {
+            let (kind, value) = sorted?;
+            let id = *by_value
+                .entry((kind, value))
+                .or_insert_with_key(|(kind, value)| {
+                    targets.push(Target {
+                        kind: *kind,
+                        value: value.clone(),
+                        indices: Vec::new(),
                     });
-                    targets[id].indices.push(index);
-                    ObjectPlan::Target(id)
-                }
-                Err(message) => {
-                    let reason = Failure::new(ErrorCode::InputInvalidValue, capitalise(&message))
-                        .with_field(field(".value"));
-                    ObjectPlan::Failed {
-                        value,
-                        reason: Box::new(reason),
-                    }
-                }
-            }
+                    targets.len() - 1
+                });
+            targets[id].indices.push(index);
+            Ok(ObjectPlan::Target(id))
         })
+        .map(|plan: Result<ObjectPlan, ObjectPlan>| plan.unwrap_or_else(|plan| plan))
         .collect();
     (plans, targets)
+}
+
+/// One object's type and normalised value, or the plan that keeps it out of every target.
+fn sort_object(
+    index: usize,
+    object: &InputObject,
+    accepted: &[(IndicatorType, Result<(), String>)],
+    objects_per_run: usize,
+) -> Result<(IndicatorType, String), ObjectPlan> {
+    let field = |name: &str| format!("objects[{index}]{name}");
+    let view = object.head().map_err(|reason| {
+        let reason = Failure::new(
+            ErrorCode::InputInvalidValue,
+            format!("The object cannot be read: {reason}"),
+        )
+        .with_field(field(""));
+        ObjectPlan::Failed {
+            value: None,
+            reason: Box::new(reason),
+        }
+    })?;
+    let value = || view.value.clone();
+    if index >= objects_per_run {
+        let reason = Failure::new(
+            ErrorCode::InputOverLimit,
+            format!("Beyond objects_per_run ({objects_per_run}); not processed in this run"),
+        );
+        return Err(ObjectPlan::Skipped {
+            value: value(),
+            reason: Box::new(reason),
+        });
+    }
+    let Some(type_name) = view.kind.as_ref().map(Named::name) else {
+        let reason = Failure::new(ErrorCode::InputInvalidValue, "The object has no type")
+            .with_field(field(".type"));
+        return Err(ObjectPlan::Failed {
+            value: value(),
+            reason: Box::new(reason),
+        });
+    };
+    let kind = IndicatorType::from_name(type_name)
+        .and_then(|kind| accepted.iter().find(|(known, _)| *known == kind))
+        .ok_or_else(|| format!("type {type_name} is not accepted by this action"))
+        .and_then(|(kind, accepted)| accepted.clone().map(|()| *kind));
+    let kind = kind.map_err(|detail| {
+        let reason = Failure::new(ErrorCode::InputUnsupportedType, capitalise(&detail));
+        ObjectPlan::Skipped {
+            value: value(),
+            reason: Box::new(reason),
+        }
+    })?;
+    let Some(raw_value) = view.value.as_deref() else {
+        let reason = Failure::new(ErrorCode::InputInvalidValue, "The object has no value")
+            .with_field(field(".value"));
+        return Err(ObjectPlan::Failed {
+            value: value(),
+            reason: Box::new(reason),
+        });
+    };
+    kind.normalise(raw_value)
+        .map(|normal| (kind, normal))
+        .map_err(|message| {
+            let reason = Failure::new(ErrorCode::InputInvalidValue, capitalise(&message))
+                .with_field(field(".value"));
+            ObjectPlan::Failed {
+                value: value(),
+                reason: Box::new(reason),
+            }
+        })
 }
 
 fn capitalise(text: &str) -> String {

@@ -405,9 +405,12 @@ fn check(client: &ApiClient, result: &mut RunResult) {
 /// Registers the token before the envelope is parsed, so that even the error for an envelope
 /// that does not parse cannot echo it: finds `"api_token": "<value>"` by scanning the text.
 fn register_token_early(input: &str) {
+    const KEY: &str = "\"api_token\"";
+    // memmem: the whole envelope is scanned, tens of megabytes for a large collection.
+    let finder = memchr::memmem::Finder::new(KEY);
     let mut rest = input;
-    while let Some(position) = rest.find("\"api_token\"") {
-        rest = &rest[position + "\"api_token\"".len()..];
+    while let Some(position) = finder.find(rest.as_bytes()) {
+        rest = &rest[position + KEY.len()..];
         let after_colon = rest.trim_start().strip_prefix(':').map(str::trim_start);
         if let Some(value) = after_colon.and_then(|text| text.strip_prefix('"')) {
             let mut end = None;

@@ -53,10 +53,11 @@ fn encoded_len(value: &str) -> usize {
     value
         .bytes()
         .map(|byte| {
-            let escaped = !byte.is_ascii()
-                || byte.is_ascii_control()
-                || b" \"#$%&'+,/:;<=>?@[\\]^`{|}".contains(&byte);
-            if escaped { 3 } else { 1 }
+            // The printable ASCII that set leaves alone, written as a match: every value of a
+            // 50,000-object run is measured before the first look-up is sent.
+            let kept = byte.is_ascii_alphanumeric()
+                || matches!(byte, b'!' | b'(' | b')' | b'*' | b'-' | b'.' | b'_' | b'~');
+            if kept { 1 } else { 3 }
         })
         .sum()
 }
@@ -83,12 +84,19 @@ mod tests {
     #[test]
     fn encoded_length_is_what_ureq_puts_on_the_wire() {
         let server = TestServer::start(vec![Reply::json(200, serde_json::json!({}))]);
-        let values = strings(&["C:\\Temp\\a b.exe", "http://x.test/?q=1&r=[2]", "é~'\"#%+"]);
+        let every_ascii: String = (0u8..0x80).map(char::from).collect();
+        let values = strings(&[
+            "C:\\Temp\\a b.exe",
+            "http://x.test/?q=1&r=[2]",
+            "é~'\"#%+",
+            &every_ascii,
+        ]);
         let joined = join_csv(&values);
         test_client(&server).get("/x", &[("ids", joined)]).unwrap();
         let target = &server.requests()[0].target;
         let sent = target.split_once("ids=").unwrap().1;
-        let expected: usize = values.iter().map(|v| encoded_len(v)).sum::<usize>() + 3 * 2;
+        let commas = 3 * (values.len() - 1);
+        let expected: usize = values.iter().map(|v| encoded_len(v)).sum::<usize>() + commas;
         assert_eq!(sent.len(), expected, "{sent}");
     }
 
