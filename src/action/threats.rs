@@ -9,7 +9,10 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
+use std::fmt;
+
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::action::{RunContext, TargetId};
@@ -45,12 +48,11 @@ impl Threat {
                 .map(str::to_string)
         };
         let id = usable_id(item.get("id")?.clone())?;
-        let succeeded = succeeded_actions(
-            item.get("mitigationStatus")
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-                .unwrap_or_default(),
-        );
+        let reports = item.get("mitigationStatus").and_then(Value::as_array);
+        let succeeded = succeeded_actions(reports.into_iter().flatten().map(|report| {
+            let text = |field: &str| report.get(field).and_then(Value::as_str);
+            (text("status"), text("action"))
+        }));
         Some(Self {
             id,
             sha1: text("/threatInfo/sha1").map(|sha1| sha1.to_ascii_lowercase()),
@@ -98,7 +100,90 @@ struct ThreatFields {
     #[serde(rename = "agentRealtimeInfo", default)]
     agent: Option<AgentFields>,
     #[serde(rename = "mitigationStatus", default)]
-    reports: Option<Vec<Value>>,
+    reports: Option<Vec<Report>>,
+}
+
+/// One `mitigationStatus[]` report, as far as [`succeeded_actions`] reads it: its `action` and
+/// `status` when they are strings. Read key by key rather than as a JSON tree: a report is a
+/// dozen fields, and a mitigation re-run reads one or more for each of 50,000 threats. A report
+/// that is not an object reads as one with neither, as the tree was ignored.
+#[derive(Default)]
+struct Report {
+    action: Option<String>,
+    status: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Report {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(field_identifier, rename_all = "lowercase")]
+        enum Key {
+            Action,
+            Status,
+            #[serde(other)]
+            Other,
+        }
+
+        fn text(value: Value) -> Option<String> {
+            match value {
+                Value::String(text) => Some(text),
+                _ => None,
+            }
+        }
+
+        struct ReportVisitor;
+        impl<'de> Visitor<'de> for ReportVisitor {
+            type Value = Report;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a mitigation report")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Report, A::Error> {
+                let mut report = Report::default();
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        Key::Action => report.action = text(map.next_value()?),
+                        Key::Status => report.status = text(map.next_value()?),
+                        Key::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(report)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Report, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Report::default())
+            }
+
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Report, E> {
+                Ok(Report::default())
+            }
+
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Report, E> {
+                Ok(Report::default())
+            }
+
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Report, E> {
+                Ok(Report::default())
+            }
+
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Report, E> {
+                Ok(Report::default())
+            }
+
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Report, E> {
+                Ok(Report::default())
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Report, E> {
+                Ok(Report::default())
+            }
+        }
+        deserializer.deserialize_any(ReportVisitor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -145,7 +230,12 @@ impl ThreatFields {
             agent_id,
             computer_name,
             raw: Value::Null,
-            succeeded: succeeded_actions(self.reports.as_deref().unwrap_or_default()),
+            succeeded: succeeded_actions(
+                self.reports
+                    .iter()
+                    .flatten()
+                    .map(|report| (report.status.as_deref(), report.action.as_deref())),
+            ),
             network_status,
         })
     }
@@ -225,13 +315,14 @@ fn nonblank(id: String) -> Option<String> {
     (!id.trim().is_empty()).then_some(id)
 }
 
-/// `action` of the mitigation reports whose status is `success`.
-fn succeeded_actions(reports: &[Value]) -> Vec<String> {
+/// `action` of the mitigation reports, given as (`status`, `action`), whose status is
+/// `success`.
+fn succeeded_actions<'a>(
+    reports: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
+) -> Vec<String> {
     reports
-        .iter()
-        .filter(|report| report.get("status").and_then(Value::as_str) == Some("success"))
-        .filter_map(|report| report.get("action").and_then(Value::as_str))
-        .map(str::to_string)
+        .filter(|(status, _)| *status == Some("success"))
+        .filter_map(|(_, action)| action.map(str::to_string))
         .collect()
 }
 
@@ -449,6 +540,12 @@ mod tests {
                    "mitigationStatus": [{"action": "quarantine", "status": "success"},
                                         {"action": "kill", "status": "failed"}]}),
             json!({"id": 7, "threatInfo": null, "mitigationStatus": null}),
+            json!({"id": "3", "mitigationStatus": [
+                "kill", 5, null, true, [1, {"action": "kill"}],
+                {"action": 1, "status": "success"},
+                {"action": "rollback", "status": ["success"]},
+                {"action": "remediate", "status": "success", "lastUpdate": "2026-01-01",
+                 "actionsCounters": {"success": 1, "failed": 0}, "agentSupportsReport": true}]}),
             json!({"id": true}),
             json!({"threatInfo": {"sha1": 5}}),
         ];

@@ -244,7 +244,14 @@ fn parse_success<T: DeserializeOwned>(
     } else {
         body
     };
-    serde_json::from_slice(body).map_err(|error| {
+    // Checked as UTF-8 once, the body's strings are not checked again one by one (every key
+    // of every threat of a page is read to be matched against the fields wanted). A body that
+    // is not UTF-8 is read as bytes, which fails only where it must.
+    let parsed = match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    };
+    parsed.map_err(|error| {
         let what = if error.is_data() {
             "a body of an unexpected shape"
         } else {
