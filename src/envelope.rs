@@ -22,6 +22,8 @@ use serde_json::{Map, Value};
 use crate::cores;
 use crate::error::{ErrorCode, Failure};
 
+mod parts;
+
 /// The protocol major this build speaks.
 pub const PROTOCOL: u32 = 1;
 
@@ -128,6 +130,32 @@ pub fn parse(text: &str) -> Result<Envelope, Failure> {
 /// failure, so the caller can still account for the objects in it.
 pub fn parse_owned(text: String) -> Result<Envelope, (Failure, String)> {
     let text = Arc::new(text);
+    if let Some(envelope) = parse_in_parts(&text) {
+        return Ok(envelope);
+    }
+    parse_whole(text)
+}
+
+/// The envelope read in parts (see [`parts`]): the `objects` list on all cores, the rest by
+/// serde with the list cut out. `None` whenever the envelope must be read whole to be read
+/// exactly as before.
+fn parse_in_parts(text: &Arc<String>) -> Option<Envelope> {
+    let open = parts::objects_list_start(text)?;
+    let (objects, end) = parts::read_list(text, open)?;
+    let rest = format!("{}[]{}", &text[..open], &text[end..]);
+    let wire: WireEnvelope<'_> = serde_json::from_str(&rest).ok()?;
+    Some(Envelope {
+        protocol: wire.protocol,
+        action: wire.action,
+        run: wire.run,
+        config: wire.config,
+        objects,
+        state: wire.state,
+    })
+}
+
+/// The envelope read by serde alone.
+fn parse_whole(text: Arc<String>) -> Result<Envelope, (Failure, String)> {
     // Tracking the path costs a tenth of reading a large envelope; it is only needed to name
     // the field at fault, so a refused envelope is read a second time, with it.
     let wire = serde_json::from_str::<WireEnvelope<'_>>(text.as_str()).map_err(|_| {
@@ -333,6 +361,15 @@ impl InputObject {
         Self { raw, head }
     }
 
+    /// An object whose text [`ObjectCheck`] already accepted.
+    fn checked(mut raw: RawObject, head: ObjectHead, attributes: AttributesAt) -> Self {
+        raw.attributes = Some(attributes);
+        Self {
+            raw,
+            head: Ok(head),
+        }
+    }
+
     /// The object exactly as received.
     pub fn raw(&self) -> &RawObject {
         &self.raw
@@ -400,8 +437,13 @@ struct ObjectCheck<'a> {
     _adversaries: Option<Vec<Named>>,
 }
 
-impl ObjectCheck<'_> {
-    fn read(text: &str) -> Option<(ObjectHead, AttributesAt)> {
+impl<'a> ObjectCheck<'a> {
+    fn read(text: &'a str) -> Option<(ObjectHead, AttributesAt)> {
+        serde_json::from_str::<Self>(text).ok()?.finish(text)
+    }
+
+    /// Checks the attributes of the object read from `text` and gives its head.
+    fn finish(self, text: &'a str) -> Option<(ObjectHead, AttributesAt)> {
         /// An [`Attribute`]'s shape: its value may be any JSON.
         #[derive(Deserialize)]
         struct AttributeShape {
@@ -411,15 +453,14 @@ impl ObjectCheck<'_> {
             _value: AnyShape,
         }
 
-        let check: ObjectCheck<'_> = serde_json::from_str(text).ok()?;
-        if let Some(list) = check.attributes {
+        if let Some(list) = self.attributes {
             serde_json::from_str::<Option<Vec<AttributeShape>>>(list.get()).ok()?;
         }
-        let attributes = AttributesAt::of(text, check.attributes).ok()?;
+        let attributes = AttributesAt::of(text, self.attributes).ok()?;
         let head = ObjectHead {
-            id: check.id,
-            kind: check.kind,
-            value: check.value,
+            id: self.id,
+            kind: self.kind,
+            value: self.value,
         };
         Some((head, attributes))
     }
@@ -800,6 +841,91 @@ mod tests {
         assert!(ObjectCheck::read(text).is_none());
         let object = InputObject::new(RawObject::from(text.to_string()));
         assert!(object.head().unwrap_err().contains("out of range"));
+    }
+
+    /// What a reading of an envelope gives, as text to compare.
+    fn outcome(parsed: Result<Envelope, (Failure, String)>) -> String {
+        match parsed {
+            Ok(envelope) => {
+                let objects: Vec<String> = envelope
+                    .objects
+                    .iter()
+                    .map(|object| {
+                        let raw = object.raw();
+                        format!(
+                            "{} {:?} {:?}",
+                            raw.get(),
+                            raw.attributes_at(),
+                            object.head()
+                        )
+                    })
+                    .collect();
+                format!(
+                    "{:?} {:?} {:?} {:?} {:?} {objects:?}",
+                    envelope.protocol,
+                    envelope.action,
+                    envelope.run,
+                    envelope.config,
+                    envelope.state
+                )
+            }
+            Err((failure, text)) => format!("{failure:?} {text}"),
+        }
+    }
+
+    /// Objects enough for every core to read a part, with text that looks like a boundary
+    /// between objects inside strings.
+    fn envelope() -> String {
+        let objects: Vec<String> = (0..24)
+            .map(|index| match index % 4 {
+                0 => format!(r#"{{"type": "SHA-1", "value": "a\"b{index}", "tags": ["t", {{"name": "u"}}]}}"#),
+                1 => format!(r#"{{ "description": "}}, {{ not a boundary {index}" }}"#),
+                2 => format!(
+                    r#"{{"attributes": [{{"name": "n", "value": [1, {{"v": "}},{{"}}]}}, {{"name": "m"}},
+                    {{"name": "o", "value": {index}}}]}}"#
+                ),
+                _ => index.to_string(),
+            })
+            .collect();
+        format!(
+            r#"{{"protocol": 1, "action": "x", "config": {{"k": "objects]"}},
+            "objects": [{}], "state": {{"s": [1]}}}}"#,
+            objects.join(" ,\n ")
+        )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+        /// Reading the envelope in parts gives what reading it whole gives, for the envelope
+        /// and for one-byte changes of it.
+        #[test]
+        fn reading_in_parts_is_reading_whole(
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            change in 0usize..3,
+            byte in proptest::sample::select(b"{}[],:\"\\ 1an".to_vec()),
+        ) {
+            let mut text = envelope().into_bytes();
+            let at = at.index(text.len());
+            match change {
+                0 => { text.remove(at); }
+                1 => text.insert(at, byte),
+                _ => text[at] = byte,
+            }
+            let Ok(text) = String::from_utf8(text) else { return Ok(()) };
+            let whole = outcome(parse_whole(Arc::new(text.clone())));
+            proptest::prop_assert_eq!(outcome(parse_owned(text.clone())), whole, "{}", text);
+        }
+    }
+
+    #[test]
+    fn an_envelope_is_read_in_parts_when_it_can_be() {
+        let text = Arc::new(envelope());
+        let parts = parse_in_parts(&text).expect("read in parts");
+        assert_eq!(parts.objects.len(), 24);
+        assert_eq!(
+            outcome(Ok(parts)),
+            outcome(parse_whole(Arc::new(envelope())))
+        );
     }
 
     #[test]
