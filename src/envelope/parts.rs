@@ -81,16 +81,14 @@ pub(super) fn read_list(text: &Arc<String>, open: usize) -> Option<(Vec<InputObj
         .enumerate()
         .map(|(index, start)| *start..starts.get(index + 1).copied().unwrap_or(usize::MAX))
         .collect();
-    let read = cores::map(&parts, 1, |part| read_part(text, part));
-    let mut objects = Vec::new();
+    let read = cores::map(&parts, 1, |part| read_part(text, part))
+        .into_iter()
+        .collect::<Option<Vec<_>>>()?;
+    // Exactly as long as the list: the objects are held for the whole run.
+    let mut objects = Vec::with_capacity(read.iter().map(|(part, _)| part.len()).sum());
     let mut end = None;
-    for part in read {
-        let (mut part_objects, part_end) = part?;
-        if objects.is_empty() {
-            objects = part_objects;
-        } else {
-            objects.append(&mut part_objects);
-        }
+    for (part, part_end) in read {
+        objects.extend(part);
         end = part_end;
     }
     Some((objects, end?))
