@@ -423,10 +423,10 @@ struct ObjectCheck<'a> {
     kind: Option<Named>,
     #[serde(default)]
     value: Option<String>,
-    #[serde(rename = "description", default)]
-    _description: Option<Text>,
-    #[serde(rename = "created_at", default)]
-    _created_at: Option<Text>,
+    #[serde(rename = "description", borrow, default)]
+    _description: Option<Cow<'a, str>>,
+    #[serde(rename = "created_at", borrow, default)]
+    _created_at: Option<Cow<'a, str>>,
     #[serde(rename = "tags", default)]
     _tags: Option<Vec<Named>>,
     #[serde(rename = "sources", default)]
@@ -446,9 +446,9 @@ impl<'a> ObjectCheck<'a> {
     fn finish(self, text: &'a str) -> Option<(ObjectHead, AttributesAt)> {
         /// An [`Attribute`]'s shape: its value may be any JSON.
         #[derive(Deserialize)]
-        struct AttributeShape {
-            #[serde(rename = "name")]
-            _name: Text,
+        struct AttributeShape<'a> {
+            #[serde(rename = "name", borrow)]
+            _name: Cow<'a, str>,
             #[serde(rename = "value", default)]
             _value: AnyShape,
         }
@@ -463,27 +463,6 @@ impl<'a> ObjectCheck<'a> {
             value: self.value,
         };
         Some((head, attributes))
-    }
-}
-
-/// A string, checked and not kept.
-struct Text;
-
-impl<'de> Deserialize<'de> for Text {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TextVisitor;
-        impl Visitor<'_> for TextVisitor {
-            type Value = Text;
-
-            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-                formatter.write_str("a string")
-            }
-
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Text, E> {
-                Ok(Text)
-            }
-        }
-        deserializer.deserialize_str(TextVisitor)
     }
 }
 
@@ -540,7 +519,8 @@ impl<'de> Deserialize<'de> for AnyShape {
             }
 
             fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<AnyShape, A::Error> {
-                while map.next_entry::<Text, AnyShape>()?.is_some() {}
+                // A key is a string whatever it says.
+                while map.next_entry::<de::IgnoredAny, AnyShape>()?.is_some() {}
                 Ok(AnyShape)
             }
         }

@@ -12,6 +12,9 @@
 //! afterwards. Whenever anything is unsure — a cut not landed on, a top-level key spelled with
 //! escapes, text in the list that is not JSON — the answer is `None`, and the caller reads the
 //! envelope whole, as before, so that it is accepted or refused exactly as it always was.
+//!
+//! This module does not read the envelope's other fields, nor word why an envelope or an
+//! object is refused: both stay with `envelope`.
 
 use std::ops::Range;
 use std::sync::Arc;
