@@ -120,6 +120,20 @@ struct WireEnvelope<'a> {
     state: Option<Value>,
 }
 
+impl WireEnvelope<'_> {
+    /// The envelope, with its objects read.
+    fn with_objects(self, objects: Vec<InputObject>) -> Envelope {
+        Envelope {
+            protocol: self.protocol,
+            action: self.action,
+            run: self.run,
+            config: self.config,
+            objects,
+            state: self.state,
+        }
+    }
+}
+
 /// Reads an envelope, naming the field of the first problem (`run.deadline_seconds`).
 pub fn parse(text: &str) -> Result<Envelope, Failure> {
     parse_owned(text.to_string()).map_err(|(failure, _)| failure)
@@ -144,14 +158,7 @@ fn parse_in_parts(text: &Arc<String>) -> Option<Envelope> {
     let (objects, end) = parts::read_list(text, open)?;
     let rest = format!("{}[]{}", &text[..open], &text[end..]);
     let wire: WireEnvelope<'_> = serde_json::from_str(&rest).ok()?;
-    Some(Envelope {
-        protocol: wire.protocol,
-        action: wire.action,
-        run: wire.run,
-        config: wire.config,
-        objects,
-        state: wire.state,
-    })
+    Some(wire.with_objects(objects))
 }
 
 /// The envelope read by serde alone.
@@ -176,14 +183,7 @@ fn parse_whole(text: Arc<String>) -> Result<Envelope, (Failure, String)> {
         }
     };
     let objects = read_objects(&text, &wire.objects);
-    Ok(Envelope {
-        protocol: wire.protocol,
-        action: wire.action,
-        run: wire.run,
-        config: wire.config,
-        objects,
-        state: wire.state,
-    })
+    Ok(wire.with_objects(objects))
 }
 
 /// Reads every object (see [`InputObject::new`]), on all cores for a large envelope: reading
