@@ -345,13 +345,12 @@ pub struct InputObject {
 impl InputObject {
     /// Reads the object's head from its text. The whole view is checked once, so a malformed
     /// object fails here, as early as any.
-    pub fn new(mut raw: RawObject) -> Self {
+    pub fn new(raw: RawObject) -> Self {
         let text = raw.get();
         let head = if !text.trim_start().starts_with('{') {
             Err("the object is not a JSON object".to_string())
         } else if let Some((head, attributes)) = ObjectCheck::read(text) {
-            raw.attributes = Some(attributes);
-            Ok(head)
+            return Self::checked(raw, head, attributes);
         } else {
             // Reading the view itself names the problem as every other view error does.
             serde_json::from_str::<ObjectView>(text)

@@ -237,7 +237,10 @@ pub fn classify(
         .into_iter()
         .enumerate()
         .map(|(index, sorted)| {
-            let (kind, value) = sorted?;
+            let (kind, value) = match sorted {
+                Ok(target) => target,
+                Err(plan) => return plan,
+            };
             let id = *by_value
                 .entry((kind, value))
                 .or_insert_with_key(|(kind, value)| {
@@ -249,9 +252,8 @@ pub fn classify(
                     targets.len() - 1
                 });
             targets[id].indices.push(index);
-            Ok(ObjectPlan::Target(id))
+            ObjectPlan::Target(id)
         })
-        .map(|plan: Result<ObjectPlan, ObjectPlan>| plan.unwrap_or_else(|plan| plan))
         .collect();
     (plans, targets)
 }
