@@ -454,9 +454,10 @@ impl TryFrom<RawFault> for Fault {
         }
         match kinds.len() {
             1 => Ok(kinds.remove(0)),
-            0 => {
-                Err("a fault needs one of status, drop, malformed, delay_ms, truncated, body".to_string())
-            }
+            0 => Err(
+                "a fault needs one of status, drop, malformed, delay_ms, truncated, body"
+                    .to_string(),
+            ),
             _ => Err("a fault names more than one kind".to_string()),
         }
     }
