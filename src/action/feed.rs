@@ -96,8 +96,7 @@ pub fn read(
     let from_state = !matches!(ctx.input_state(), None | Some(Value::Null));
     let mut intake = Intake::new(checkpoint, feed.max_items);
     let mut failure = None;
-    let mut pages_read = 0usize;
-    'pages: for page in client.pages(feed.path, query, "/data") {
+    'pages: for (pages_read, page) in client.pages(feed.path, query, "/data").enumerate() {
         let items = match page {
             Ok(items) => items,
             Err(error) if pages_read == 0 && from_state && refuses_checkpoint(&error, feed) => {
@@ -110,7 +109,6 @@ pub fn read(
                 break;
             }
         };
-        pages_read += 1;
         for item in &items {
             match intake.offer(id_of(item, feed.id_at), time_of(item, feed.created_at)) {
                 Offer::Take => take(item),
