@@ -1,9 +1,16 @@
 //! Typed failures and their one mapping to protocol error objects and exit codes.
 //!
 //! Every failure the runner can report — a bad envelope, a rejected token, a console that keeps
-//! answering 503 — is a [`Failure`] carrying a stable dotted [`ErrorCode`]. The code alone decides
-//! the error's category, whether retrying could help, and which process exit code a run-level
-//! failure maps to ([`ExitStatus::for_run`]). Nothing else in the crate picks exit codes.
+//! answering 503 — is a [`Failure`] carrying a stable dotted [`ErrorCode`]. The code decides the
+//! error's category, whether retrying could help, and which process exit code a run-level
+//! failure maps to ([`ExitStatus::for_run`]); [`Failure::ends_run`] decides whether a failure met
+//! on one request ends the run or only fails the objects of that request. Nothing else in the
+//! crate picks exit codes.
+//!
+//! Exit codes of runs whose objects failed one request at a time: any number of per-object
+//! failures, even all of them, is exit 1 (`partial`); only a run-level error picks 3, 4, 5 or 70.
+//! So a console that garbles the answer for one hash of twenty, or for all twenty, gives exit 1
+//! with each object's own error, and a console that redirects or refuses the token gives 5 or 4.
 //!
 //! This module does not build messages from HTTP responses (see `api::classify`) and never sees
 //! the API token: messages are written by callers, and the output layer redacts them again.
@@ -62,6 +69,11 @@ pub enum ErrorCode {
     /// The run deadline passed before this work could start.
     #[serde(rename = "run.deadline")]
     RunDeadline,
+    /// The ingest checkpoint in the envelope's `state` cannot be used: unreadable, outside what
+    /// SentinelOne's time filters accept, or refused by SentinelOne. The state must be cleared
+    /// (the next run then starts again from `hours_back`).
+    #[serde(rename = "state.invalid")]
+    StateInvalid,
     /// A bug in s1-actions.
     #[serde(rename = "internal")]
     Internal,
@@ -99,6 +111,7 @@ impl ErrorCode {
             Self::NetworkConnect => "network.connect",
             Self::NetworkTls => "network.tls",
             Self::RunDeadline => "run.deadline",
+            Self::StateInvalid => "state.invalid",
             Self::Internal => "internal",
         }
     }
@@ -106,9 +119,12 @@ impl ErrorCode {
     pub fn category(self) -> Category {
         match self {
             Self::ConfigMissing | Self::ConfigInvalid => Category::Config,
-            Self::InputInvalidValue | Self::InputUnsupportedType | Self::InputOverLimit => {
-                Category::Input
-            }
+            // The state is part of the envelope: a host that reads only the category knows the
+            // input must change (exit 3), as for any other invalid envelope field.
+            Self::InputInvalidValue
+            | Self::InputUnsupportedType
+            | Self::InputOverLimit
+            | Self::StateInvalid => Category::Input,
             Self::AuthRejected | Self::AuthForbidden => Category::Auth,
             Self::UpstreamRateLimited
             | Self::UpstreamServerError
@@ -121,11 +137,18 @@ impl ErrorCode {
     }
 
     /// Whether running the same work again later could succeed without any change by a person.
+    ///
+    /// An answer that could not be read (`upstream.bad_response`: `{"data": null}`, an HTML
+    /// page with status 200, a cut-off body) is retryable: it comes from a console or a proxy
+    /// having a bad moment, and the same request answered normally a moment before and after.
+    /// The few bad answers that would come back the same ([`Failure::not_retryable`]: a
+    /// redirect) say so themselves.
     pub fn retryable(self) -> bool {
         matches!(
             self,
             Self::UpstreamRateLimited
                 | Self::UpstreamServerError
+                | Self::UpstreamBadResponse
                 | Self::NetworkTimeout
                 | Self::NetworkConnect
                 | Self::RunDeadline
@@ -133,14 +156,18 @@ impl ErrorCode {
     }
 
     /// Whether a failure with this code, met while calling SentinelOne, ends the whole run
-    /// rather than only the objects of the request that met it.
+    /// rather than only the objects of the request that met it (see [`Failure::ends_run`],
+    /// which callers use).
     ///
-    /// A 4xx refusal concerns the values that were sent; everything else (credentials, an
-    /// unavailable console, the deadline) would fail every later request the same way.
+    /// A 4xx refusal concerns the values that were sent, and an unreadable answer the request
+    /// it answered: the other requests of the run are still asked, and their objects keep their
+    /// own outcome. Everything else (credentials, an unavailable console, the deadline) would
+    /// fail every later request the same way.
     pub fn ends_run(self) -> bool {
         !matches!(
             self,
             Self::UpstreamRejected
+                | Self::UpstreamBadResponse
                 | Self::InputInvalidValue
                 | Self::InputUnsupportedType
                 | Self::InputOverLimit
@@ -199,6 +226,29 @@ impl Failure {
     pub fn with_upstream_code(mut self, code: Option<i64>) -> Self {
         self.upstream_code = code;
         self
+    }
+
+    /// Marks a failure that the same request would meet again, whatever its code's default.
+    pub fn not_retryable(mut self) -> Self {
+        self.retryable = false;
+        self
+    }
+
+    /// Whether this failure, met on one request, ends the whole run: its code says so (see
+    /// [`ErrorCode::ends_run`]), or it is a redirect. A redirect is never followed and says
+    /// nothing about the request: it comes from the console address (a wrong hostname, a login
+    /// portal in front of the console), so every later request would be redirected too.
+    pub fn ends_run(&self) -> bool {
+        self.code.ends_run()
+            || (self.code == ErrorCode::UpstreamBadResponse
+                && self
+                    .http_status
+                    .is_some_and(|status| (300..400).contains(&status)))
+    }
+
+    /// `state.invalid` on `field` (e.g. `state.since`).
+    pub fn state_invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::StateInvalid, message).with_field(field)
     }
 
     pub fn config_invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -274,6 +324,7 @@ mod tests {
         let cases = [
             (ErrorCode::ConfigMissing, 3),
             (ErrorCode::InputInvalidValue, 3),
+            (ErrorCode::StateInvalid, 3),
             (ErrorCode::AuthRejected, 4),
             (ErrorCode::AuthForbidden, 4),
             (ErrorCode::UpstreamServerError, 5),
@@ -312,5 +363,22 @@ mod tests {
         assert!(!ErrorCode::NetworkTls.retryable());
         assert!(!ErrorCode::AuthRejected.retryable());
         assert!(!ErrorCode::UpstreamRejected.retryable());
+        assert!(!ErrorCode::StateInvalid.retryable());
+        assert!(ErrorCode::UpstreamBadResponse.retryable());
+    }
+
+    #[test]
+    fn a_bad_answer_fails_its_request_and_a_redirect_the_run() {
+        let garbled = Failure::new(ErrorCode::UpstreamBadResponse, "x").with_http_status(200);
+        assert!(!garbled.ends_run());
+        assert!(garbled.retryable);
+        let redirect = Failure::new(ErrorCode::UpstreamBadResponse, "x")
+            .with_http_status(302)
+            .not_retryable();
+        assert!(redirect.ends_run());
+        assert!(!redirect.retryable);
+        assert!(!Failure::new(ErrorCode::UpstreamRejected, "x").ends_run());
+        assert!(Failure::new(ErrorCode::UpstreamServerError, "x").ends_run());
+        assert!(Failure::new(ErrorCode::StateInvalid, "x").ends_run());
     }
 }

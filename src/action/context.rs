@@ -5,8 +5,11 @@
 //! outcome per target; a failure always wins over a success recorded earlier, so an object is
 //! only `succeeded` when every request made for it succeeded. [`RunContext::batches`] runs one
 //! request per batch on the client's workers and fails the targets of a batch whose request
-//! failed; a failure that would fail every later request too (credentials, an unavailable
-//! console, the deadline) becomes the run error, and no further batch is started.
+//! failed — with that request's own failure, so an object's error always names the request made
+//! for it. A refusal (4xx) or an unreadable answer (`{"data": null}`, an HTML page with status
+//! 200) fails only its batch, and the other batches go on. A failure that would fail every later
+//! request too (credentials, an unavailable console, the deadline, a redirect) becomes the run
+//! error, and no further batch is started.
 //!
 //! This module does not validate input (see `request`) and does not write the result document
 //! (see `runner`).
@@ -274,8 +277,9 @@ impl<'a> RunContext<'a> {
     /// batch's result in order: `None` where the batch failed, in which case every target
     /// `targets_of(batch)` names has been failed with the error.
     ///
-    /// A run-ending failure (see [`crate::error::ErrorCode::ends_run`]) becomes the run error;
-    /// batches not yet started then fail with it, and so does every later call.
+    /// A run-ending failure (see [`Failure::ends_run`]) becomes the run error; batches not yet
+    /// started then fail with it, and so does every later call. Any other failure (a refusal,
+    /// an unreadable answer) fails only the targets of its own batch.
     pub fn batches<B: Sync, R: Send>(
         &mut self,
         phase: &str,
@@ -311,7 +315,7 @@ impl<'a> RunContext<'a> {
             .map(|(batch, result)| match result {
                 Ok(value) => Some(value),
                 Err(failure) => {
-                    if failure.code.ends_run() && self.output.run_error.is_none() {
+                    if failure.ends_run() && self.output.run_error.is_none() {
                         self.output.run_error = Some(failure.clone());
                     }
                     for id in targets_of(batch) {

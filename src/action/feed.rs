@@ -12,6 +12,11 @@
 //! so it always describes exactly the items handed over — also when a page read fails, in which
 //! case the failure is returned for the action to end the run with after it has reported them.
 //!
+//! A checkpoint is checked before any request (see [`Checkpoint::from_state`]); one that
+//! SentinelOne still refuses — an HTTP 400 on the first page, naming none of the action's own
+//! filters — is `state.invalid` too, and the run returns no state rather than the refused one,
+//! which would fail every later run the same way.
+//!
 //! The cap relies on SentinelOne honouring the sort: an item older than the one before it means
 //! the console did not, and stopping early could then skip older items for good. Such a run
 //! ignores the cap and reads to the end, with a warning.
@@ -26,7 +31,7 @@ use serde_json::{Value, json};
 
 use super::RunContext;
 use super::checkpoint::Checkpoint;
-use crate::error::Failure;
+use crate::error::{ErrorCode, Failure};
 use crate::indicator::IndicatorType;
 use crate::log;
 use crate::result::Warning;
@@ -79,19 +84,26 @@ pub fn read(
     mut take: impl FnMut(&Value),
 ) -> Result<Fed, Failure> {
     let fallback = ctx.now() - Duration::hours(i64::from(feed.hours_back));
-    let checkpoint = Checkpoint::from_state(ctx.input_state(), fallback)?;
+    let checkpoint = Checkpoint::from_state(ctx.input_state(), ctx.now(), fallback)?;
     let mut query = feed.filters.clone();
     let (since_key, since) = checkpoint.filter();
+    let since_text = format!("{since_key}={since}");
     query.push((since_key, since));
     query.push(("sortBy", feed.sort_by.to_string()));
     query.push(("sortOrder", "asc".to_string()));
 
     let client = ctx.client();
+    let from_state = !matches!(ctx.input_state(), None | Some(Value::Null));
     let mut intake = Intake::new(checkpoint, feed.max_items);
     let mut failure = None;
-    'pages: for page in client.pages(feed.path, query, "/data") {
+    'pages: for (pages_read, page) in client.pages(feed.path, query, "/data").enumerate() {
         let items = match page {
             Ok(items) => items,
+            Err(error) if pages_read == 0 && from_state && refuses_checkpoint(&error, feed) => {
+                // Returning this checkpoint again would fail every later run the same way:
+                // no state is returned, so the next run starts from `hours_back`.
+                return Err(refused_state(error, feed, &since_text));
+            }
             Err(error) => {
                 failure = Some(error);
                 break;
@@ -149,6 +161,38 @@ pub fn read(
         capped: intake.capped,
         failure,
     })
+}
+
+/// Whether the refusal of the first page read from an input state is a refusal of the
+/// checkpoint: an HTTP 400 (SentinelOne answers invalid filter values with 400, reference §10)
+/// that does not name one of the action's own filters (site ids, activity types, severity,
+/// query), which the operator would fix in the configuration instead, keeping the state.
+fn refuses_checkpoint(failure: &Failure, feed: &Feed) -> bool {
+    if failure.code != ErrorCode::UpstreamRejected || failure.http_status != Some(400) {
+        return false;
+    }
+    let names = |key: &str| {
+        ['\'', '"', '`']
+            .iter()
+            .any(|quote| failure.message.contains(&format!("{quote}{key}{quote}")))
+    };
+    !feed.filters.iter().any(|(key, _)| names(key))
+}
+
+/// The `state.invalid` failure for a checkpoint SentinelOne refused on the first page.
+fn refused_state(failure: Failure, feed: &Feed, since: &str) -> Failure {
+    let mut refused = Failure::state_invalid(
+        "state.since",
+        format!(
+            "SentinelOne refused the ingest checkpoint in state (GET {} with {since}): {}; {}",
+            feed.path,
+            failure.message,
+            super::checkpoint::CLEAR_ADVICE
+        ),
+    )
+    .with_upstream_code(failure.upstream_code);
+    refused.http_status = failure.http_status;
+    refused
 }
 
 /// What to do with one item read.
@@ -372,7 +416,7 @@ mod tests {
 
     fn intake(state: Option<&Value>, max_items: usize) -> Intake {
         Intake::new(
-            Checkpoint::from_state(state, at(0).unwrap()).unwrap(),
+            Checkpoint::from_state(state, at(0).unwrap(), at(0).unwrap()).unwrap(),
             max_items,
         )
     }

@@ -327,7 +327,9 @@ impl Lookup {
                 let failure = Failure::new(
                     ErrorCode::UpstreamBadResponse,
                     format!(
-                        "SentinelOne returned {malformed} {} entries without an id",
+                        "SentinelOne answered GET {} (the look-up of {} hash(es) including this one) with {malformed} {} entries without an id",
+                        self.list.path(),
+                        chunk.len(),
                         self.list.noun()
                     ),
                 );

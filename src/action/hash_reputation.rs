@@ -4,7 +4,9 @@
 //! `SentinelOne Verdict` (`malicious`, `non-malicious` or `unknown`, as SentinelOne returns it).
 //! The endpoint takes one hash per request and has no batch form, so every hash is its own
 //! batch: the requests run in parallel on the client's workers under the shared rate limit.
-//! A verdict SentinelOne leaves out (`{"data": {}}`) is reported as `unknown`.
+//! A verdict SentinelOne leaves out (`{"data": {}}`) is reported as `unknown`. An answer that is
+//! not the documented shape (`{"data": null}`, an HTML page) fails that hash alone, retryable,
+//! with its own request in the message; the other hashes are still asked.
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -23,24 +25,26 @@ pub struct HashReputation;
 #[serde(deny_unknown_fields)]
 pub struct Params {}
 
-/// The verdict in a `/hashes/{sha1}/verdict` answer: `Some` text, `None` when SentinelOne gave
-/// none; `Err` when the answer is not the documented shape.
-fn read_verdict(response: &Value) -> Result<Option<String>, Failure> {
-    let bad = || {
+/// The verdict in the answer to `GET {path}` (`/hashes/{sha1}/verdict`): `Some` text, `None`
+/// when SentinelOne gave none; `Err` when the answer is not the documented shape
+/// `{"data": {"verdict": "…"}}` (SW24 `HashesApi.md`, reference §8.1). The failure names this
+/// request, so it can only ever be reported on the hash it was made for.
+fn read_verdict(path: &str, response: &Value) -> Result<Option<String>, Failure> {
+    let bad = |what: &str| {
         Failure::new(
             ErrorCode::UpstreamBadResponse,
-            "SentinelOne answered GET /hashes/{sha1}/verdict without a data object",
+            format!("SentinelOne answered GET {path} {what}"),
         )
     };
     let data = response
         .get("data")
         .and_then(Value::as_object)
-        .ok_or_else(bad)?;
+        .ok_or_else(|| bad("without a data object"))?;
     match data.get("verdict") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(verdict)) if verdict.trim().is_empty() => Ok(None),
         Some(Value::String(verdict)) => Ok(Some(verdict.trim().to_string())),
-        Some(_) => Err(bad()),
+        Some(_) => Err(bad("with a verdict that is not text")),
     }
 }
 
@@ -60,7 +64,7 @@ impl Action for HashReputation {
             |client, (_, path)| {
                 client
                     .get(path, &[])
-                    .and_then(|answer| read_verdict(&answer))
+                    .and_then(|answer| read_verdict(path, &answer))
             },
         );
         for ((id, _), verdict) in paths.into_iter().zip(answers) {
@@ -86,15 +90,27 @@ mod tests {
 
     #[test]
     fn verdict_is_read_as_returned() {
-        let verdict = read_verdict(&json!({"data": {"verdict": "non-malicious"}})).unwrap();
+        let read = |answer: Value| read_verdict("/hashes/ab/verdict", &answer);
+        let verdict = read(json!({"data": {"verdict": "non-malicious"}})).unwrap();
         assert_eq!(verdict.as_deref(), Some("non-malicious"));
-        assert_eq!(read_verdict(&json!({"data": {}})).unwrap(), None);
-        assert_eq!(
-            read_verdict(&json!({"data": {"verdict": null}})).unwrap(),
-            None
-        );
-        assert!(read_verdict(&json!({"data": []})).is_err());
-        assert!(read_verdict(&json!({"data": {"verdict": 5}})).is_err());
-        assert!(read_verdict(&json!({})).is_err());
+        assert_eq!(read(json!({"data": {}})).unwrap(), None);
+        assert_eq!(read(json!({"data": {"verdict": null}})).unwrap(), None);
+        for odd in [
+            json!({"data": []}),
+            json!({"data": null}),
+            json!({"data": {"verdict": 5}}),
+            json!({}),
+            json!(null),
+            json!("text"),
+        ] {
+            let failure = read(odd.clone()).unwrap_err();
+            assert_eq!(failure.code, ErrorCode::UpstreamBadResponse, "{odd}");
+            assert!(failure.retryable, "{odd}");
+            assert!(
+                failure.message.contains("GET /hashes/ab/verdict"),
+                "{}",
+                failure.message
+            );
+        }
     }
 }

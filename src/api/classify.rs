@@ -112,12 +112,17 @@ pub fn classify_response(
                 quoted(reason)
             ),
         )),
-        300..=399 => Outcome::GiveUp(failure(
-            ErrorCode::UpstreamBadResponse,
-            format!(
-                "SentinelOne answered {endpoint} with a redirect (HTTP {status}), which is never followed; check the hostname"
-            ),
-        )),
+        // A redirect comes from the console address, not from this request: the same request
+        // is redirected again, and so is every other (see `Failure::ends_run`).
+        300..=399 => Outcome::GiveUp(
+            failure(
+                ErrorCode::UpstreamBadResponse,
+                format!(
+                    "SentinelOne answered {endpoint} with a redirect (HTTP {status}), which is never followed; check the hostname"
+                ),
+            )
+            .not_retryable(),
+        ),
         _ => Outcome::GiveUp(failure(
             ErrorCode::UpstreamBadResponse,
             format!("SentinelOne answered {endpoint} with an unexpected HTTP status {status}"),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::error::Failure;
 
 /// Runs `work` over `items` on up to `max_workers` threads; the i-th result belongs to the i-th
-/// item. After any result is `Err(f)` with `f.code.ends_run()`, no further item is started, and
+/// item. After any result is `Err(f)` with `f.ends_run()`, no further item is started, and
 /// every item not started gets a clone of that first run-ending failure.
 pub(crate) fn run_parallel<T: Sync, R: Send>(
     max_workers: usize,
@@ -33,7 +33,7 @@ pub(crate) fn run_parallel<T: Sync, R: Send>(
             }
             let result = work(&items[index]);
             if let Err(failure) = &result {
-                if failure.code.ends_run() {
+                if failure.ends_run() {
                     let _ = stop.set(failure.clone());
                 }
             }

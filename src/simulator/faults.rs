@@ -185,6 +185,20 @@ mod tests {
             serde_json::from_str::<Fault>(r#"{"delay_ms":5}"#).unwrap(),
             Fault::Delay { ms: 5 }
         );
+        // A body is sent as its text when it is a string, as JSON text otherwise.
+        assert_eq!(
+            serde_json::from_str::<Fault>(r#"{"body":"<html>"}"#).unwrap(),
+            Fault::Body {
+                text: "<html>".to_string()
+            }
+        );
+        assert_eq!(
+            serde_json::from_str::<Fault>(r#"{"body":{"data":null}}"#).unwrap(),
+            Fault::Body {
+                text: r#"{"data":null}"#.to_string()
+            }
+        );
+        assert!(serde_json::from_str::<Fault>(r#"{"body":"","malformed":true}"#).is_err());
     }
 
     #[test]

@@ -407,6 +407,19 @@ fn serve_connection(shared: &Shared, stream: &TcpStream) {
                         retry_after: None,
                     };
                 }
+                Some(Fault::Body { text }) => {
+                    response = http::Response {
+                        status: 200,
+                        // What a proxy's error page would claim; clients must not trust it.
+                        content_type: if text.trim_start().starts_with('<') {
+                            "text/html"
+                        } else {
+                            "application/json"
+                        },
+                        body: text.into_bytes(),
+                        retry_after: None,
+                    };
+                }
                 Some(Fault::Delay { ms }) => shared.pause(Duration::from_millis(ms)),
                 Some(Fault::Truncated) => truncate = true,
                 _ => {}

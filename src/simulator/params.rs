@@ -82,6 +82,7 @@ impl ApiError {
             _ => super::http::reason(status),
         };
         let title = match code {
+            Some(4_000_010) => "Validation Error",
             Some(4_000_030) => "Already Exists Error",
             _ => title,
         };

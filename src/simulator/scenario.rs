@@ -352,6 +352,9 @@ pub enum Fault {
     Delay { ms: u64 },
     /// Apply the request, then send a Content-Length longer than the body and close.
     Truncated,
+    /// Apply the request, then answer 200 with this text instead of the real body: an odd answer
+    /// of the scenario's choice (`{"data": null}`, an HTML page, an empty body).
+    Body { text: String },
 }
 
 impl Fault {
@@ -364,6 +367,7 @@ impl Fault {
             Fault::Malformed => "malformed".to_string(),
             Fault::Delay { .. } => "delay".to_string(),
             Fault::Truncated => "truncated".to_string(),
+            Fault::Body { .. } => "body".to_string(),
         }
     }
 }
@@ -386,6 +390,9 @@ struct RawFault {
     delay_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     truncated: Option<bool>,
+    /// The 200 answer's body: a string is sent as it is, any other JSON value as its JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<Value>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -438,11 +445,19 @@ impl TryFrom<RawFault> for Fault {
         if raw.truncated == Some(true) {
             kinds.push(Fault::Truncated);
         }
+        match raw.body {
+            Some(Value::String(text)) => kinds.push(Fault::Body { text }),
+            Some(value) => kinds.push(Fault::Body {
+                text: value.to_string(),
+            }),
+            None => {}
+        }
         match kinds.len() {
             1 => Ok(kinds.remove(0)),
-            0 => {
-                Err("a fault needs one of status, drop, malformed, delay_ms, truncated".to_string())
-            }
+            0 => Err(
+                "a fault needs one of status, drop, malformed, delay_ms, truncated, body"
+                    .to_string(),
+            ),
             _ => Err("a fault names more than one kind".to_string()),
         }
     }
@@ -466,6 +481,7 @@ impl From<Fault> for RawFault {
             Fault::Malformed => raw.malformed = Some(true),
             Fault::Delay { ms } => raw.delay_ms = Some(ms),
             Fault::Truncated => raw.truncated = Some(true),
+            Fault::Body { text } => raw.body = Some(Value::String(text)),
         }
         raw
     }

@@ -4,6 +4,7 @@
 //! - `cli`: commands, help, usage errors and `spec`.
 //! - `batching`: request counts of large runs (batching minimums), asserted exactly.
 //! - `checkpoints`: ingest checkpoints over runs fed each other's state: nothing missed or repeated.
+//! - `odd_answers`: one odd 2xx answer fails only the objects of its request.
 
 #![allow(
     clippy::unwrap_used,
@@ -19,6 +20,7 @@ mod client;
 mod deadline;
 mod faults;
 mod fixtures;
+mod odd_answers;
 mod properties;
 mod support;
 mod tls;
