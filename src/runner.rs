@@ -170,7 +170,8 @@ fn execute_parsed(
             request.run.now,
             request.run.dry_run,
             envelope.state.as_ref(),
-        );
+        )
+        .with_lookup_values(request.connection.lookup_values_per_request);
         if let Err(failure) = request.action.run(&mut ctx) {
             ctx.end_run(failure);
         }

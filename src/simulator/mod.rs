@@ -28,6 +28,7 @@ mod routes;
 pub mod scenario;
 mod state;
 mod threats;
+mod user;
 
 #[cfg(test)]
 mod tests;
@@ -127,6 +128,8 @@ impl Simulator {
                     .iter()
                     .map(|p| routes::full_prefix(p))
                     .collect(),
+                comma_lists: scenario.comma_lists,
+                user: scenario.token_user.clone(),
             },
             latency: Duration::from_millis(scenario.latency_ms),
             faults: Mutex::new(FaultPlan::new(&scenario.faults)),
