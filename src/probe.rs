@@ -784,10 +784,10 @@ fn inferred_scope(client: &ApiClient) -> Result<Finding, Failure> {
     let (guess, evidence) = match client.get("/accounts", &[("limit", "2".to_string())]) {
         Ok(answer) => {
             let count = listed_ids(&answer, "/data").len();
-            let guess = if count > 1 {
-                "a global user or an account user of several accounts"
-            } else {
-                "an account or site user of one account"
+            let guess = match count {
+                0 => "a user whose scope GET /accounts does not show (it lists no account)",
+                1 => "an account or site user of one account",
+                _ => "a global user or an account user of several accounts",
             };
             (guess, json!({ "accounts_listed": count }))
         }

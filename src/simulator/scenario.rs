@@ -63,6 +63,10 @@ pub struct Scenario {
     /// text as one value: `s1-actions probe` must detect it, and the
     /// `lookup_values_per_request = one` fallback must still find every entry.
     pub comma_lists: bool,
+    /// Whether `networkInterfaceInet__contains` on agents also searches their IPv6 (`inet6`)
+    /// addresses (default true). `false` simulates a console that searches only `inet`, which
+    /// `s1-actions probe` must detect (no source says which one SentinelOne does).
+    pub inet6_lookup: bool,
     /// The user the token belongs to, as `GET /user` shows it (default: a global Admin).
     pub token_user: TokenUserSeed,
 }
@@ -134,6 +138,7 @@ impl Default for Scenario {
             hash_verdicts: BTreeMap::new(),
             generate: GenerateSpec::default(),
             comma_lists: true,
+            inet6_lookup: true,
             token_user: TokenUserSeed::default(),
         }
     }
