@@ -28,6 +28,7 @@ use serde_json::{Map, Value, json};
 use crate::api::ApiClient;
 use crate::connection::LookupValues;
 use crate::envelope;
+use crate::log;
 use crate::error::{Category, ErrorCode, ExitStatus, Failure};
 use crate::result::{RunResult, RunStatus, Warning};
 
@@ -199,9 +200,16 @@ pub fn gate(result: &mut RunResult, exit: ExitStatus) -> ExitStatus {
     let action_needed = result
         .records
         .iter()
-        .any(|record| record["action_needed"] == json!(true));
-    if exit == ExitStatus::Success && action_needed {
+        .filter(|record| record["action_needed"] == json!(true))
+        .count();
+    if exit == ExitStatus::Success && action_needed > 0 {
         result.status = RunStatus::Partial;
+        // The summary line logged before counted no failure; this one says why the exit is 1.
+        log::info(
+            "probe",
+            &format!("{action_needed} finding(s) need a configuration change"),
+            json!({ "action_needed": action_needed, "status": result.status, "exit": 1 }),
+        );
         return ExitStatus::ObjectsFailed;
     }
     exit

@@ -19,6 +19,7 @@ mod client;
 mod deadline;
 mod faults;
 mod fixtures;
+mod probe;
 mod properties;
 mod support;
 mod tls;
