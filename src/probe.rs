@@ -28,8 +28,8 @@ use serde_json::{Map, Value, json};
 use crate::api::ApiClient;
 use crate::connection::LookupValues;
 use crate::envelope;
-use crate::log;
 use crate::error::{Category, ErrorCode, ExitStatus, Failure};
+use crate::log;
 use crate::result::{RunResult, RunStatus, Warning};
 
 /// What one point of the probe found.
@@ -252,12 +252,10 @@ fn failed(
         Verdict::NotTestable
     };
     let detail = format!("{what} was refused: {}", failure.message);
-    Ok(
-        Finding::new(point, check, verdict, detail).evidence(json!({
-            "http_status": failure.http_status,
-            "code": failure.upstream_code,
-        })),
-    )
+    Ok(Finding::new(point, check, verdict, detail).evidence(json!({
+        "http_status": failure.http_status,
+        "code": failure.upstream_code,
+    })))
 }
 
 /// Point 4a: the token's dates (`POST /users/api-token-details` → `data.createdAt`,
@@ -462,10 +460,16 @@ fn inet6_lookup(client: &ApiClient) -> Result<Finding, Failure> {
             .map(str::to_string)
             .collect(),
         Err(failure) => {
-            return failed(2, CHECK, "GET /agents?networkInterfaceInet__contains", failure);
+            return failed(
+                2,
+                CHECK,
+                "GET /agents?networkInterfaceInet__contains",
+                failure,
+            );
         }
     };
-    let evidence = json!({ "agent_id": id, "computer_name": name, "address": address, "found": found });
+    let evidence =
+        json!({ "agent_id": id, "computer_name": name, "address": address, "found": found });
     let finding = if found.contains(&id) {
         Finding::new(
             2,
@@ -559,7 +563,13 @@ fn configured_scope(client: &ApiClient, scope: &ConfiguredScope) -> Result<Findi
         ));
     }
     let kinds = [
-        ("accounts", "/accounts", "accountIds", "/data", &scope.account_ids),
+        (
+            "accounts",
+            "/accounts",
+            "accountIds",
+            "/data",
+            &scope.account_ids,
+        ),
         ("sites", "/sites", "siteIds", "/data/sites", &scope.site_ids),
         ("groups", "/groups", "groupIds", "/data", &scope.group_ids),
     ];
@@ -600,9 +610,15 @@ fn configured_scope(client: &ApiClient, scope: &ConfiguredScope) -> Result<Findi
             4,
             CHECK,
             Verdict::Contradicted,
-            format!("Configured scope ids are unknown to the console or outside the token's scope: {}", list.join("; ")),
+            format!(
+                "Configured scope ids are unknown to the console or outside the token's scope: {}",
+                list.join("; ")
+            ),
         )
-        .recommend(true, "Correct the account, site and group IDs of the configuration.")
+        .recommend(
+            true,
+            "Correct the account, site and group IDs of the configuration.",
+        )
     };
     Ok(finding.evidence(evidence))
 }
@@ -660,7 +676,8 @@ struct WriteExpectation {
 /// nothing (its name; no source lists its permissions).
 fn write_expectations(scope: &str, roles: &[String], multi_account: bool) -> Vec<WriteExpectation> {
     let has = |name: &str| roles.iter().any(|role| role.eq_ignore_ascii_case(name));
-    let only_viewer = !roles.is_empty() && roles.iter().all(|role| role.eq_ignore_ascii_case("viewer"));
+    let only_viewer =
+        !roles.is_empty() && roles.iter().all(|role| role.eq_ignore_ascii_case("viewer"));
     let global = scope == "tenant";
     let expect = |action: &'static str, expected: bool, note: &str| WriteExpectation {
         action,
@@ -684,26 +701,52 @@ fn write_expectations(scope: &str, roles: &[String], multi_account: bool) -> Vec
     }
     let it_only = !roles.is_empty() && roles.iter().all(|role| role.eq_ignore_ascii_case("it"));
     let hash_list = if it_only {
-        expect("", false, "users with the IT role cannot create or delete blocklist entries")
+        expect(
+            "",
+            false,
+            "users with the IT role cannot create or delete blocklist entries",
+        )
     } else if global {
         expect("", true, "global or site scope")
     } else {
-        expect("", true, "set site_ids: the global list needs a global user")
+        expect(
+            "",
+            true,
+            "set site_ids: the global list needs a global user",
+        )
     };
     let mitigate_roles = ["admin", "ir team", "soc"];
     let mitigate = if roles.is_empty() || mitigate_roles.iter().any(|role| has(role)) {
-        expect("sentinelone-mitigate-threats", true, "within the token's scope")
+        expect(
+            "sentinelone-mitigate-threats",
+            true,
+            "within the token's scope",
+        )
     } else {
-        expect("sentinelone-mitigate-threats", false, "mitigation needs the Admin, IR Team or SOC role")
+        expect(
+            "sentinelone-mitigate-threats",
+            false,
+            "mitigation needs the Admin, IR Team or SOC role",
+        )
     };
     let ioc = if multi_account {
-        expect("sentinelone-ioc-export", false, "Threat Intelligence refuses users spanning several accounts (4030010)")
+        expect(
+            "sentinelone-ioc-export",
+            false,
+            "Threat Intelligence refuses users spanning several accounts (4030010)",
+        )
     } else {
         expect("sentinelone-ioc-export", true, "within the token's scope")
     };
     let mut list = vec![
-        WriteExpectation { action: "sentinelone-blacklist-whitelist-hashes", ..hash_list.clone() },
-        WriteExpectation { action: "sentinelone-delete-hashes", ..hash_list },
+        WriteExpectation {
+            action: "sentinelone-blacklist-whitelist-hashes",
+            ..hash_list.clone()
+        },
+        WriteExpectation {
+            action: "sentinelone-delete-hashes",
+            ..hash_list
+        },
         mitigate,
         ioc,
     ];
@@ -732,7 +775,10 @@ fn token_scope(
         Ok(user) if user.get("scope").and_then(Value::as_str).is_some() => user,
         Ok(_) | Err(_) => return inferred_scope(client),
     };
-    let scope = user.get("scope").and_then(Value::as_str).unwrap_or_default();
+    let scope = user
+        .get("scope")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let scope_roles: Vec<&Value> = user
         .get("scopeRoles")
         .and_then(Value::as_array)
@@ -763,11 +809,20 @@ fn token_scope(
         other => format!("a user of scope '{other}'"),
     };
     let writes = write_expectations(scope, &roles, multi_account);
-    let unexpected: Vec<&str> = writes.iter().filter(|w| !w.expected).map(|w| w.action).collect();
+    let unexpected: Vec<&str> = writes
+        .iter()
+        .filter(|w| !w.expected)
+        .map(|w| w.action)
+        .collect();
     let detail = if unexpected.is_empty() {
-        format!("The token belongs to {level}; every write action can be expected to work within its scope")
+        format!(
+            "The token belongs to {level}; every write action can be expected to work within its scope"
+        )
     } else {
-        format!("The token belongs to {level}; not expected to work: {}", unexpected.join(", "))
+        format!(
+            "The token belongs to {level}; not expected to work: {}",
+            unexpected.join(", ")
+        )
     };
     let mut finding = Finding::new(5, CHECK, Verdict::Confirmed, detail).evidence(json!({
         "source": "GET /user",
@@ -809,7 +864,9 @@ fn inferred_scope(client: &ApiClient) -> Result<Finding, Failure> {
         5,
         CHECK,
         Verdict::NotTestable,
-        format!("GET /user was not answered; inferred from GET /accounts, the token belongs to {guess}"),
+        format!(
+            "GET /user was not answered; inferred from GET /accounts, the token belongs to {guess}"
+        ),
     )
     .evidence(json!({ "source": "inferred from GET /accounts", "inference": evidence })))
 }
@@ -833,7 +890,11 @@ pub fn render_text(result: &RunResult) -> String {
             field("detail")
         );
         if let Some(recommendation) = record.get("recommendation").and_then(Value::as_str) {
-            let marker = if record["action_needed"] == json!(true) { "!" } else { "→" };
+            let marker = if record["action_needed"] == json!(true) {
+                "!"
+            } else {
+                "→"
+            };
             let _ = writeln!(text, "     {marker} {recommendation}");
         }
     }
@@ -907,8 +968,16 @@ mod tests {
                 .map(|w| (w.action, w.expected))
                 .collect()
         };
-        assert!(expected("tenant", &["Admin"], false).iter().all(|(_, ok)| *ok));
-        assert!(expected("site", &["Viewer"], false).iter().all(|(_, ok)| !*ok));
+        assert!(
+            expected("tenant", &["Admin"], false)
+                .iter()
+                .all(|(_, ok)| *ok)
+        );
+        assert!(
+            expected("site", &["Viewer"], false)
+                .iter()
+                .all(|(_, ok)| !*ok)
+        );
         let multi = expected("account", &["SOC", "SOC"], true);
         assert!(multi.contains(&("sentinelone-ioc-export", false)));
         assert!(multi.contains(&("sentinelone-mitigate-threats", true)));
@@ -924,8 +993,14 @@ mod tests {
         result.finish();
         assert_eq!(gate(&mut result, ExitStatus::Success), ExitStatus::Success);
         result.records.push(json!({"action_needed": true}));
-        assert_eq!(gate(&mut result, ExitStatus::Success), ExitStatus::ObjectsFailed);
+        assert_eq!(
+            gate(&mut result, ExitStatus::Success),
+            ExitStatus::ObjectsFailed
+        );
         assert_eq!(result.status, RunStatus::Partial);
-        assert_eq!(gate(&mut result, ExitStatus::AuthRejected), ExitStatus::AuthRejected);
+        assert_eq!(
+            gate(&mut result, ExitStatus::AuthRejected),
+            ExitStatus::AuthRejected
+        );
     }
 }

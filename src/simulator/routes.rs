@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::params::{ApiError, Params};
-use super::state::{ListKind, State};
 use super::scenario::TokenUserSeed;
+use super::state::{ListKind, State};
 use super::{agents, iocs, lists, misc, org, threats, user};
 
 /// The API's base path.

@@ -44,7 +44,10 @@ fn probe_against_simulate_reports_every_point() {
     let mut child = Child(
         Command::new(env!("CARGO_BIN_EXE_s1-actions"))
             .args(["simulate", "--port", "0", "--scenario"])
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo/scenario.json"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/fixtures/demo/scenario.json"
+            ))
             .env("S1_ACTIONS_LOG", "json")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -102,12 +105,23 @@ fn text_format_is_a_readable_report() {
     );
     assert_eq!(run.exit, 0, "{}", run.stderr);
     let text = &run.stdout;
-    assert!(text.starts_with("SentinelOne console probe (read-only)"), "{text}");
-    for point in ["1  comma_lists", "3  ioc_scope", "4  token_expiry", "5  token_scope"] {
+    assert!(
+        text.starts_with("SentinelOne console probe (read-only)"),
+        "{text}"
+    );
+    for point in [
+        "1  comma_lists",
+        "3  ioc_scope",
+        "4  token_expiry",
+        "5  token_scope",
+    ] {
         assert!(text.contains(point), "{point} missing:\n{text}");
     }
     assert!(text.contains("not testable"), "{text}");
-    assert!(text.trim_end().ends_with("Nothing to change before enabling write actions."));
+    assert!(
+        text.trim_end()
+            .ends_with("Nothing to change before enabling write actions.")
+    );
 }
 
 #[test]
@@ -124,7 +138,12 @@ fn a_contradiction_to_act_on_exits_1_and_names_the_parameter() {
         &envelope(&sim.base_url(), CANARY_TOKEN, None, json!({})),
     );
     assert_eq!(text.exit, 1);
-    assert!(text.stdout.contains("! Set lookup_values_per_request to 'one'"), "{}", text.stdout);
+    assert!(
+        text.stdout
+            .contains("! Set lookup_values_per_request to 'one'"),
+        "{}",
+        text.stdout
+    );
     let run = support::run(
         &["probe"],
         &envelope(&sim.base_url(), CANARY_TOKEN, None, json!({})),
@@ -133,7 +152,10 @@ fn a_contradiction_to_act_on_exits_1_and_names_the_parameter() {
     // Exit 1 here means a finding needs a configuration change (no object failed).
     let result = run.json();
     assert_eq!(result["status"], "partial");
-    assert_eq!(result["warnings"][0]["field"], "config.lookup_values_per_request");
+    assert_eq!(
+        result["warnings"][0]["field"],
+        "config.lookup_values_per_request"
+    );
     // Only reads were sent.
     for request in sim.take_requests() {
         let read = request.method == "GET" || request.path.ends_with("/users/api-token-details");
@@ -179,9 +201,13 @@ fn outcome(
     lookup_path: &str,
 ) -> (Value, Value, usize) {
     let sim = console(comma_lists);
-    let mut envelope: Value =
-        serde_json::from_str(&envelope(&sim.base_url(), CANARY_TOKEN, Some(action), config))
-            .unwrap();
+    let mut envelope: Value = serde_json::from_str(&envelope(
+        &sim.base_url(),
+        CANARY_TOKEN,
+        Some(action),
+        config,
+    ))
+    .unwrap();
     envelope["objects"] = objects.clone();
     let run = support::run(&["run"], &envelope.to_string());
     let result = support::checked(&run, objects.as_array().unwrap().len());
@@ -209,20 +235,33 @@ fn the_fallback_gives_the_results_of_a_console_that_splits_lists() {
     ]);
     let one = json!({ "lookup_values_per_request": "one" });
     let cases = [
-        (1, json!({ "os_type": ["Windows"] }), &hashes, "/restrictions", SHA1.len()),
+        (
+            1,
+            json!({ "os_type": ["Windows"] }),
+            &hashes,
+            "/restrictions",
+            SHA1.len(),
+        ),
         (3, json!({}), &hashes, "/restrictions", SHA1.len()),
         (13, json!({}), &addresses, "/agents", 4),
         (9, json!({}), &addresses, "/agents", 4),
     ];
     for (action, config, objects, path, values) in cases {
-        let (expected, expected_state, batched) = outcome(true, action, config.clone(), objects, path);
+        let (expected, expected_state, batched) =
+            outcome(true, action, config.clone(), objects, path);
         let mut with_one = config.clone();
         with_one["lookup_values_per_request"] = one["lookup_values_per_request"].clone();
         let (results, state, lookups) = outcome(false, action, with_one, objects, path);
         assert_eq!(results, expected, "action {action}: outcomes differ");
-        assert_eq!(state, expected_state, "action {action}: final state differs");
+        assert_eq!(
+            state, expected_state,
+            "action {action}: final state differs"
+        );
         assert_eq!(lookups, values, "action {action}: one look-up per value");
-        assert!(batched < values, "action {action}: the default batches look-ups");
+        assert!(
+            batched < values,
+            "action {action}: the default batches look-ups"
+        );
     }
 }
 
@@ -237,9 +276,17 @@ fn without_the_fallback_blacklisting_still_creates_no_duplicates() {
     let config = json!({ "os_type": ["Windows"] });
     let (expected, expected_state, _) = outcome(true, 1, config.clone(), &hashes, "/restrictions");
     let (results, state, _) = outcome(false, 1, config, &hashes, "/restrictions");
-    assert_eq!(state, expected_state, "4000030 Already Exists kept the list as it was");
+    assert_eq!(
+        state, expected_state,
+        "4000030 Already Exists kept the list as it was"
+    );
     let statuses = |results: &Value| -> Vec<Value> {
-        results.as_array().unwrap().iter().map(|r| r["status"].clone()).collect()
+        results
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["status"].clone())
+            .collect()
     };
     assert_eq!(statuses(&results), statuses(&expected));
 }
