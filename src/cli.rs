@@ -64,6 +64,23 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         input: Option<PathBuf>,
     },
+    /// Read-only conformance check of a console before enabling write actions.
+    ///
+    /// Sends only GETs (and the token-details POST) and reports each point as confirmed,
+    /// contradicted or not testable: comma-separated look-ups, IPv6 agent look-ups, the IOC
+    /// scope, token expiry, the configured sites/accounts/groups, Retry-After on 429, and the
+    /// token's scope. The envelope needs only `config` (checked as action 4's, which has all
+    /// three scope parameters, unless `action` says otherwise). Exit codes: 0 nothing to change;
+    /// 1 a finding needs a configuration change; 3 invalid configuration; 4 credentials
+    /// rejected; 5 SentinelOne or the network failed.
+    Probe {
+        /// Read the envelope from FILE instead of stdin.
+        #[arg(long, value_name = "FILE")]
+        input: Option<PathBuf>,
+        /// `json`: the result document; `text`: a readable report.
+        #[arg(long, value_enum, default_value_t = ProbeFormat::Json)]
+        format: ProbeFormat,
+    },
     /// Run the SentinelOne console simulator on loopback until interrupted.
     ///
     /// Point an envelope's hostname at the printed http://127.0.0.1:PORT and use the
@@ -82,6 +99,13 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = "fixtures/demo")]
         fixtures: PathBuf,
     },
+}
+
+/// How `probe` prints its findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ProbeFormat {
+    Json,
+    Text,
 }
 
 /// Parses `args`, runs the command, and returns the exit status.
@@ -117,6 +141,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
         Command::Run { input, dry_run } => envelope_command(input, Mode::Run { dry_run }),
         Command::Validate { input } => envelope_command(input, Mode::Validate),
         Command::Check { input } => envelope_command(input, Mode::Check),
+        Command::Probe { input, format } => probe_command(input, format),
         Command::Spec { action } => spec_command(action.as_deref()),
         Command::Simulate { port, scenario } => simulate_command(port, scenario.as_ref()),
         Command::Demo { fixtures } => demo_command(&fixtures),
@@ -197,14 +222,42 @@ fn envelope_command(input: Option<PathBuf>, mode: Mode) -> ExitStatus {
     exit
 }
 
+fn probe_command(input: Option<PathBuf>, format: ProbeFormat) -> ExitStatus {
+    let text = match read_input(input.as_ref()) {
+        Ok(text) => text,
+        Err(failure) => {
+            let mut result = RunResult::new(None);
+            result.errors.push(failure);
+            result.finish();
+            return print_document(&result, ExitStatus::InvalidInput);
+        }
+    };
+    let text = with_action_or(&text, PROBE_DEFAULT_ACTION);
+    let (result, exit) = runner::execute_owned(text, Mode::Probe);
+    match format {
+        ProbeFormat::Json => print_document(&result, exit),
+        ProbeFormat::Text => print_text(&crate::probe::render_text(&result), exit),
+    }
+}
+
+/// The action whose manifest a `probe` envelope without `action` is checked against: IOC
+/// export has all three scope parameters (`account_ids`, `site_ids`, `group_ids`).
+const PROBE_DEFAULT_ACTION: u32 = 4;
+
 /// `check` needs only the connection parameters, which every manifest shares: an envelope
 /// without `action` is checked as the first action's.
 fn with_default_action(text: &str) -> String {
+    match manifest::all().first() {
+        Some(first) => with_action_or(text, first.id),
+        None => text.to_string(),
+    }
+}
+
+/// The envelope with `action` set to `id` when it names none.
+fn with_action_or(text: &str, id: u32) -> String {
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(serde_json::Value::Object(mut envelope)) if !envelope.contains_key("action") => {
-            if let Some(first) = manifest::all().first() {
-                envelope.insert("action".into(), json!(first.id));
-            }
+            envelope.insert("action".into(), json!(id));
             serde_json::Value::Object(envelope).to_string()
         }
         _ => text.to_string(),

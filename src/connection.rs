@@ -71,10 +71,28 @@ pub struct ConnectionConfig {
     pub requests_per_second: f64,
     /// Requests in flight at once.
     pub max_concurrency: u32,
+    /// How many values a multi-value look-up filter (`value__contains=a,b,c`) carries per request.
+    #[serde(default)]
+    pub lookup_values_per_request: LookupValues,
+}
+
+/// How the look-ups that find many indicators at once send their values (the
+/// `lookup_values_per_request` parameter). `s1-actions probe` tells which one a console needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LookupValues {
+    /// Many values per request, comma-separated, as SentinelOne's list filters take them
+    /// (SW24 marks every array query parameter `collectionFormat: 'csv'`; DESIGN §7).
+    #[default]
+    Many,
+    /// One value per request: for a console that reads a comma-separated `__contains` value as
+    /// one text. Results are the same; the run sends one look-up per value instead of one per
+    /// few hundred.
+    One,
 }
 
 /// Names of the connection parameters; every manifest lists them with the same definition.
-pub const CONNECTION_PARAMS: [&str; 9] = [
+pub const CONNECTION_PARAMS: [&str; 10] = [
     "hostname",
     "api_token",
     "verify_tls",
@@ -84,6 +102,7 @@ pub const CONNECTION_PARAMS: [&str; 9] = [
     "max_retries",
     "requests_per_second",
     "max_concurrency",
+    "lookup_values_per_request",
 ];
 
 /// The scheme, host and port of a console, e.g. `https://usea1.sentinelone.net`, without a

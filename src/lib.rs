@@ -19,6 +19,7 @@ pub mod indicator;
 pub mod log;
 pub mod manifest;
 pub mod output;
+pub mod probe;
 pub mod redact;
 pub mod request;
 pub mod result;

@@ -30,6 +30,8 @@ pub enum Mode {
     Validate,
     /// One cheap authenticated call: reachability, credentials, token expiry.
     Check,
+    /// The read-only conformance check of the console (see `probe`).
+    Probe,
 }
 
 /// Runs `mode` on the envelope text, catching panics (exit 70).
@@ -125,6 +127,26 @@ fn execute_parsed(
             }
         };
 
+    if mode == Mode::Probe {
+        crate::probe::run(
+            &client,
+            &envelope.config,
+            request.connection.lookup_values_per_request,
+            request.run.now,
+            &mut result,
+        );
+        let (mut result, exit) = finish(
+            result,
+            Vec::new(),
+            Vec::new(),
+            &[],
+            RunOutput::default(),
+            &client,
+            started,
+        );
+        let exit = crate::probe::gate(&mut result, exit);
+        return (result, exit);
+    }
     if mode == Mode::Check {
         check(&client, &mut result);
         return finish(
@@ -170,7 +192,8 @@ fn execute_parsed(
             request.run.now,
             request.run.dry_run,
             envelope.state.as_ref(),
-        );
+        )
+        .with_lookup_values(request.connection.lookup_values_per_request);
         if let Err(failure) = request.action.run(&mut ctx) {
             ctx.end_run(failure);
         }

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use crate::api::ApiClient;
 use crate::api::chunk_for_query;
+use crate::connection::LookupValues;
 use crate::envelope::{InputObject, ObjectView};
 use crate::error::Failure;
 use crate::indicator::IndicatorType;
@@ -87,6 +88,7 @@ pub struct RunContext<'a> {
     now: DateTime<Utc>,
     dry_run: bool,
     input_state: Option<&'a Value>,
+    lookup_values: LookupValues,
     output: RunOutput,
 }
 
@@ -107,11 +109,18 @@ impl<'a> RunContext<'a> {
             now,
             dry_run,
             input_state,
+            lookup_values: LookupValues::Many,
             output: RunOutput {
                 outcomes,
                 ..RunOutput::default()
             },
         }
+    }
+
+    /// Sets how many values each look-up request carries (`lookup_values_per_request`).
+    pub fn with_lookup_values(mut self, lookup_values: LookupValues) -> Self {
+        self.lookup_values = lookup_values;
+        self
     }
 
     pub fn client(&self) -> &'a ApiClient {
@@ -256,8 +265,13 @@ impl<'a> RunContext<'a> {
     }
 
     /// Groups `ids` so that each group's values, comma-joined, fit in `budget` bytes of a
-    /// multi-valued query parameter.
+    /// multi-valued query parameter; with `lookup_values_per_request = one`, each value is a
+    /// group of its own, for a console that reads a comma-separated `__contains` value as one
+    /// text (see `s1-actions probe`).
     pub fn query_chunks(&self, ids: &[TargetId], budget: usize) -> Vec<Vec<TargetId>> {
+        if self.lookup_values == LookupValues::One {
+            return ids.iter().map(|id| vec![*id]).collect();
+        }
         let values: Vec<&str> = ids
             .iter()
             .map(|id| self.targets[*id].value.as_str())

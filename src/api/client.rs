@@ -158,6 +158,10 @@ pub struct ApiClient {
     sleeper: Arc<dyn Sleeper>,
     http_requests: AtomicU64,
     retries: AtomicU64,
+    /// 429 answers seen, and how many of them carried `Retry-After` (`s1-actions probe`
+    /// reports whether the console sends it: no source says whether it does).
+    rate_limited: AtomicU64,
+    rate_limited_with_retry_after: AtomicU64,
 }
 
 impl ApiClient {
@@ -207,6 +211,8 @@ impl ApiClient {
             sleeper: Arc::new(ThreadSleeper),
             http_requests: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+            rate_limited_with_retry_after: AtomicU64::new(0),
         })
     }
 
@@ -292,6 +298,14 @@ impl ApiClient {
             http_requests: self.http_requests.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
         }
+    }
+
+    /// How many 429 answers this client has seen, and how many of them carried `Retry-After`.
+    pub fn rate_limited_answers(&self) -> (u64, u64) {
+        (
+            self.rate_limited.load(Ordering::Relaxed),
+            self.rate_limited_with_retry_after.load(Ordering::Relaxed),
+        )
     }
 
     /// Creation and expiry of the token (`POST /users/api-token-details`).
@@ -478,6 +492,13 @@ impl ApiClient {
             .get("retry-after")
             .and_then(|value| value.to_str().ok())
             .map(str::to_string);
+        if status == 429 {
+            self.rate_limited.fetch_add(1, Ordering::Relaxed);
+            if retry_after.is_some() {
+                self.rate_limited_with_retry_after
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let limit = if success {
             self.max_response_bytes
         } else {
@@ -1083,6 +1104,7 @@ mod tests {
             max_retries: 5,
             requests_per_second: 10.0,
             max_concurrency: 4,
+            lookup_values_per_request: Default::default(),
         }
     }
 

@@ -132,7 +132,10 @@ impl AgentFilter {
                 .as_ref()
                 .is_none_or(|n| n.found_in(&agent.computer_name.to_lowercase()))
             && self.inet_contains.as_ref().is_none_or(|needles| {
-                addresses().any(|a| needles.iter().any(|n| a.contains(n.as_str())))
+                addresses()
+                    // An IPv6 address is the one with a colon (the scenario's `inet6_lookup`).
+                    .filter(|a| state.inet6_lookup || !a.contains(':'))
+                    .any(|a| needles.iter().any(|n| a.contains(n.as_str())))
             })
             && self
                 .external_contains

@@ -28,6 +28,7 @@ mod routes;
 pub mod scenario;
 mod state;
 mod threats;
+mod user;
 
 #[cfg(test)]
 mod tests;
@@ -57,6 +58,16 @@ const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// The body sent by the `malformed` fault: what a misbehaving proxy might return.
 const MALFORMED_BODY: &[u8] =
     b"<html><head><title>Service</title></head><body>upstream answered garbage</body></html>";
+
+/// `body` as recorded: the token that `POST /users/api-token-details` carries in
+/// `data.apiToken` is replaced by `****`, so that a recording never holds it.
+fn without_token(body: &Value) -> Value {
+    let mut body = body.clone();
+    if let Some(token) = body.pointer_mut("/data/apiToken") {
+        *token = Value::from("****");
+    }
+    body
+}
 
 /// One request as the simulator received and answered it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -127,6 +138,8 @@ impl Simulator {
                     .iter()
                     .map(|p| routes::full_prefix(p))
                     .collect(),
+                comma_lists: scenario.comma_lists,
+                user: scenario.token_user.clone(),
             },
             latency: Duration::from_millis(scenario.latency_ms),
             faults: Mutex::new(FaultPlan::new(&scenario.faults)),
@@ -332,7 +345,7 @@ fn serve_connection(shared: &Shared, stream: &TcpStream) {
         path: request.path.clone(),
         query: request.query.clone(),
         body: parsed.as_ref().map(|body| match body {
-            Ok(value) => value.clone(),
+            Ok(value) => without_token(value),
             Err(()) => Value::String(String::from_utf8_lossy(&request.body).into_owned()),
         }),
         authorized: authorized(request.header("authorization"), &shared.access.api_token),

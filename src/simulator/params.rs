@@ -110,6 +110,9 @@ pub(crate) struct Params {
     map: BTreeMap<String, Val>,
     /// `filter.` for body filters, empty for query strings: prefixes field names in errors.
     prefix: &'static str,
+    /// A `__contains` query value is read as one text, commas included (the scenario's
+    /// `comma_lists: false`), as a console that does not split such lists would.
+    whole_contains: bool,
 }
 
 impl Params {
@@ -120,7 +123,16 @@ impl Params {
                 .map(|(key, value)| (key.clone(), Val::Text(value.clone())))
                 .collect(),
             prefix: "",
+            whole_contains: false,
         }
+    }
+
+    /// With `comma_lists` false, a `__contains` query value is one needle, commas included.
+    /// SentinelOne documents these filters as lists (SW24 `collectionFormat: 'csv'`); this is
+    /// the console `s1-actions probe` must be able to detect, and its fallback to survive.
+    pub(crate) fn with_comma_lists(mut self, comma_lists: bool) -> Params {
+        self.whole_contains = !comma_lists;
+        self
     }
 
     /// Reads a JSON `filter` object. `null` members count as absent.
@@ -161,6 +173,7 @@ impl Params {
         Ok(Params {
             map,
             prefix: "filter.",
+            whole_contains: false,
         })
     }
 
@@ -203,6 +216,12 @@ impl Params {
     /// absent, so an empty `ids` filters nothing (which is why clients must never send one).
     pub(crate) fn list(&self, key: &str) -> Option<Vec<String>> {
         let list: Vec<String> = match self.map.get(key)? {
+            Val::Text(text) if self.whole_contains && key.ends_with("__contains") => {
+                Some(text.trim().to_string())
+                    .filter(|text| !text.is_empty())
+                    .into_iter()
+                    .collect()
+            }
             Val::Text(text) => text
                 .split(',')
                 .map(str::trim)

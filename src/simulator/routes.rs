@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::params::{ApiError, Params};
+use super::scenario::TokenUserSeed;
 use super::state::{ListKind, State};
-use super::{agents, iocs, lists, misc, org, threats};
+use super::{agents, iocs, lists, misc, org, threats, user};
 
 /// The API's base path.
 pub(crate) const BASE: &str = "/web/api/v2.1";
@@ -33,6 +34,10 @@ pub(crate) fn full_prefix(prefix: &str) -> String {
 pub(crate) struct Access {
     pub api_token: String,
     pub forbidden_paths: Vec<String>,
+    /// The scenario's `comma_lists`: whether `__contains` query values are split at commas.
+    pub comma_lists: bool,
+    /// The token's user, for `GET /user` and the multi-account refusal of Threat Intelligence.
+    pub user: TokenUserSeed,
 }
 
 /// An endpoint's answer: a JSON value, or JSON text already serialized (large lists).
@@ -55,6 +60,7 @@ pub(crate) struct Call<'a> {
 
 enum Endpoint<'a> {
     TokenDetails,
+    User,
     Accounts,
     Sites,
     Groups,
@@ -81,6 +87,7 @@ fn route<'a>(segments: &[&'a str]) -> Option<(&'static [&'static str], Endpoint<
     const ALL: &[&str] = &["GET", "POST", "DELETE"];
     Some(match segments {
         ["users", "api-token-details"] => (POST, Endpoint::TokenDetails),
+        ["user"] => (GET, Endpoint::User),
         ["accounts"] => (GET, Endpoint::Accounts),
         ["sites"] => (GET, Endpoint::Sites),
         ["groups"] => (GET, Endpoint::Groups),
@@ -141,7 +148,10 @@ fn dispatch(state: &mut State, access: &Access, call: &Call<'_>) -> Result<Reply
     if !methods.contains(&method.as_str()) {
         return Err(ApiError::method_not_allowed(&method));
     }
-    let params = Params::from_query(call.query);
+    if matches!(endpoint, Endpoint::Iocs) && user::is_multi_account(&access.user) {
+        return Err(user::multi_scope_refusal());
+    }
+    let params = Params::from_query(call.query).with_comma_lists(access.comma_lists);
     let null = Value::Null;
     let body = match call.body {
         None => &null,
@@ -157,6 +167,7 @@ fn dispatch(state: &mut State, access: &Access, call: &Call<'_>) -> Result<Reply
         (_, Endpoint::TokenDetails) => {
             misc::token_details(state, &access.api_token, body).map(Reply::Json)
         }
+        (_, Endpoint::User) => user::get(state, &access.user, &params).map(Reply::Json),
         (_, Endpoint::Accounts) => org::accounts(state, &params).map(Reply::Json),
         (_, Endpoint::Sites) => org::sites(state, &params).map(Reply::Json),
         (_, Endpoint::Groups) => org::groups(state, &params).map(Reply::Json),

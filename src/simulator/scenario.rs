@@ -58,6 +58,59 @@ pub struct Scenario {
     pub hash_verdicts: BTreeMap<String, String>,
     /// Bulk data made from formulas, for benchmarks and paging tests.
     pub generate: GenerateSpec,
+    /// Whether `__contains` query filters split a comma-separated value into several values, as
+    /// SentinelOne documents (default true). `false` simulates a console that reads the whole
+    /// text as one value: `s1-actions probe` must detect it, and the
+    /// `lookup_values_per_request = one` fallback must still find every entry.
+    pub comma_lists: bool,
+    /// Whether `networkInterfaceInet__contains` on agents also searches their IPv6 (`inet6`)
+    /// addresses (default true). `false` simulates a console that searches only `inet`, which
+    /// `s1-actions probe` must detect (no source says which one SentinelOne does).
+    pub inet6_lookup: bool,
+    /// The user the token belongs to, as `GET /user` shows it (default: a global Admin).
+    pub token_user: TokenUserSeed,
+}
+
+/// The token's user: its scope and its roles per scope (SW24 `UsersSchemasUserSchema200Data`:
+/// `scope` ∈ tenant, account, site; `scopeRoles[]{id, name, accountName, roleName}`).
+/// An `account` user with more than one scope role is a multi-account user: the Threat
+/// Intelligence routes answer it 403 code 4030010 "This page doesn't support multi-scopes users
+/// yet" (SW26 `tests/README.md`, live-tenant finding).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenUserSeed {
+    pub scope: UserScope,
+    pub scope_roles: Vec<ScopeRoleSeed>,
+    pub full_name: String,
+}
+
+impl Default for TokenUserSeed {
+    fn default() -> Self {
+        TokenUserSeed {
+            scope: UserScope::Tenant,
+            scope_roles: Vec::new(),
+            full_name: "ThreatQ Service User".to_string(),
+        }
+    }
+}
+
+/// The level a user is defined at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserScope {
+    Tenant,
+    Account,
+    Site,
+}
+
+/// One scope a user has a role in.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ScopeRoleSeed {
+    pub id: Option<String>,
+    pub name: String,
+    pub account_name: Option<String>,
+    pub role_name: String,
 }
 
 impl Default for Scenario {
@@ -84,6 +137,9 @@ impl Default for Scenario {
             iocs: Vec::new(),
             hash_verdicts: BTreeMap::new(),
             generate: GenerateSpec::default(),
+            comma_lists: true,
+            inet6_lookup: true,
+            token_user: TokenUserSeed::default(),
         }
     }
 }

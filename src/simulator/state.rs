@@ -307,6 +307,9 @@ pub(crate) struct State {
     clock: Option<DateTime<Utc>>,
     pub token_created_at: DateTime<Utc>,
     pub token_expires_at: DateTime<Utc>,
+    /// The scenario's `inet6_lookup`: whether `networkInterfaceInet__contains` searches IPv6
+    /// addresses too.
+    pub inet6_lookup: bool,
     pub accounts: Vec<Account>,
     pub sites: Vec<Site>,
     pub groups: Vec<Group>,
@@ -432,6 +435,7 @@ impl State {
             token_expires_at: scenario
                 .token_expires_at
                 .unwrap_or(start + Duration::days(180)),
+            inet6_lookup: scenario.inet6_lookup,
             accounts: Vec::new(),
             sites: Vec::new(),
             groups: Vec::new(),

@@ -21,6 +21,7 @@ mod deadline;
 mod faults;
 mod fixtures;
 mod odd_answers;
+mod probe;
 mod properties;
 mod support;
 mod tls;
