@@ -67,7 +67,7 @@ mod tests {
     /// connected, and the rest of the batch is still isolated.
     #[test]
     fn a_refused_indicator_sends_none_of_its_agents() {
-        let agent = |id: &str, name: &str, ip: &str| json!({"id": id, "computerName": name, "siteId": "20", "ips": [ip]});
+        let agent = |id: &str, name: &str, ip: &str| json!({"id": id, "computerName": name, "siteId": "20", "ips": [ip], "domain": "example"});
         let scenario = json!({
             "api_token": "test-token",
             "accounts": [{"id": "10", "name": "A"}],
