@@ -67,7 +67,7 @@ mod tests {
     /// connected, and the rest of the batch is still isolated.
     #[test]
     fn a_refused_indicator_sends_none_of_its_agents() {
-        let agent = |id: &str, name: &str, ip: &str| json!({"id": id, "computerName": name, "siteId": "20", "ips": [ip], "domain": "example"});
+        let agent = |id: &str, name: &str, ip: &str| json!({"id": id, "computerName": name, "siteId": "20", "ips": [ip], "domain": "corp.example"});
         let scenario = json!({
             "api_token": "test-token",
             "accounts": [{"id": "10", "name": "A"}],
@@ -86,7 +86,7 @@ mod tests {
             "config": {"hostname": simulator.base_url(), "api_token": "test-token",
                        "max_agents_per_indicator": 2},
             "objects": [
-                {"type": "FQDN", "value": "kiosk.example"},
+                {"type": "FQDN", "value": "kiosk.corp.example"},
                 {"type": "IP Address", "value": "10.0.0.34"},
             ],
         });
