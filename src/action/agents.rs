@@ -255,7 +255,7 @@ pub struct Found {
 
 impl Found {
     /// The detail of a target no agent matches: "no matching agent", and for an FQDN whose
-    /// host name exists in another (or no) domain, those computers and their domains.
+    /// host name exists under another (or no) fully-qualified name, those computers and theirs.
     pub fn no_match_detail(&self) -> String {
         if self.other_domains.is_empty() {
             return "no matching agent".to_string();
@@ -264,10 +264,7 @@ impl Found {
             .other_domains
             .iter()
             .take(NAMES_IN_DETAIL)
-            .map(|agent| match &agent.domain {
-                Some(domain) => format!("{} (domain {domain})", agent.display_name()),
-                None => format!("{} (no domain)", agent.display_name()),
-            })
+            .map(passed_over)
             .collect();
         let rest = self.other_domains.len().saturating_sub(NAMES_IN_DETAIL);
         let more = if rest > 0 {
@@ -276,11 +273,24 @@ impl Found {
             String::new()
         };
         format!(
-            "no matching agent: the fully-qualified name must match exactly, and {} computer(s) \
-             with this host name are in another or no DNS domain: {}{more}",
-            self.other_domains.len(),
+            "no matching agent: an FQDN must equal the agent's fully-qualified name; passed over \
+             with the same host name: {}{more}",
             shown.join(", "),
         )
+    }
+}
+
+/// An agent passed over, with what its name really is: "NW-HQ-WS-014 (nw-hq-ws-014.corp.example)",
+/// "NW-HQ-WS-014 (domain WORKGROUP, no FQDN)", or a computer name that is its own FQDN alone.
+fn passed_over(agent: &Agent) -> String {
+    let name = agent.display_name();
+    match fully_qualified_name(&agent.computer_name, agent.domain.as_deref()) {
+        Some(fqdn) if fqdn == normalise_name(name) => name.to_string(),
+        Some(fqdn) => format!("{name} ({fqdn})"),
+        None => match &agent.domain {
+            Some(domain) => format!("{name} (domain {domain}, no FQDN)"),
+            None => format!("{name} (no domain, no FQDN)"),
+        },
     }
 }
 
@@ -570,11 +580,18 @@ mod tests {
         found.other_domains.push(pc.clone());
         pc.domain = None;
         found.other_domains.push(pc);
+        let mut own = agent("nw-hq-ws-014.lab.example", &[], &[]);
+        own.domain = Some("unknown".into());
+        found.other_domains.push(own);
+        let mut dns = agent("NW-HQ-WS-014", &[], &[]);
+        dns.domain = Some("corp.example".into());
+        found.other_domains.push(dns);
         assert_eq!(
             found.no_match_detail(),
-            "no matching agent: the fully-qualified name must match exactly, and 2 computer(s) \
-             with this host name are in another or no DNS domain: NW-HQ-WS-014 (domain \
-             WORKGROUP), NW-HQ-WS-014 (no domain)"
+            "no matching agent: an FQDN must equal the agent's fully-qualified name; passed over \
+             with the same host name: NW-HQ-WS-014 (domain WORKGROUP, no FQDN), NW-HQ-WS-014 \
+             (no domain, no FQDN), nw-hq-ws-014.lab.example, NW-HQ-WS-014 \
+             (nw-hq-ws-014.corp.example)"
         );
         assert!(same_host_name("nw-hq-ws-014.evil.example", "NW-HQ-WS-014"));
         assert!(same_host_name("nw-hq-ws-014.evil.example", "nw-hq-ws-014.corp.example"));
