@@ -127,9 +127,7 @@ impl Agent {
             IndicatorType::IpAddress | IndicatorType::Ipv6Address => {
                 parse_address(value).is_some_and(|ip| self.addresses.contains(&ip))
             }
-            IndicatorType::Fqdn => {
-                names_agent(value, &self.computer_name, self.domain.as_deref())
-            }
+            IndicatorType::Fqdn => names_agent(value, &self.computer_name, self.domain.as_deref()),
             _ => false,
         }
     }
@@ -402,7 +400,6 @@ fn same_host_name(fqdn: &str, computer_name: &str) -> bool {
     first_label(&normalise_name(fqdn)) == first_label(&normalise_name(computer_name))
 }
 
-
 /// What is sent in the look-up filter for a target. For an FQDN, its first label: every agent
 /// the FQDN can name holds it in its `computerName` (the whole FQDN, or the host name whose
 /// domain completes it), so the candidates include every match. SentinelOne's `__contains`
@@ -530,15 +527,27 @@ mod tests {
             "ws-014",
             Some("Corp.Example.")
         ));
-        assert!(names_agent(" ws-014.corp.example ", "WS-014", Some("corp.example")));
+        assert!(names_agent(
+            " ws-014.corp.example ",
+            "WS-014",
+            Some("corp.example")
+        ));
         assert_eq!(
             fully_qualified_name("WS-014.", Some("x.example")).as_deref(),
             Some("ws-014.x.example")
         );
         // Two trailing dots are not one name.
-        assert!(!names_agent("ws-014.corp.example..", "WS-014", Some("corp.example")));
+        assert!(!names_agent(
+            "ws-014.corp.example..",
+            "WS-014",
+            Some("corp.example")
+        ));
         // Only ASCII case is folded: the Kelvin sign (U+212A) lower-cases to `k` in Unicode.
-        assert!(!names_agent("kiosk.corp.example", "\u{212A}IOSK", Some("corp.example")));
+        assert!(!names_agent(
+            "kiosk.corp.example",
+            "\u{212A}IOSK",
+            Some("corp.example")
+        ));
     }
 
     #[test]
@@ -594,8 +603,14 @@ mod tests {
              (nw-hq-ws-014.corp.example)"
         );
         assert!(same_host_name("nw-hq-ws-014.evil.example", "NW-HQ-WS-014"));
-        assert!(same_host_name("nw-hq-ws-014.evil.example", "nw-hq-ws-014.corp.example"));
-        assert!(!same_host_name("nw-hq-ws-014.evil.example", "NW-HQ-WS-0145"));
+        assert!(same_host_name(
+            "nw-hq-ws-014.evil.example",
+            "nw-hq-ws-014.corp.example"
+        ));
+        assert!(!same_host_name(
+            "nw-hq-ws-014.evil.example",
+            "NW-HQ-WS-0145"
+        ));
     }
 
     #[test]

@@ -144,7 +144,11 @@ pub fn run(ctx: &mut RunContext<'_>, settings: Settings<'_>) -> Result<(), Failu
     // The agent ids to send, each with the indicators it acts for.
     let mut owners: BTreeMap<&str, BTreeSet<TargetId>> = BTreeMap::new();
     for (id, found) in &accepted {
-        for agent in found.agents.iter().filter(|agent| direction.needs_action(agent)) {
+        for agent in found
+            .agents
+            .iter()
+            .filter(|agent| direction.needs_action(agent))
+        {
             owners.entry(agent.id.as_str()).or_default().insert(*id);
         }
     }
