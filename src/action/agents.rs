@@ -23,9 +23,13 @@
 //! domain", SW24 `AgentsSchemasAgentViewSchemaMany200Data.md`). Real agents report `WORKGROUP`
 //! for a computer in no domain (XSOAR `SentinelOne-V2/test_data/agents_raw_response.json`,
 //! rapid7/insightconnect-plugins PR #520), the NetBIOS name of an Active Directory domain
-//! (`SIEMPLIFY` in the Siemplify SentinelOneV2 integration's documented output), and
-//! `unknown` when there is none (SentinelOne log parsers map `agentDomain: "unknown"` to no
-//! domain). Whether a console ever reports a DNS domain there is not documented.
+//! (`"domain": "SIEMPLIFY"` for a domain-joined laptop in the Siemplify SentinelOneV2
+//! integration's documented "Enrich Endpoint" output; code index, repository not identified),
+//! and `unknown` when there is none (an Exabeam SentinelOne parser reads `agentDomain:
+//! "unknown"` as no domain; code index, repository not identified). Whether a console ever
+//! reports a DNS domain there is not documented: with NetBIOS names only, an FQDN indicator
+//! matches only agents whose `computerName` is itself fully qualified — fewer matches, never a
+//! wrong one.
 //!
 //! An agent's *fully-qualified name* is therefore:
 //! - its `computerName`, when that already holds a dot (`web01.corp.example` names itself);
