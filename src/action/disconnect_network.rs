@@ -1,8 +1,8 @@
 //! Action 13 · SentinelOne Disconnect from Network (`sentinelone-disconnect-network`).
 //!
-//! Isolates the computers behind each IP Address, IPv6 Address or FQDN (a computer name) from
-//! the network: the shared agent look-up (`GET /agents`, many indicators per request) finds
-//! their agents, narrowed by the optional `query` and site filters, then
+//! Isolates the computers behind each IP Address, IPv6 Address or FQDN (exactly the agent's
+//! fully-qualified name, never a partial match) from the network: the shared agent look-up
+//! (`GET /agents`, many indicators per request) finds their agents, narrowed by the optional `query` and site filters, then
 //! `POST /agents/actions/disconnect` is sent with `filter.ids` = those agent ids, up to 1,000
 //! per request and never without ids. Agents already disconnected are not sent again. Adds
 //! `Computers Disconnected from Network` = the number of the indicator's agents.

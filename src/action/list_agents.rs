@@ -1,10 +1,9 @@
 //! Action 9 · SentinelOne List Agents (`sentinelone-list-agents`).
 //!
-//! Finds the SentinelOne agents behind each IP Address, IPv6 Address or FQDN (a computer name)
-//! with the shared agent look-up (`GET /agents`, many indicators per request, every page; see
-//! [`super::agents`] for the matching rules: an FQDN must equal the agent's fully-qualified
-//! name), narrowed by the optional free-text `query` and
-//! site filters, and adds one set of attributes per matching agent: its id, computer name, OS,
+//! Finds the SentinelOne agents behind each IP Address, IPv6 Address or FQDN (exactly the
+//! agent's fully-qualified name) with the shared agent look-up (`GET /agents`, many indicators
+//! per request, every page; see [`super::agents`] for the matching rules), narrowed by the
+//! optional free-text `query` and site filters, and adds one set of attributes per matching agent: its id, computer name, OS,
 //! network status and last activity. An indicator with no agent succeeds with no attribute.
 //! Read-only: a dry run does the same.
 
