@@ -7,8 +7,8 @@
 //! per request and never without ids. Agents already disconnected are not sent again. Adds
 //! `Computers Disconnected from Network` = the number of the indicator's agents.
 //!
-//! Isolation cuts a computer off, so a broad indicator (a short host name shared by many
-//! computers, an address reused across sites) must not isolate a fleet by accident: an
+//! Isolation cuts a computer off, so a broad indicator (a name many agents report, such as
+//! cloned kiosks, an address reused across sites) must not isolate a fleet by accident: an
 //! indicator matching more than `max_agents_per_indicator` agents changes nothing and fails
 //! with `input.over_limit`; the other indicators of the batch proceed. Dry-run plans the POSTs
 //! and sends no write. See [`super::network`].
