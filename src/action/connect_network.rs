@@ -1,8 +1,8 @@
 //! Action 12 · SentinelOne Connect to Network (`sentinelone-connect-network`).
 //!
-//! Reconnects the computers behind each IP Address, IPv6 Address or FQDN (a computer name) to
-//! the network: the shared agent look-up (`GET /agents`, many indicators per request) finds
-//! their agents, narrowed by the optional `query` and site filters, then
+//! Reconnects the computers behind each IP Address, IPv6 Address or FQDN (exactly the agent's
+//! fully-qualified name) to the network: the shared agent look-up (`GET /agents`, many
+//! indicators per request) finds their agents, narrowed by the optional `query` and site filters, then
 //! `POST /agents/actions/connect` is sent with `filter.ids` = those agent ids, up to 1,000 per
 //! request and never without ids. Agents already connected are not sent again. Adds
 //! `Computers Reconnected to Network` = the number of the indicator's agents (all connected

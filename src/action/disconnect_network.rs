@@ -1,14 +1,14 @@
 //! Action 13 · SentinelOne Disconnect from Network (`sentinelone-disconnect-network`).
 //!
-//! Isolates the computers behind each IP Address, IPv6 Address or FQDN (a computer name) from
-//! the network: the shared agent look-up (`GET /agents`, many indicators per request) finds
-//! their agents, narrowed by the optional `query` and site filters, then
+//! Isolates the computers behind each IP Address, IPv6 Address or FQDN (exactly the agent's
+//! fully-qualified name, never a partial match) from the network: the shared agent look-up
+//! (`GET /agents`, many indicators per request) finds their agents, narrowed by the optional `query` and site filters, then
 //! `POST /agents/actions/disconnect` is sent with `filter.ids` = those agent ids, up to 1,000
 //! per request and never without ids. Agents already disconnected are not sent again. Adds
 //! `Computers Disconnected from Network` = the number of the indicator's agents.
 //!
-//! Isolation cuts a computer off, so a broad indicator (a short host name shared by many
-//! computers, an address reused across sites) must not isolate a fleet by accident: an
+//! Isolation cuts a computer off, so a broad indicator (a name many agents report, such as
+//! cloned kiosks, an address reused across sites) must not isolate a fleet by accident: an
 //! indicator matching more than `max_agents_per_indicator` agents changes nothing and fails
 //! with `input.over_limit`; the other indicators of the batch proceed. Dry-run plans the POSTs
 //! and sends no write. See [`super::network`].
@@ -67,7 +67,7 @@ mod tests {
     /// connected, and the rest of the batch is still isolated.
     #[test]
     fn a_refused_indicator_sends_none_of_its_agents() {
-        let agent = |id: &str, name: &str, ip: &str| json!({"id": id, "computerName": name, "siteId": "20", "ips": [ip]});
+        let agent = |id: &str, name: &str, ip: &str| json!({"id": id, "computerName": name, "siteId": "20", "ips": [ip], "domain": "corp.example"});
         let scenario = json!({
             "api_token": "test-token",
             "accounts": [{"id": "10", "name": "A"}],
@@ -86,7 +86,7 @@ mod tests {
             "config": {"hostname": simulator.base_url(), "api_token": "test-token",
                        "max_agents_per_indicator": 2},
             "objects": [
-                {"type": "FQDN", "value": "kiosk.example"},
+                {"type": "FQDN", "value": "kiosk.corp.example"},
                 {"type": "IP Address", "value": "10.0.0.34"},
             ],
         });

@@ -1,9 +1,9 @@
 //! Action 9 · SentinelOne List Agents (`sentinelone-list-agents`).
 //!
-//! Finds the SentinelOne agents behind each IP Address, IPv6 Address or FQDN (a computer name)
-//! with the shared agent look-up (`GET /agents`, many indicators per request, every page; see
-//! [`super::agents`] for the matching rules), narrowed by the optional free-text `query` and
-//! site filters, and adds one set of attributes per matching agent: its id, computer name, OS,
+//! Finds the SentinelOne agents behind each IP Address, IPv6 Address or FQDN (exactly the
+//! agent's fully-qualified name) with the shared agent look-up (`GET /agents`, many indicators
+//! per request, every page; see [`super::agents`] for the matching rules), narrowed by the
+//! optional free-text `query` and site filters, and adds one set of attributes per matching agent: its id, computer name, OS,
 //! network status and last activity. An indicator with no agent succeeds with no attribute.
 //! Read-only: a dry run does the same.
 
@@ -60,10 +60,11 @@ impl Action for ListAgents {
             site_ids: params.site_ids.as_deref().unwrap_or_default(),
         };
         let found = agents::find(ctx, &ids, scope);
-        for (id, agents) in ids.into_iter().zip(found) {
-            let Some(agents) = agents else { continue };
+        for (id, found) in ids.into_iter().zip(found) {
+            let Some(found) = found else { continue };
+            let agents = found.agents.as_slice();
             if agents.is_empty() {
-                ctx.succeed(id, "no matching agent", Vec::new());
+                ctx.succeed(id, found.no_match_detail(), Vec::new());
                 continue;
             }
             let all: Vec<&Agent> = agents.iter().collect();

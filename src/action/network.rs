@@ -2,7 +2,8 @@
 //! (connect) and 13 (disconnect).
 //!
 //! The agents of every IP Address, IPv6 Address or FQDN are found with the shared look-up
-//! ([`super::agents`]), then `POST /agents/actions/{connect|disconnect}` is sent with
+//! ([`super::agents`]: an IP must equal an interface address, an FQDN the agent's
+//! fully-qualified name — a write never rests on a partial match), then `POST /agents/actions/{connect|disconnect}` is sent with
 //! `filter.ids` = their agent ids, at most 1,000 per request, each agent once however many
 //! indicators match it. A filter is never sent without ids: SentinelOne reads an empty filter
 //! as "every agent in scope". An indicator with no agent sends nothing.
@@ -20,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use super::agents::{self, Agent, Scope};
+use super::agents::{self, Agent, Found, Scope};
 use super::{RunContext, TargetId, distinct_targets};
 use crate::error::{ErrorCode, Failure};
 use crate::result::{AddedAttribute, Warning};
@@ -115,9 +116,10 @@ pub fn run(ctx: &mut RunContext<'_>, settings: Settings<'_>) -> Result<(), Failu
     let found = agents::find(ctx, &ids, settings.scope);
 
     // Indicators within the limit, with their agents; the others fail here and send nothing.
-    let mut accepted: Vec<(TargetId, Vec<Agent>)> = Vec::new();
-    for (id, agents) in ids.into_iter().zip(found) {
-        let Some(agents) = agents else { continue };
+    let mut accepted: Vec<(TargetId, Found)> = Vec::new();
+    for (id, found) in ids.into_iter().zip(found) {
+        let Some(found) = found else { continue };
+        let agents = &found.agents;
         match settings.limit {
             Some(Limit { max_agents, param }) if agents.len() > max_agents => {
                 let all: Vec<&Agent> = agents.iter().collect();
@@ -135,14 +137,18 @@ pub fn run(ctx: &mut RunContext<'_>, settings: Settings<'_>) -> Result<(), Failu
                         .with_field(format!("config.{param}")),
                 );
             }
-            _ => accepted.push((id, agents)),
+            _ => accepted.push((id, found)),
         }
     }
 
     // The agent ids to send, each with the indicators it acts for.
     let mut owners: BTreeMap<&str, BTreeSet<TargetId>> = BTreeMap::new();
-    for (id, agents) in &accepted {
-        for agent in agents.iter().filter(|agent| direction.needs_action(agent)) {
+    for (id, found) in &accepted {
+        for agent in found
+            .agents
+            .iter()
+            .filter(|agent| direction.needs_action(agent))
+        {
             owners.entry(agent.id.as_str()).or_default().insert(*id);
         }
     }
@@ -186,14 +192,18 @@ pub fn run(ctx: &mut RunContext<'_>, settings: Settings<'_>) -> Result<(), Failu
         }
     }
 
-    for (id, agents) in accepted {
+    for (id, found) in accepted {
+        let agents = found.agents.as_slice();
         if agents.is_empty() {
+            // Succeeded with 0, as DESIGN §6 has every indicator without a match: there is
+            // nothing to retry. The detail names same-named computers of other domains, so an
+            // analyst sees the look-alike was found and left alone.
             let attributes = if ctx.dry_run() {
                 Vec::new()
             } else {
                 vec![AddedAttribute::new(direction.attribute(), "0")]
             };
-            ctx.succeed(id, "no matching agent", attributes);
+            ctx.succeed(id, found.no_match_detail(), attributes);
             continue;
         }
         let (to_change, unchanged): (Vec<&Agent>, Vec<&Agent>) = agents

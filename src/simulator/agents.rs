@@ -4,7 +4,13 @@
 //! Network actions take effect at once (`connected` / `disconnected`, no `connecting` phase), and
 //! `affected` counts every matched agent, including those already in the target state, as the
 //! console does. `computerName` is an exact, case-sensitive match; the `__contains` filters are
-//! case-insensitive. It does not route requests.
+//! case-insensitive substring searches of the field they name (SW24 `AgentsApi.md`: free text,
+//! several values comma-separated) — `computerName__contains` looks at `computerName` alone, never
+//! at `domain`, so a look-up by host name returns every same-named computer of every domain, as a
+//! console does, and the client must tell them apart. `domain` is reported as seeded, the way
+//! agents report it (`WORKGROUP` when the seed names none: XSOAR
+//! `SentinelOne-V2/test_data/agents_raw_response.json`; an AD domain's NetBIOS name such as
+//! `ACME`; a DNS name; `unknown`). It does not route requests.
 
 use std::collections::HashSet;
 

@@ -683,6 +683,8 @@ impl State {
                 network_status,
                 is_active: seed.is_active.unwrap_or(true),
                 is_decommissioned: seed.is_decommissioned,
+                // A computer in no domain reports `WORKGROUP` (XSOAR SentinelOne-V2
+                // `test_data/agents_raw_response.json`; rapid7/insightconnect-plugins PR #520).
                 domain: seed
                     .domain
                     .clone()

@@ -13,6 +13,7 @@
     clippy::print_stderr
 )]
 
+mod agent_matching;
 mod batching;
 mod checkpoints;
 mod cli;
