@@ -19,6 +19,7 @@ mod client;
 mod deadline;
 mod faults;
 mod fixtures;
+mod hostile_config;
 mod properties;
 mod support;
 mod tls;
