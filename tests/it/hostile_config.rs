@@ -414,3 +414,20 @@ fn url_text_over_its_max_length_is_refused_before_any_request() {
     assert!(checked >= 10, "only {checked} parameters have a max_length");
     assert!(server.requests().is_empty(), "a request was sent");
 }
+
+#[test]
+fn huge_host_names_are_refused_without_being_quoted() {
+    let huge = "7".repeat(4 << 20);
+    for name in ["hostname", "threatq_hostname"] {
+        let mut envelope = envelope(4, "usea1.sentinelone.net");
+        envelope["config"][name] = json!(huge);
+        let (result, exit) = runner::execute(&envelope.to_string(), Mode::Validate);
+        let document = serde_json::to_value(&result).unwrap();
+        refused_on(i32::from(exit.code()), &document, &format!("config.{name}"))
+            .unwrap_or_else(|why| panic!("{name}: {why}"));
+        assert!(
+            document.to_string().len() < 10_000,
+            "{name}: the value was quoted"
+        );
+    }
+}
