@@ -1,9 +1,13 @@
 //! The connection parameters every action shares (DESIGN §4), typed, and the console base URL.
 //!
-//! This module owns the hostname rules (which forms are accepted, `http://` only for loopback)
-//! and the [`Secret`] wrapper that keeps the API token out of `Debug` output. It does not build
-//! the HTTP agent (see `api::client`) and does not validate ranges: the manifest validator has
-//! done that before a [`ConnectionConfig`] is deserialized.
+//! This module owns the rules of the text that reaches the network: the console hostname (which
+//! forms are accepted, `http://` only for loopback, no credentials, no host that cannot be a
+//! console), the ThreatQ host of the IOC backlink, and the API token (it must be an HTTP header
+//! value); [`check_text`] is how the manifest validator applies them, so `validate` and `run`
+//! refuse the same values. It also owns the [`Secret`] wrapper that keeps the token out of
+//! `Debug` output. It does not build the HTTP agent (see `api::client`) and does not validate
+//! types or ranges: the manifest validator has done that before a [`ConnectionConfig`] is
+//! deserialized.
 
 use std::fmt;
 use std::net::IpAddr;
