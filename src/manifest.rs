@@ -196,6 +196,11 @@ pub struct Param {
     /// Largest accepted number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+    /// Longest accepted text, in bytes of UTF-8; for a `string_list`, of its items joined
+    /// with commas (the form they take in a request URL). Text that goes into request URLs has
+    /// one, so that no configuration can make a URL longer than the HTTP client accepts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<u32>,
     /// `connection` for the parameters every action shares.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
@@ -292,6 +297,22 @@ impl Manifest {
                     param.name
                 ));
             }
+            let is_text = matches!(
+                param.kind,
+                ParamType::String | ParamType::Text | ParamType::StringList
+            );
+            if param.max_length.is_some() && !is_text {
+                return fail(format!(
+                    "parameter {}: max_length applies to text and string lists only",
+                    param.name
+                ));
+            }
+            if param.max_length == Some(0) {
+                return fail(format!(
+                    "parameter {}: max_length must be positive",
+                    param.name
+                ));
+            }
             if param.secret && param.default.is_some() {
                 return fail(format!(
                     "secret parameter {} must not have a default",
@@ -370,18 +391,33 @@ impl Param {
                 format!("{} ({}) {what}", self.label, self.name),
             )
         };
+        // No value of another JSON type is turned into text or a flag: a number where a host
+        // name belongs is a mistake to report, not an address to connect to.
         match self.kind {
             ParamType::String | ParamType::Text => {
-                let text = match value {
-                    Value::String(text) => text.trim().to_string(),
-                    Value::Number(number) => number.to_string(),
-                    _ => return Err(invalid("must be text".into())),
+                let Value::String(text) = value else {
+                    return Err(invalid("must be text".into()));
                 };
-                Ok((!text.is_empty()).then_some(Value::String(text)))
+                let text = text.trim();
+                if text.is_empty() {
+                    return Ok(None);
+                }
+                self.check_length(text.len()).map_err(invalid)?;
+                // Host names and the token have rules of their own (they reach the network).
+                crate::connection::check_text(&self.name, text)
+                    .map_err(|reason| invalid(format!("is not usable: {reason}")))?;
+                Ok(Some(Value::String(text.to_string())))
             }
             ParamType::StringList => {
-                let items = list_items(value)
-                    .ok_or_else(|| invalid("must be a line-separated list of values".into()))?;
+                let items = list_items(value).ok_or_else(|| {
+                    invalid(
+                        "must be a line-separated list of values, or an array of strings".into(),
+                    )
+                })?;
+                // Joined with commas, as the items go into URLs.
+                let joined =
+                    items.iter().map(String::len).sum::<usize>() + items.len().saturating_sub(1);
+                self.check_length(joined).map_err(invalid)?;
                 let items: Vec<Value> = items.into_iter().map(Value::String).collect();
                 Ok((!items.is_empty()).then_some(Value::Array(items)))
             }
@@ -422,7 +458,7 @@ impl Param {
                         "" => return Ok(None),
                         _ => None,
                     },
-                    Value::Number(number) => number.as_u64().filter(|n| *n <= 1).map(|n| n == 1),
+                    // ThreatQ's configuration page sends text; a JSON number is a wrong type.
                     _ => None,
                 };
                 flag.map(|flag| Some(Value::Bool(flag)))
@@ -460,11 +496,29 @@ impl Param {
         }
     }
 
-    /// The option whose value or label matches `given` (case-insensitive for text).
+    /// `Err(message)` when text of `length` bytes is longer than `max_length`.
+    fn check_length(&self, length: usize) -> Result<(), String> {
+        match self.max_length {
+            Some(max) if length > max as usize => Err(format!(
+                "is {length} bytes long; at most {max} are accepted (it is sent in request URLs)"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The option whose value or label matches `given`: text matches a value's text or a label
+    /// (case-insensitive), a number matches only a numeric option value (7 and 7.0 alike).
     fn option_value(&self, given: &Value) -> Option<Value> {
         let given_text = match given {
             Value::String(text) => text.trim().to_string(),
-            Value::Number(number) => number.to_string(),
+            Value::Number(number) => {
+                let number = number.as_f64()?;
+                return self
+                    .options
+                    .iter()
+                    .find(|option| option.value.as_f64() == Some(number))
+                    .map(|option| option.value.clone());
+            }
             _ => return None,
         };
         self.options
@@ -499,20 +553,16 @@ impl Param {
     }
 }
 
-/// Items of a list given as an array of strings/numbers or as a string separated by new lines
-/// or commas; trimmed, empty ones dropped, duplicates removed in order.
+/// Items of a list given as an array of strings or as a string separated by new lines or
+/// commas; trimmed, empty ones dropped, duplicates removed in order. `None` for any other JSON
+/// type, numbers included (an id given as a number may already have lost digits).
 fn list_items(value: &Value) -> Option<Vec<String>> {
-    let raw: Vec<String> = match value {
-        Value::String(text) => text.split(['\n', '\r', ',']).map(str::to_string).collect(),
+    let raw: Vec<&str> = match value {
+        Value::String(text) => text.split(['\n', '\r', ',']).collect(),
         Value::Array(items) => items
             .iter()
-            .map(|item| match item {
-                Value::String(text) => Some(text.clone()),
-                Value::Number(number) => Some(number.to_string()),
-                _ => None,
-            })
+            .map(Value::as_str)
             .collect::<Option<Vec<_>>>()?,
-        Value::Number(number) => vec![number.to_string()],
         _ => return None,
     };
     let mut items: Vec<String> = Vec::new();
@@ -574,6 +624,7 @@ mod tests {
             options: Vec::new(),
             min: None,
             max: None,
+            max_length: None,
             group: None,
         }
     }
@@ -673,11 +724,191 @@ mod tests {
             Some(json!(["1", "2", "3"]))
         );
         assert_eq!(
-            p.validate(Some(&json!([12, "13"]))).unwrap(),
+            p.validate(Some(&json!(["12", " 13 "]))).unwrap(),
             Some(json!(["12", "13"]))
         );
         assert_eq!(p.validate(Some(&json!(""))).unwrap(), None);
         assert!(p.validate(Some(&json!({"a": 1}))).is_err());
+    }
+
+    #[test]
+    fn values_of_another_json_type_are_never_coerced() {
+        let wrong = |p: &Param, value: Value| {
+            let err = p.validate(Some(&value)).unwrap_err();
+            assert_eq!(err.code, ErrorCode::ConfigInvalid, "{value}");
+            assert_eq!(err.field.as_deref(), Some("config.p"), "{value}");
+        };
+        for kind in [ParamType::String, ParamType::Text] {
+            for value in [
+                json!(12),
+                json!(1.5),
+                json!(true),
+                json!(["a"]),
+                json!({"a": "b"}),
+            ] {
+                wrong(&param(kind), value);
+            }
+        }
+        for value in [
+            json!(12),
+            json!(false),
+            json!({"a": "b"}),
+            json!([12]),
+            json!(["1", 2]),
+            json!([null]),
+            json!([["1"]]),
+            json!([true]),
+        ] {
+            wrong(&param(ParamType::StringList), value);
+        }
+        for value in [json!(0), json!(1), json!(2), json!(["true"]), json!({})] {
+            wrong(&param(ParamType::Boolean), value);
+        }
+        for kind in [ParamType::Integer, ParamType::Number] {
+            for value in [json!(true), json!(["1"]), json!({"n": 1}), json!("12abc")] {
+                wrong(&param(kind), value);
+            }
+        }
+        let strings_only = Param {
+            options: vec![ParamOption {
+                value: json!("1"),
+                label: "One".into(),
+            }],
+            ..param(ParamType::Select)
+        };
+        for value in [json!(1), json!(true), json!(["1"]), json!({"1": 1})] {
+            wrong(&strings_only, value);
+        }
+        for value in [json!(1), json!(true), json!([1]), json!([false]), json!({})] {
+            wrong(
+                &Param {
+                    kind: ParamType::Multiselect,
+                    ..strings_only.clone()
+                },
+                value,
+            );
+        }
+    }
+
+    #[test]
+    fn numeric_options_take_the_number_or_its_text() {
+        let p = select(ParamType::Select);
+        for given in [json!(14), json!(14.0), json!("14"), json!(" 14 ")] {
+            assert_eq!(
+                p.validate(Some(&given)).unwrap(),
+                Some(json!(14)),
+                "{given}"
+            );
+        }
+        assert!(p.validate(Some(&json!(15))).is_err());
+    }
+
+    #[test]
+    fn text_longer_than_max_length_is_invalid() {
+        let p = Param {
+            max_length: Some(8),
+            ..param(ParamType::String)
+        };
+        assert_eq!(
+            p.validate(Some(&json!("  12345678  "))).unwrap(),
+            Some(json!("12345678"))
+        );
+        let err = p.validate(Some(&json!("123456789"))).unwrap_err();
+        assert_eq!(err.code, ErrorCode::ConfigInvalid);
+        assert!(err.message.contains("at most 8"), "{}", err.message);
+        // Bytes, not characters: what counts is the length in the URL.
+        assert!(p.validate(Some(&json!("ééééé"))).is_err());
+        let list = Param {
+            max_length: Some(8),
+            ..param(ParamType::StringList)
+        };
+        // "1234,567" is 8 bytes with its comma.
+        assert!(list.validate(Some(&json!("1234\n567\n1234"))).is_ok());
+        assert!(list.validate(Some(&json!(["1234", "5678"]))).is_err());
+    }
+
+    #[test]
+    fn network_facing_text_follows_the_connection_rules() {
+        let named = |name: &str| Param {
+            name: name.into(),
+            ..param(ParamType::String)
+        };
+        for (name, value) in [
+            ("hostname", "https://admin:pw-secret@usea1.sentinelone.net"),
+            ("hostname", "12"),
+            ("api_token", "tok\r\nX: pw-secret"),
+            ("api_token", "pw-secretü"),
+            ("threatq_hostname", "tq.example/indicators"),
+        ] {
+            let err = named(name).validate(Some(&json!(value))).unwrap_err();
+            assert_eq!(err.code, ErrorCode::ConfigInvalid, "{value}");
+            assert_eq!(err.field, Some(format!("config.{name}")));
+            assert!(!err.message.contains("pw-secret"), "{}", err.message);
+        }
+        // The token is trimmed before it is checked: a pasted trailing newline is no error.
+        assert_eq!(
+            named("api_token")
+                .validate(Some(&json!(" tok-en\r\n")))
+                .unwrap(),
+            Some(json!("tok-en"))
+        );
+    }
+
+    /// The `http` crate (1.x, used by ureq 3) refuses a URI longer than `u16::MAX - 1` bytes
+    /// (`MAX_LEN` in `http/src/uri/mod.rs`, `ErrorKind::TooLong`).
+    const HTTP_MAX_URI: usize = 65_534;
+
+    /// The longest URL any action can build stays well under that limit, whatever the
+    /// configuration: every text parameter that goes into a request URL has a `max_length`, and
+    /// with every byte percent-encoded (3 bytes) those of one action, the base URL, the path and
+    /// fixed filters, and the longest value a look-up may send alone (a URL indicator of 8,192
+    /// bytes, see `indicator`; packed chunks stay under `QUERY_VALUES_BUDGET`) leave at least
+    /// 15,000 bytes for a paging cursor.
+    #[test]
+    fn configured_url_text_cannot_make_a_request_uri_too_long() {
+        const URL_PARAMS: [&str; 5] = [
+            "query",
+            "site_ids",
+            "account_ids",
+            "group_ids",
+            "activity_types",
+        ];
+        // https:// + 253-byte host + :65535, and the path with limit, sort and time filters.
+        const BASE_AND_PATH: usize = 8 + 253 + 6 + 1024;
+        let longest_value = 3 * 8192usize.max(crate::api::QUERY_VALUES_BUDGET / 3);
+        for manifest in all() {
+            // The IOC export sends its scope lists in the POST body, never in a URL.
+            if manifest.name == "sentinelone-ioc-export" {
+                continue;
+            }
+            let mut configured = 0;
+            for param in &manifest.params {
+                if URL_PARAMS.contains(&param.name.as_str()) {
+                    let max = param.max_length.unwrap_or_else(|| {
+                        panic!("{}: {} has no max_length", manifest.name, param.name)
+                    });
+                    configured += 3 * max as usize;
+                }
+            }
+            let longest = BASE_AND_PATH + longest_value + configured;
+            assert!(
+                longest + 15_000 <= HTTP_MAX_URI,
+                "{}: a URL may reach {longest} bytes",
+                manifest.name
+            );
+        }
+    }
+
+    #[test]
+    fn max_length_is_for_text_only() {
+        let mut manifest = all()[0].clone();
+        let index = manifest
+            .params
+            .iter()
+            .position(|p| p.name == OBJECTS_PER_RUN)
+            .unwrap();
+        manifest.params[index].max_length = Some(10);
+        assert!(manifest.check().unwrap_err().contains("max_length"));
     }
 
     #[test]
@@ -707,6 +938,7 @@ mod tests {
     fn booleans_accept_common_spellings() {
         let p = param(ParamType::Boolean);
         assert_eq!(p.validate(Some(&json!("No"))).unwrap(), Some(json!(false)));
+        assert_eq!(p.validate(Some(&json!("1"))).unwrap(), Some(json!(true)));
         assert_eq!(p.validate(Some(&json!(true))).unwrap(), Some(json!(true)));
         assert!(p.validate(Some(&json!("maybe"))).is_err());
     }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::action::{self, PreparedAction, Target, TargetId};
-use crate::connection::{BaseUrl, CONNECTION_PARAMS, ConnectionConfig};
+use crate::connection::{CONNECTION_PARAMS, ConnectionConfig};
 use crate::cores;
 use crate::envelope::{Envelope, InputObject, Named, PROTOCOL};
 use crate::error::{ErrorCode, Failure};
@@ -132,14 +132,6 @@ pub fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
                 ),
                 field: Some(format!("config.{key}")),
             });
-        }
-    }
-    if let Some(Value::String(hostname)) = connection.get("hostname") {
-        if let Err(message) = BaseUrl::parse(hostname) {
-            errors.push(Failure::config_invalid(
-                "config.hostname",
-                format!("Hostname: {message}"),
-            ));
         }
     }
     if !errors.is_empty() {

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::action::context::{Outcome, RunOutput};
 use crate::action::{RunContext, Target};
 use crate::api::{ApiClient, ClientSettings};
+use crate::connection::API_TOKEN;
 use crate::envelope::{self, InputObject};
 use crate::error::{ExitStatus, Failure};
 use crate::log;
@@ -95,13 +96,18 @@ fn execute_parsed(
             );
         }
     };
-    if let Some(Value::String(token)) = envelope.config.get("api_token") {
-        redact::register(token);
+    if let Some(token) = envelope.config.get(API_TOKEN) {
+        register_token_forms(token);
     }
     let request = match request::build(&envelope, matches!(mode, Mode::Run { dry_run: true })) {
         Ok(request) => request,
         Err(rejected) => return refused(rejected, std::mem::take(&mut envelope.objects)),
     };
+    // Exactly what goes on the wire, after the manifest's normalisation: a console that
+    // quotes the request's headers back must not print the token in any form it was sent.
+    let sent = request.connection.api_token.expose();
+    redact::register(sent);
+    redact::register(&format!("ApiToken {sent}"));
     log::set_context("action", json!(request.manifest.name));
     if let Some(id) = &request.run.id {
         log::set_context("run_id", json!(id));
@@ -426,7 +432,8 @@ fn check(client: &ApiClient, result: &mut RunResult) {
 }
 
 /// Registers the token before the envelope is parsed, so that even the error for an envelope
-/// that does not parse cannot echo it: finds `"api_token": "<value>"` by scanning the text.
+/// that does not parse cannot echo it: finds `"api_token": "<value>"` (or a number) by scanning
+/// the text, and registers the value as written, unescaped, and trimmed as it would be sent.
 fn register_token_early(input: &str) {
     const KEY: &str = "\"api_token\"";
     // memmem: the whole envelope is scanned, tens of megabytes for a large collection.
@@ -451,12 +458,36 @@ fn register_token_early(input: &str) {
             if let Some(end) = end {
                 let literal = &value[..end];
                 redact::register(literal);
-                if let Ok(Value::String(unescaped)) =
-                    serde_json::from_str(&format!("\"{literal}\""))
-                {
-                    redact::register(&unescaped);
+                redact::register(literal.trim());
+                if let Ok(unescaped) = serde_json::from_str::<Value>(&format!("\"{literal}\"")) {
+                    register_token_forms(&unescaped);
                 }
             }
+        } else if let Some(number) = after_colon
+            .filter(|text| text.starts_with(|ch: char| ch.is_ascii_digit() || ch == '-'))
+            .and_then(|text| {
+                text.split(|ch: char| {
+                    !(ch.is_ascii_digit() || matches!(ch, '.' | '-' | '+' | 'e' | 'E'))
+                })
+                .next()
+            })
+        {
+            // A token given as a JSON number is refused, but its digits are still the secret.
+            redact::register(number);
         }
+    }
+}
+
+/// Registers a configured token as given and as the manifest normalises it (trimmed), the
+/// form that is sent. A number is registered by its text: it is refused, never sent, but it is
+/// still what the user meant as the secret.
+fn register_token_forms(token: &Value) {
+    match token {
+        Value::String(text) => {
+            redact::register(text);
+            redact::register(text.trim());
+        }
+        Value::Number(number) => redact::register(&number.to_string()),
+        _ => {}
     }
 }

@@ -73,18 +73,12 @@ impl Params {
         (!filter.is_empty()).then_some(Value::Object(filter))
     }
 
-    /// `https://<threatq_hostname>/indicators/<id>/details`, when both are known.
+    /// `https://<threatq_hostname>/indicators/<id>/details`, when both are known. The host
+    /// rules are `connection`'s (no credentials, path, query or fragment); the manifest
+    /// validator has refused a host that breaks them, so one here is simply not linked.
     fn backlink(&self, object_id: Option<String>) -> Option<String> {
-        let host = self
-            .threatq_hostname
-            .as_deref()?
-            .trim()
-            .trim_end_matches('/');
-        let host = host
-            .strip_prefix("https://")
-            .or_else(|| host.strip_prefix("http://"))
-            .unwrap_or(host);
-        Some(format!("https://{host}/indicators/{}/details", object_id?))
+        let base = crate::connection::threatq_base(self.threatq_hostname.as_deref()?).ok()?;
+        Some(format!("{base}/indicators/{}/details", object_id?))
     }
 }
 
@@ -568,6 +562,28 @@ mod tests {
             Some("https://tq.example/indicators/18746/details")
         );
         assert_eq!(params().backlink(None), None);
+        let with_host = |host: &str| Params {
+            threatq_hostname: Some(host.into()),
+            ..params()
+        };
+        assert_eq!(
+            with_host("tq.example:8443")
+                .backlink(Some("7".into()))
+                .as_deref(),
+            Some("https://tq.example:8443/indicators/7/details")
+        );
+        for refused in [
+            "user:pw@tq.example",
+            "tq.example/x",
+            "tq.example?a",
+            "tq.example#a",
+        ] {
+            assert_eq!(
+                with_host(refused).backlink(Some("7".into())),
+                None,
+                "{refused}"
+            );
+        }
         assert_eq!(
             Params {
                 threatq_hostname: None,

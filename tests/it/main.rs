@@ -23,6 +23,7 @@ mod faults;
 mod fixtures;
 mod odd_answers;
 mod probe;
+mod hostile_config;
 mod properties;
 mod support;
 mod tls;
