@@ -56,11 +56,7 @@ impl Threat {
             .flatten()
             .filter_map(|report| {
                 let text = |field: &str| report.get(field).and_then(Value::as_str);
-                MitigationReport::read(
-                    text("action"),
-                    text("status"),
-                    REPORT_TIMES.map(|field| text(field)),
-                )
+                MitigationReport::read(text("action"), text("status"), REPORT_TIMES.map(text))
             })
             .collect();
         Some(Self {

@@ -750,9 +750,24 @@ pub(crate) fn mitigate(state: &mut State, action: &str, body: &Value) -> Result<
             status: "success".to_string(),
             at: now,
         };
-        // Every mitigation adds its own report: an un-quarantine is recorded as `unquarantine`
-        // after the quarantine it undoes, so the threat's history says which came last.
-        threat.reports.push(report.clone());
+        // A mitigation adds its own report: an un-quarantine is recorded as `unquarantine`
+        // after the quarantine it undoes, so the threat's history says which came last. One
+        // already in effect (its action's success is the latest report bearing on it) adds
+        // none, so a retried request leaves the console as one request does.
+        let opposite = match name {
+            "quarantine" => Some("unquarantine"),
+            "unquarantine" => Some("quarantine"),
+            _ => None,
+        };
+        let in_effect = threat
+            .reports
+            .iter()
+            .rev()
+            .find(|r| r.action == name || Some(r.action.as_str()) == opposite)
+            .is_some_and(|r| r.action == name && r.status == "success");
+        if !in_effect {
+            threat.reports.push(report.clone());
+        }
         threat.mitigation_status = if name == "unquarantine" {
             "not_mitigated".to_string()
         } else {
