@@ -45,6 +45,10 @@ pub enum ErrorCode {
     /// The token lacks the permission or scope for the call (HTTP 403).
     #[serde(rename = "auth.forbidden")]
     AuthForbidden,
+    /// The token's user is assigned to several accounts, and the endpoint (Threat Intelligence)
+    /// serves only users of one account or site (HTTP 403, SentinelOne code 4030010).
+    #[serde(rename = "auth.multi_scope_token")]
+    AuthMultiScopeToken,
     /// HTTP 429 persisted after retries.
     #[serde(rename = "upstream.rate_limited")]
     UpstreamRateLimited,
@@ -103,6 +107,7 @@ impl ErrorCode {
             Self::InputOverLimit => "input.over_limit",
             Self::AuthRejected => "auth.rejected",
             Self::AuthForbidden => "auth.forbidden",
+            Self::AuthMultiScopeToken => "auth.multi_scope_token",
             Self::UpstreamRateLimited => "upstream.rate_limited",
             Self::UpstreamServerError => "upstream.server_error",
             Self::UpstreamBadResponse => "upstream.bad_response",
@@ -125,7 +130,7 @@ impl ErrorCode {
             | Self::InputUnsupportedType
             | Self::InputOverLimit
             | Self::StateInvalid => Category::Input,
-            Self::AuthRejected | Self::AuthForbidden => Category::Auth,
+            Self::AuthRejected | Self::AuthForbidden | Self::AuthMultiScopeToken => Category::Auth,
             Self::UpstreamRateLimited
             | Self::UpstreamServerError
             | Self::UpstreamBadResponse
@@ -327,6 +332,7 @@ mod tests {
             (ErrorCode::StateInvalid, 3),
             (ErrorCode::AuthRejected, 4),
             (ErrorCode::AuthForbidden, 4),
+            (ErrorCode::AuthMultiScopeToken, 4),
             (ErrorCode::UpstreamServerError, 5),
             (ErrorCode::NetworkTls, 5),
             (ErrorCode::RunDeadline, 5),
@@ -349,6 +355,7 @@ mod tests {
         for code in [
             ErrorCode::ConfigInvalid,
             ErrorCode::UpstreamRateLimited,
+            ErrorCode::AuthMultiScopeToken,
             ErrorCode::Internal,
         ] {
             let json = serde_json::to_value(code).unwrap();
@@ -362,6 +369,7 @@ mod tests {
         assert!(ErrorCode::NetworkConnect.retryable());
         assert!(!ErrorCode::NetworkTls.retryable());
         assert!(!ErrorCode::AuthRejected.retryable());
+        assert!(!ErrorCode::AuthMultiScopeToken.retryable());
         assert!(!ErrorCode::UpstreamRejected.retryable());
         assert!(!ErrorCode::StateInvalid.retryable());
         assert!(ErrorCode::UpstreamBadResponse.retryable());

@@ -397,6 +397,31 @@ fn echoes(answer: Answer) -> Echoes {
     echoes
 }
 
+/// The failure to report for a refused IOC upload: SentinelOne's refusal of multi-account
+/// tokens as [`ErrorCode::AuthMultiScopeToken`], anything else unchanged.
+///
+/// Every `/threat-intelligence/iocs` method answers a service user assigned to several accounts
+/// with HTTP 403, code 4030010, "This page doesn't support multi-scopes users yet", even when
+/// the filter names `accountIds` (pmoses-s1/claude-skills
+/// `sentinelone-mgmt-console-api/tests/README.md`, "Tokens and scopes", live tenant
+/// 2026-04-22). 4030010 may also be SentinelOne's code for any 403, so the refusal is
+/// recognised by its text, or by the code when the token was seen to reach several accounts.
+fn multi_scope_refusal(failure: Failure, accounts_seen: usize) -> Failure {
+    const FORBIDDEN: i64 = 4_030_010;
+    let refused = failure.http_status == Some(403) && failure.upstream_code == Some(FORBIDDEN);
+    let says_so = failure.message.to_ascii_lowercase().contains("multi-scope");
+    if !(refused && (says_so || accounts_seen > 1)) {
+        return failure;
+    }
+    Failure::new(
+        ErrorCode::AuthMultiScopeToken,
+        "SentinelOne Threat Intelligence refuses API tokens of users assigned to several accounts (HTTP 403, code 4030010), whatever scope the request names; use the API token of a service user assigned to a single account or site",
+    )
+    .with_field("config.api_token")
+    .with_http_status(403)
+    .with_upstream_code(Some(FORBIDDEN))
+}
+
 /// `accountIds` of every account the token sees.
 fn resolve_accounts(ctx: &mut RunContext<'_>) -> Option<Vec<String>> {
     let pending = ctx.pending();
@@ -435,10 +460,15 @@ impl Action for IocExport {
         if ids.is_empty() {
             return Ok(());
         }
+        // How many accounts the token was seen to reach (0: not looked up).
+        let mut accounts_seen = 0;
         let filter = match params.configured_filter() {
             Some(filter) => filter,
             None => match resolve_accounts(ctx) {
-                Some(accounts) => json!({ "accountIds": accounts }),
+                Some(accounts) => {
+                    accounts_seen = accounts.len();
+                    json!({ "accountIds": accounts })
+                }
                 None => return Ok(()),
             },
         };
@@ -481,7 +511,8 @@ impl Action for IocExport {
                     "/threat-intelligence/iocs",
                     &upload_body(params, &filter, batch, now),
                 )
-                .map(echoes)?;
+                .map(echoes)
+                .map_err(|failure| multi_scope_refusal(failure, accounts_seen))?;
             let values: Vec<(String, String)> = batch
                 .iter()
                 .map(|source| {
@@ -521,6 +552,36 @@ impl Action for IocExport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_multi_scope_refusal_gets_its_own_code() {
+        let refusal = |message: &str, status: u16, code: i64| {
+            Failure::new(ErrorCode::AuthForbidden, message)
+                .with_http_status(status)
+                .with_upstream_code(Some(code))
+        };
+        let text = "The API token lacks the permission (HTTP 403: Forbidden: This page doesn't support multi-scopes users yet)";
+        let told = multi_scope_refusal(refusal(text, 403, 4_030_010), 0);
+        assert_eq!(told.code, ErrorCode::AuthMultiScopeToken);
+        assert_eq!(
+            (told.http_status, told.upstream_code),
+            (Some(403), Some(4_030_010))
+        );
+        assert!(!told.retryable);
+        // Without the text, the code counts only for a token seen to reach several accounts.
+        let plain = refusal("HTTP 403: Insufficient Permissions", 403, 4_030_010);
+        assert_eq!(
+            multi_scope_refusal(plain.clone(), 1).code,
+            ErrorCode::AuthForbidden
+        );
+        assert_eq!(
+            multi_scope_refusal(plain, 2).code,
+            ErrorCode::AuthMultiScopeToken
+        );
+        // Another status or code is left alone.
+        let other = refusal(text, 401, 4_010_010);
+        assert_eq!(multi_scope_refusal(other.clone(), 2), other);
+    }
 
     fn params() -> Params {
         Params {

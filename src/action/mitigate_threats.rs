@@ -5,9 +5,11 @@
 //! Network", isolates their computers with `POST /agents/actions/disconnect` and the agents' ids.
 //! A filter is never sent without ids: an empty filter would act on every threat or agent (and
 //! `threats` reads a blank threat or agent id as none, so no blank id reaches a filter either).
-//! Threats SentinelOne already reports mitigated by the chosen action (a successful report of
-//! that action in `mitigationStatus[]`), and computers already isolated, are not sent again,
-//! so a second run sends look-ups only and reports the indicators as already done.
+//! Threats on which the chosen action is in effect — its latest bearing report in
+//! `mitigationStatus[]` is a success, and no later success of the opposite action (quarantine
+//! against un-quarantine) undid it — and computers already isolated are not sent again, so a
+//! second run sends look-ups only and reports the indicators as already done; a threat
+//! quarantined and then released is quarantined again.
 //!
 //! `Computers Affected by mitigation` counts, per indicator, the distinct computers whose
 //! threats of that indicator were mitigated: threats SentinelOne reports as skipped in the
@@ -69,15 +71,17 @@ impl Mitigation {
         }
     }
 
-    /// Whether SentinelOne already reports this mitigation as done for `threat`.
+    /// Whether this mitigation is already in effect on `threat`, so that sending it again would
+    /// change nothing: by the latest of its mitigation reports ([`threats::in_effect`]), or
+    /// for isolation by its computer's network status.
     fn already_done(self, threat: &LeanThreat) -> bool {
         match self {
             Self::DisconnectFromNetwork => threat.network_status() == Some("disconnected"),
-            Self::Quarantine => threat.has_succeeded("quarantine"),
-            Self::Kill => threat.has_succeeded("kill"),
-            Self::Remediate => threat.has_succeeded("remediate"),
-            Self::RollbackRemediate => threat.has_succeeded("rollback"),
-            Self::UnQuarantine => !threat.has_succeeded("quarantine"),
+            Self::Quarantine => threat.in_effect("quarantine"),
+            Self::Kill => threat.in_effect("kill"),
+            Self::Remediate => threat.in_effect("remediate"),
+            Self::RollbackRemediate => threat.in_effect("rollback"),
+            Self::UnQuarantine => threat.in_effect("unquarantine"),
         }
     }
 

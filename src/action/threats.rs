@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use std::fmt;
 
+use chrono::DateTime;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -29,8 +30,8 @@ pub struct Threat {
     pub computer_name: Option<String>,
     /// The whole threat as SentinelOne returned it, for actions that report more fields.
     pub raw: Value,
-    /// `mitigationStatus[].action` of the reports with status `success`.
-    succeeded: Vec<String>,
+    /// The `mitigationStatus[]` reports, as far as [`in_effect`] reads them.
+    reports: Vec<MitigationReport>,
     /// `agentRealtimeInfo.agentNetworkStatus`.
     network_status: Option<String>,
 }
@@ -48,27 +49,32 @@ impl Threat {
                 .map(str::to_string)
         };
         let id = usable_id(item.get("id")?.clone())?;
-        let reports = item.get("mitigationStatus").and_then(Value::as_array);
-        let succeeded = succeeded_actions(reports.into_iter().flatten().map(|report| {
-            let text = |field: &str| report.get(field).and_then(Value::as_str);
-            (text("status"), text("action"))
-        }));
+        let reports = item
+            .get("mitigationStatus")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|report| {
+                let text = |field: &str| report.get(field).and_then(Value::as_str);
+                MitigationReport::read(text("action"), text("status"), REPORT_TIMES.map(text))
+            })
+            .collect();
         Some(Self {
             id,
             sha1: text("/threatInfo/sha1").map(|sha1| sha1.to_ascii_lowercase()),
             file_path: text("/threatInfo/filePath"),
             agent_id: text("/agentRealtimeInfo/agentId").and_then(nonblank),
             computer_name: text("/agentRealtimeInfo/agentComputerName"),
-            succeeded,
+            reports,
             network_status: text("/agentRealtimeInfo/agentNetworkStatus"),
             raw: item,
         })
     }
 
-    /// Whether SentinelOne reports `action` (as its `mitigationStatus[].action` names it, e.g.
-    /// `quarantine`) as done successfully on this threat.
-    pub fn has_succeeded(&self, action: &str) -> bool {
-        self.succeeded.iter().any(|done| done == action)
+    /// Whether `action` (as `mitigationStatus[].action` names it, e.g. `quarantine`) is in
+    /// effect on this threat, by its mitigation reports ([`in_effect`]).
+    pub fn in_effect(&self, action: &str) -> bool {
+        in_effect(action, &self.reports)
     }
 
     /// The network status of the threat's computer (`connected`, `disconnected`, …).
@@ -103,14 +109,16 @@ struct ThreatFields {
     reports: Option<Vec<Report>>,
 }
 
-/// One `mitigationStatus[]` report, as far as [`succeeded_actions`] reads it: its `action` and
-/// `status` when they are strings. Read key by key rather than as a JSON tree: a report is a
-/// dozen fields, and a mitigation re-run reads one or more for each of 50,000 threats. A report
-/// that is not an object reads as one with neither, as the tree was ignored.
+/// One `mitigationStatus[]` report, as far as [`MitigationReport::read`] reads it: its
+/// `action`, `status` and times when they are strings. Read key by key rather than as a JSON
+/// tree: a report is a dozen fields, and a mitigation re-run reads one or more for each of
+/// 50,000 threats. A report that is not an object reads as one with none of them.
 #[derive(Default)]
 struct Report {
     action: Option<String>,
     status: Option<String>,
+    /// `lastUpdate`, `mitigationStartedAt`, `mitigationEndedAt` ([`REPORT_TIMES`]).
+    times: [Option<String>; 3],
 }
 
 impl<'de> Deserialize<'de> for Report {
@@ -120,6 +128,12 @@ impl<'de> Deserialize<'de> for Report {
         enum Key {
             Action,
             Status,
+            #[serde(rename = "lastUpdate")]
+            LastUpdate,
+            #[serde(rename = "mitigationStartedAt")]
+            StartedAt,
+            #[serde(rename = "mitigationEndedAt")]
+            EndedAt,
             #[serde(other)]
             Other,
         }
@@ -145,6 +159,9 @@ impl<'de> Deserialize<'de> for Report {
                     match key {
                         Key::Action => report.action = text(map.next_value()?),
                         Key::Status => report.status = text(map.next_value()?),
+                        Key::LastUpdate => report.times[0] = text(map.next_value()?),
+                        Key::StartedAt => report.times[1] = text(map.next_value()?),
+                        Key::EndedAt => report.times[2] = text(map.next_value()?),
                         Key::Other => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -230,26 +247,32 @@ impl ThreatFields {
             agent_id,
             computer_name,
             raw: Value::Null,
-            succeeded: succeeded_actions(
-                self.reports
-                    .iter()
-                    .flatten()
-                    .map(|report| (report.status.as_deref(), report.action.as_deref())),
-            ),
+            reports: self
+                .reports
+                .iter()
+                .flatten()
+                .filter_map(|report| {
+                    MitigationReport::read(
+                        report.action.as_deref(),
+                        report.status.as_deref(),
+                        report.times.each_ref().map(Option::as_deref),
+                    )
+                })
+                .collect(),
             network_status,
         })
     }
 }
 
-/// A threat as the mitigation needs it ([`find_lean`]): id, computer, the mitigations reported
-/// done and whether its computer is isolated. About 100 bytes where a [`Threat`] takes several
+/// A threat as the mitigation needs it ([`find_lean`]): id, computer, the mitigations in
+/// effect and whether its computer is isolated. About 100 bytes where a [`Threat`] takes several
 /// hundred, for 50,000 of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeanThreat {
     pub id: String,
     pub agent_id: Option<String>,
-    /// One bit per action of [`MITIGATIONS`] that SentinelOne reports done successfully.
-    succeeded: u8,
+    /// One bit per action of [`MITIGATIONS`] that is in effect ([`in_effect`]).
+    in_effect: u8,
     network_status: Option<&'static str>,
 }
 
@@ -266,12 +289,12 @@ const MITIGATIONS: [&str; 5] = [
 const NETWORK_STATUSES: [&str; 4] = ["connected", "connecting", "disconnected", "disconnecting"];
 
 impl LeanThreat {
-    /// As [`Threat::has_succeeded`], for the actions of [`MITIGATIONS`] (any other: false).
-    pub fn has_succeeded(&self, action: &str) -> bool {
+    /// As [`Threat::in_effect`], for the actions of [`MITIGATIONS`] (any other: false).
+    pub fn in_effect(&self, action: &str) -> bool {
         MITIGATIONS
             .iter()
             .position(|known| *known == action)
-            .is_some_and(|bit| self.succeeded & (1 << bit) != 0)
+            .is_some_and(|bit| self.in_effect & (1 << bit) != 0)
     }
 
     /// As [`Threat::network_status`], for the statuses of [`NETWORK_STATUSES`] (any other:
@@ -283,10 +306,10 @@ impl LeanThreat {
 
 impl From<Threat> for LeanThreat {
     fn from(threat: Threat) -> Self {
-        let succeeded = MITIGATIONS
+        let in_effect = MITIGATIONS
             .iter()
             .enumerate()
-            .filter(|(_, action)| threat.has_succeeded(action))
+            .filter(|(_, action)| threat.in_effect(action))
             .fold(0u8, |bits, (bit, _)| bits | (1 << bit));
         let network_status = threat
             .network_status()
@@ -294,7 +317,7 @@ impl From<Threat> for LeanThreat {
         Self {
             id: threat.id,
             agent_id: threat.agent_id,
-            succeeded,
+            in_effect,
             network_status,
         }
     }
@@ -315,15 +338,73 @@ fn nonblank(id: String) -> Option<String> {
     (!id.trim().is_empty()).then_some(id)
 }
 
-/// `action` of the mitigation reports, given as (`status`, `action`), whose status is
-/// `success`.
-fn succeeded_actions<'a>(
-    reports: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
-) -> Vec<String> {
-    reports
-        .filter(|(status, _)| *status == Some("success"))
-        .filter_map(|(_, action)| action.map(str::to_string))
-        .collect()
+/// The time fields of a `mitigationStatus[]` report: "Timestamp of last mitigation status
+/// update", "The time the Agent started the mitigation", "… finished the mitigation"
+/// (Dirt-Diver/s1-api `api/docs/ThreatsSchemasThreatSchemaMany200MitigationStatus.md`). Some
+/// recorded answers carry only `lastUpdate` (demisto/content SentinelOne-V2
+/// `test_data/get_threats_2_1_raw_response.json`), so whichever is latest counts.
+const REPORT_TIMES: [&str; 3] = ["lastUpdate", "mitigationStartedAt", "mitigationEndedAt"];
+
+/// One `mitigationStatus[]` report: `action` (kill, quarantine, unquarantine, remediate,
+/// rollback, …), `status` (success, failed, pending, pending-reboot, sent, partial — same
+/// model's enums) and when it last happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MitigationReport {
+    pub action: String,
+    pub status: String,
+    /// The latest of the report's times, in microseconds since the epoch; `None` when it has
+    /// none that reads as RFC 3339, and then older than any report that has one.
+    pub at: Option<i64>,
+}
+
+impl MitigationReport {
+    /// The report from its fields; `None` without an action.
+    fn read(action: Option<&str>, status: Option<&str>, times: [Option<&str>; 3]) -> Option<Self> {
+        let at = times
+            .into_iter()
+            .flatten()
+            .filter_map(|time| DateTime::parse_from_rfc3339(time).ok())
+            .map(|time| time.timestamp_micros())
+            .max();
+        Some(Self {
+            action: action?.to_string(),
+            status: status.unwrap_or_default().to_string(),
+            at,
+        })
+    }
+}
+
+/// Whether `action` is in effect on a threat with these mitigation reports, i.e. whether
+/// asking for it again would be redundant.
+///
+/// The latest report that bears on the action decides, not any success ever recorded:
+/// a threat quarantined and then released is no longer quarantined. Bearing on an action are
+/// its own reports and the successful or pending reports of its opposite (quarantine and
+/// unquarantine undo each other); a failed opposite changed nothing. The action is in effect
+/// only when every report at that latest time is its own success: a pending, sent, partial or
+/// failed latest report is not done, and neither is a tie between outcomes (reports without a
+/// readable time tie with each other). With no bearing report, only `unquarantine` holds — a
+/// threat never quarantined is not in quarantine. Reports are ordered by time, not position:
+/// recorded answers list them oldest first (demisto/content SentinelOne-V2
+/// `test_data/get_threats_2_1_raw_response.json`) and newest first elsewhere.
+pub fn in_effect(action: &str, reports: &[MitigationReport]) -> bool {
+    let opposite = match action {
+        "quarantine" => Some("unquarantine"),
+        "unquarantine" => Some("quarantine"),
+        _ => None,
+    };
+    let bearing = || {
+        reports.iter().filter(move |report| {
+            report.action == action
+                || (Some(report.action.as_str()) == opposite && report.status != "failed")
+        })
+    };
+    match bearing().map(|report| report.at).max() {
+        None => action == "unquarantine",
+        Some(latest) => bearing()
+            .filter(|report| report.at == latest)
+            .all(|report| report.action == action && report.status == "success"),
+    }
 }
 
 /// One look-up request: the filter to send and the targets it covers.
@@ -531,6 +612,94 @@ mod tests {
         assert_eq!((blank_agent.id.as_str(), blank_agent.agent_id), ("7", None));
     }
 
+    fn report(action: &str, status: &str, at: Option<i64>) -> MitigationReport {
+        MitigationReport {
+            action: action.into(),
+            status: status.into(),
+            at,
+        }
+    }
+
+    #[test]
+    fn the_latest_bearing_report_decides_what_is_in_effect() {
+        let q = |status, at| report("quarantine", status, Some(at));
+        let uq = |status, at| report("unquarantine", status, Some(at));
+        let kill = |status, at| report("kill", status, Some(at));
+        // Quarantined, then released: no longer quarantined, released; order in the list
+        // does not matter.
+        for reports in [
+            vec![q("success", 1), uq("success", 2)],
+            vec![uq("success", 2), q("success", 1)],
+        ] {
+            assert!(!in_effect("quarantine", &reports));
+            assert!(in_effect("unquarantine", &reports));
+        }
+        // Quarantined, released, quarantined again.
+        let again = [q("success", 1), uq("success", 2), q("success", 3)];
+        assert!(in_effect("quarantine", &again));
+        assert!(!in_effect("unquarantine", &again));
+        // A failed release left the quarantine in place.
+        let failed_release = [q("success", 1), uq("failed", 2)];
+        assert!(in_effect("quarantine", &failed_release));
+        assert!(!in_effect("unquarantine", &failed_release));
+        // A pending or failed latest report of the action itself is not done, even after an
+        // earlier success.
+        for status in ["failed", "pending", "pending-reboot", "sent", "partial"] {
+            assert!(
+                !in_effect("quarantine", &[q("success", 1), q(status, 2)]),
+                "{status}"
+            );
+            assert!(
+                !in_effect("kill", &[kill("success", 1), kill(status, 2)]),
+                "{status}"
+            );
+        }
+        // A pending quarantine is not a release either.
+        assert!(!in_effect("unquarantine", &[q("pending", 1)]));
+        // Kill after a failed quarantine: quarantine's reports do not bear on kill.
+        let failed_quarantine = [q("failed", 1)];
+        assert!(!in_effect("kill", &failed_quarantine));
+        assert!(!in_effect("quarantine", &failed_quarantine));
+        assert!(in_effect("kill", &[q("failed", 1), kill("success", 2)]));
+        // Nothing reported: only "not quarantined" holds.
+        assert!(!in_effect("quarantine", &[]));
+        assert!(!in_effect("remediate", &[]));
+        assert!(in_effect("unquarantine", &[]));
+        assert!(in_effect("unquarantine", &[kill("success", 1)]));
+        // Without readable times, reports tie: done only if they all agree.
+        let untimed = |action, status| report(action, status, None);
+        assert!(in_effect("quarantine", &[untimed("quarantine", "success")]));
+        assert!(!in_effect(
+            "quarantine",
+            &[
+                untimed("quarantine", "success"),
+                untimed("unquarantine", "success")
+            ]
+        ));
+        // A timed report is later than an untimed one.
+        assert!(in_effect(
+            "quarantine",
+            &[untimed("unquarantine", "success"), q("success", 1)]
+        ));
+    }
+
+    #[test]
+    fn report_times_read_as_the_latest_of_three() {
+        let threat = Threat::from_json(&json!({"id": "1", "mitigationStatus": [
+            {"action": "quarantine", "status": "success",
+             "lastUpdate": "2025-09-08T10:13:16.625619Z",
+             "mitigationStartedAt": "2025-09-08T10:14:34.576000Z",
+             "mitigationEndedAt": null},
+            {"action": "unquarantine", "status": "success",
+             "lastUpdate": "2025-09-08T10:14:00Z"}]}))
+        .unwrap();
+        // The quarantine started after the release's last update.
+        assert!(threat.in_effect("quarantine"));
+        let lean = LeanThreat::from(threat);
+        assert!(lean.in_effect("quarantine"));
+        assert!(!lean.in_effect("unquarantine"));
+    }
+
     #[test]
     fn lean_fields_read_as_the_whole_threat_does() {
         let items = [
@@ -544,6 +713,8 @@ mod tests {
                 "kill", 5, null, true, [1, {"action": "kill"}],
                 {"action": 1, "status": "success"},
                 {"action": "rollback", "status": ["success"]},
+                {"action": "quarantine", "status": "success", "lastUpdate": "2026-01-01T00:00:00Z",
+                 "mitigationStartedAt": 5, "mitigationEndedAt": "2026-01-02T00:00:00.5Z"},
                 {"action": "remediate", "status": "success", "lastUpdate": "2026-01-01",
                  "actionsCounters": {"success": 1, "failed": 0}, "agentSupportsReport": true}]}),
             json!({"id": true}),
@@ -562,7 +733,8 @@ mod tests {
         let threat = Threat::from_json(&json!({"id": "1", "mitigationStatus": [
             {"action": "quarantine", "status": "success"}]}))
         .unwrap();
-        assert!(threat.has_succeeded("quarantine"));
-        assert!(!threat.has_succeeded("kill"));
+        assert!(threat.in_effect("quarantine"));
+        assert!(!threat.in_effect("kill"));
+        assert!(!threat.in_effect("unquarantine"));
     }
 }

@@ -1,7 +1,7 @@
 //! The blacklist (`/restrictions`, `black_hash`) and exclusions (`/exclusions`, `white_hash` and
 //! the non-hash exclusion types) endpoints: GET, POST and DELETE.
 //!
-//! Owns entry validation, duplicate detection (409 with code 4000030; nothing is created when any
+//! Owns entry validation, duplicate detection (400 with code 4000030; nothing is created when any
 //! scope already holds the entry), scope selection in GET (`tenant`, `accountIds`, `siteIds`,
 //! `groupIds`, `includeParents`, `includeChildren`) and scope parsing of POST filters (shared with
 //! the IOC endpoints). It does not route requests.
@@ -246,16 +246,21 @@ fn scope_ids(state: &State, params: &Params) -> Result<Vec<Scope>, ApiError> {
     Ok(scopes)
 }
 
-/// The scopes a write filter names, one kind only. `{}` and `{"tenant": true}` mean global.
+/// The scopes a write filter names, one id kind only. `{}` and `{"tenant": true}` mean global;
+/// `tenant: true` next to scope ids is accepted and the ids decide: XSOAR posts
+/// `{"siteIds":[id],"tenant":true}` once per site (demisto/content `SentinelOne-V2.py`
+/// `add_hash_to_blocklists_request`) and SentinelOne's own Splunk SOAR app posts
+/// `{"siteIds":[id],"tenant":"true"}` (splunk-soar-connectors/sentinelone
+/// `sentinelone_connector.py` `_handle_block_hash`), both against live consoles.
 pub(crate) fn write_scopes(state: &State, params: &Params) -> Result<Vec<Scope>, ApiError> {
-    let tenant = params.bool("tenant")?.unwrap_or(false);
-    let kinds = usize::from(tenant)
-        + usize::from(params.list("accountIds").is_some())
+    // Read (and so type-checked) even where the ids make it moot.
+    params.bool("tenant")?;
+    let kinds = usize::from(params.list("accountIds").is_some())
         + usize::from(params.list("siteIds").is_some())
         + usize::from(params.list("groupIds").is_some());
     if kinds > 1 {
         return Err(ApiError::invalid_identifier(
-            "Filter must name exactly one scope: tenant, accountIds, siteIds or groupIds",
+            "Filter must name one scope kind: accountIds, siteIds or groupIds",
         ));
     }
     let mut scopes = scope_ids(state, params)?;

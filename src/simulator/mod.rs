@@ -322,12 +322,7 @@ fn serve_connection(shared: &Shared, stream: &TcpStream) {
         Ok(request) => request,
         Err(http::ReadError::Closed) => return,
         Err(http::ReadError::Bad(status, detail)) => {
-            let error = ApiError::new(
-                status,
-                u64::from(status) * 10000 + 10,
-                "Bad Request",
-                Some(detail),
-            );
+            let error = ApiError::new(u64::from(status) * 10000 + 10, "Bad Request", Some(detail));
             let _ =
                 http::write_response(stream, &http::Response::json(status, &error.body()), false);
             let _ = stream.shutdown(Shutdown::Write);

@@ -101,7 +101,8 @@ pub(crate) fn accounts(state: &State, params: &Params) -> Result<Value, ApiError
         .accounts
         .iter()
         .filter(|a| {
-            ids.as_ref().is_none_or(|s| s.contains(&a.id))
+            (state.token_accounts.is_empty() || state.token_accounts.contains(&a.id))
+                && ids.as_ref().is_none_or(|s| s.contains(&a.id))
                 && name.as_ref().is_none_or(|n| *n == a.name)
                 && contains
                     .as_ref()

@@ -20,7 +20,24 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    pub(crate) fn new(status: u16, code: u64, title: &str, detail: Option<String>) -> ApiError {
+    /// An error whose HTTP status is the one its code carries: SentinelOne's codes start with
+    /// their status (4000010 and 4000020 come with 400, 4010010 with 401, 4030010 with 403 —
+    /// ALC `test.js`, rapid7/insightconnect-plugins PR #189, pmoses-s1/claude-skills
+    /// `sentinelone-mgmt-console-api/tests/README.md`), so no endpoint can answer a code with
+    /// another status by mistake.
+    pub(crate) fn new(code: u64, title: &str, detail: Option<String>) -> ApiError {
+        let status = u16::try_from(code / 10_000).unwrap_or(500);
+        ApiError::with_status(status, code, title, detail)
+    }
+
+    /// An error with a status chosen apart from its code: only for injected faults, which
+    /// may imitate older consoles (409 with 4000030).
+    pub(crate) fn with_status(
+        status: u16,
+        code: u64,
+        title: &str,
+        detail: Option<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -30,37 +47,49 @@ impl ApiError {
     }
 
     pub(crate) fn validation(detail: impl Into<String>) -> ApiError {
-        ApiError::new(400, 4000010, "Validation Error", Some(detail.into()))
+        ApiError::new(4000010, "Validation Error", Some(detail.into()))
     }
 
     pub(crate) fn invalid_identifier(detail: impl Into<String>) -> ApiError {
-        ApiError::new(400, 4000020, "Invalid Identifier", Some(detail.into()))
+        ApiError::new(4000020, "Invalid Identifier", Some(detail.into()))
     }
 
+    /// A duplicate blacklist or exclusion entry. XS `add_hash_to_blocklist` matches the code
+    /// and title; the status (400, from the code) is not published — older consoles may answer
+    /// 409, which a fault rule can imitate.
     pub(crate) fn already_exists(detail: impl Into<String>) -> ApiError {
-        ApiError::new(409, 4000030, "Already Exists Error", Some(detail.into()))
+        ApiError::new(4000030, "Already Exists Error", Some(detail.into()))
     }
 
     pub(crate) fn unauthorized() -> ApiError {
-        ApiError::new(401, 4010010, "Authentication Failed", None)
+        ApiError::new(4010010, "Authentication Failed", None)
     }
 
     pub(crate) fn forbidden() -> ApiError {
         ApiError::new(
-            403,
             4030010,
             "Insufficient Permissions",
             Some("The API token's role does not allow this request".to_string()),
         )
     }
 
+    /// Threat Intelligence refusing a token whose user is assigned to several accounts, on
+    /// every `/threat-intelligence/iocs` method, whatever the filter (pmoses-s1/claude-skills
+    /// `sentinelone-mgmt-console-api/tests/README.md`, "Tokens and scopes").
+    pub(crate) fn multi_scope_user() -> ApiError {
+        ApiError::new(
+            4030010,
+            "Forbidden",
+            Some("This page doesn't support multi-scopes users yet".to_string()),
+        )
+    }
+
     pub(crate) fn not_found(detail: impl Into<String>) -> ApiError {
-        ApiError::new(404, 4040010, "Resource not found", Some(detail.into()))
+        ApiError::new(4040010, "Resource not found", Some(detail.into()))
     }
 
     pub(crate) fn method_not_allowed(method: &str) -> ApiError {
         ApiError::new(
-            405,
             4050010,
             "Method Not Allowed",
             Some(format!("The method {method} is not allowed for this URL")),
@@ -68,7 +97,7 @@ impl ApiError {
     }
 
     pub(crate) fn server_error(detail: impl Into<String>) -> ApiError {
-        ApiError::new(500, 5000010, "Server Error", Some(detail.into()))
+        ApiError::new(5000010, "Server Error", Some(detail.into()))
     }
 
     /// The error for a status injected by a fault rule.
@@ -87,7 +116,7 @@ impl ApiError {
             _ => title,
         };
         let code = code.unwrap_or(u64::from(status) * 10000 + 10);
-        ApiError::new(status, code, title, None)
+        ApiError::with_status(status, code, title, None)
     }
 
     pub(crate) fn body(&self) -> Value {

@@ -1,8 +1,8 @@
 //! Dispatch of one request to its endpoint: base path, auth, permissions, method, body parsing.
 //!
 //! Owns the route table and the order of checks a console applies: unknown paths outside the API
-//! are 404; then the `ApiToken` (401), the scenario's forbidden paths (403), the route (404) and
-//! the method (405). It does not read sockets, inject faults or record requests (that is
+//! are 404; then the `ApiToken` (401), the scenario's forbidden paths (403), the route (404),
+//! the method (405) and Threat Intelligence's refusal of multi-account tokens (403). It does not read sockets, inject faults or record requests (that is
 //! `mod.rs`).
 
 use std::collections::BTreeMap;
@@ -148,8 +148,10 @@ fn dispatch(state: &mut State, access: &Access, call: &Call<'_>) -> Result<Reply
     if !methods.contains(&method.as_str()) {
         return Err(ApiError::method_not_allowed(&method));
     }
-    if matches!(endpoint, Endpoint::Iocs) && user::is_multi_account(&access.user) {
-        return Err(user::multi_scope_refusal());
+    if matches!(endpoint, Endpoint::Iocs)
+        && (user::is_multi_account(&access.user) || state.token_accounts.len() > 1)
+    {
+        return Err(ApiError::multi_scope_user());
     }
     let params = Params::from_query(call.query).with_comma_lists(access.comma_lists);
     let null = Value::Null;

@@ -38,6 +38,12 @@ pub struct Scenario {
     /// Path prefixes the token may not use: answered 403 (code 4030010). A prefix that does not
     /// start with `/web/` is relative to `/web/api/v2.1`.
     pub forbidden_paths: Vec<String>,
+    /// Accounts the token's user is assigned to. Empty (the default): a global user, who sees
+    /// every account. One id: an account-scoped user, who sees only that account in
+    /// `GET /accounts`. Several: a multi-account ("multi-scope") user, whom every
+    /// `/threat-intelligence/iocs` method refuses with 403, code 4030010, whatever the filter
+    /// (pmoses-s1/claude-skills `sentinelone-mgmt-console-api/tests/README.md`).
+    pub token_accounts: Vec<String>,
     /// Injected faults, evaluated in order.
     pub faults: Vec<FaultRule>,
     pub accounts: Vec<AccountSeed>,
@@ -123,6 +129,7 @@ impl Default for Scenario {
             latency_ms: 0,
             rate_limit_per_second: None,
             forbidden_paths: Vec::new(),
+            token_accounts: Vec::new(),
             faults: Vec::new(),
             accounts: Vec::new(),
             sites: Vec::new(),
@@ -257,8 +264,25 @@ pub struct ThreatSeed {
     pub updated_at: Option<DateTime<Utc>>,
     /// Texts of notes already on the threat.
     pub notes: Vec<String>,
+    /// The threat's `mitigationStatus[]` reports, oldest first. Absent: none, or a successful
+    /// kill and quarantine at `createdAt` when `mitigationStatus` is `mitigated`.
+    pub mitigation_reports: Option<Vec<MitigationReportSeed>>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// One mitigation report of a seeded threat: `action` as `mitigationStatus[].action` names it
+/// (`kill`, `quarantine`, `unquarantine`, `remediate`, `rollback`), `status` as its `status`
+/// (`success`, `failed`, `pending`, `pending-reboot`, `sent`, `partial` — Dirt-Diver/s1-api
+/// `api/docs/ThreatsSchemasThreatSchemaMany200MitigationStatus.md`), and `at` its time
+/// (`lastUpdate`, `mitigationStartedAt` and `mitigationEndedAt`; default: the threat's
+/// `createdAt`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MitigationReportSeed {
+    pub action: String,
+    pub status: String,
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// A STAR (cloud-detection) alert on an agent. Statuses accept either spelling

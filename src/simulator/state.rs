@@ -134,7 +134,28 @@ pub(crate) struct Agent {
     pub extra: Map<String, Value>,
 }
 
-/// The latest outcome of one mitigation action on a threat (the console keeps one per action).
+/// `mitigationStatus[].action` values (Dirt-Diver/s1-api
+/// `api/docs/ThreatsSchemasThreatSchemaMany200MitigationStatus.md`, `ActionEnum`; the macro and
+/// network actions are not simulated).
+pub(crate) const REPORT_ACTIONS: &[&str] = &[
+    "kill",
+    "quarantine",
+    "unquarantine",
+    "remediate",
+    "rollback",
+];
+
+/// `mitigationStatus[].status` values (same model, `StatusEnum`).
+pub(crate) const REPORT_STATUSES: &[&str] = &[
+    "success",
+    "failed",
+    "pending-reboot",
+    "pending",
+    "sent",
+    "partial",
+];
+
+/// One outcome of a mitigation action on a threat, kept (and shown) in the order they happened.
 #[derive(Debug, Clone)]
 pub(crate) struct MitigationReport {
     pub action: String,
@@ -341,6 +362,9 @@ pub(crate) struct State {
     /// uploads; whatever removes IOCs must reset it to `None`.
     pub ioc_index: Option<HashMap<(String, String, Scope), usize>>,
     pub hash_verdicts: HashMap<String, String>,
+    /// The accounts the token's user is assigned to (empty: a global user); see
+    /// `Scenario::token_accounts`.
+    pub token_accounts: Vec<String>,
 }
 
 /// The hashes of one list's entries: lower-cased `value` and `sha256Value` → positions, and
@@ -461,8 +485,16 @@ impl State {
                 .iter()
                 .map(|(k, v)| (k.to_lowercase(), v.clone()))
                 .collect(),
+            token_accounts: scenario.token_accounts.clone(),
         };
         state.seed_org(scenario, start)?;
+        if let Some(unknown) = state
+            .token_accounts
+            .iter()
+            .find(|id| state.account(id).is_none())
+        {
+            return Err(format!("token_accounts names unknown account {unknown}"));
+        }
         state.seed_agents(scenario, start)?;
         state.seed_threats(scenario, start)?;
         state.seed_alerts_and_activities(scenario, start)?;
@@ -794,17 +826,27 @@ impl State {
                 "mitigationStatus",
             )
             .map_err(context)?;
-            let reports = if mitigation_status == "mitigated" {
-                ["kill", "quarantine"]
+            let reports = match &seed.mitigation_reports {
+                Some(seeds) => seeds
+                    .iter()
+                    .map(|report| {
+                        Ok(MitigationReport {
+                            action: one_of(&report.action, REPORT_ACTIONS, "action")?,
+                            status: one_of(&report.status, REPORT_STATUSES, "status")?,
+                            at: report.at.unwrap_or(created_at),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, String>>()
+                    .map_err(context)?,
+                None if mitigation_status == "mitigated" => ["kill", "quarantine"]
                     .into_iter()
                     .map(|action| MitigationReport {
                         action: action.to_string(),
                         status: "success".to_string(),
                         at: created_at,
                     })
-                    .collect()
-            } else {
-                Vec::new()
+                    .collect(),
+                None => Vec::new(),
             };
             let id = self.seed_id(&seed.id);
             let notes = seed

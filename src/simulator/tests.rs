@@ -226,9 +226,9 @@ fn restrictions_create_duplicate_lookup_scope_and_delete() {
         assert!(created.get(key).is_some(), "missing {key}");
     }
 
-    // The same hash again, in any case, is a 409 with code 4000030 and creates nothing.
+    // The same hash again, in any case, is a 400 with code 4000030 and creates nothing.
     let (status, body) = post(json!({"tenant": true}), &SHA_NEW.to_uppercase());
-    assert_eq!((status, error_code(&body)), (409, 4000030));
+    assert_eq!((status, error_code(&body)), (400, 4000030));
     assert_eq!(body["errors"][0]["title"], "Already Exists Error");
     // One entry per site; a duplicate in any scope rejects the whole request.
     let (status, body) = post(json!({"siteIds": ["110", "120"]}), SHA_NEW);
@@ -238,10 +238,10 @@ fn restrictions_create_duplicate_lookup_scope_and_delete() {
     let s110 = body["data"][0]["id"].as_str().unwrap().to_string();
     let s120 = body["data"][1]["id"].as_str().unwrap().to_string();
     let v = |items: &[&str]| -> Vec<String> { items.iter().map(|s| s.to_string()).collect() };
-    let (status, _) = post(json!({"siteIds": ["210", "110"]}), SHA_NEW);
-    assert_eq!(status, 409);
+    let (status, body) = post(json!({"siteIds": ["210", "110"]}), SHA_NEW);
+    assert_eq!((status, error_code(&body)), (400, 4000030));
     // Scope errors and validation.
-    let (status, body) = post(json!({"tenant": true, "siteIds": ["110"]}), SHA_A);
+    let (status, body) = post(json!({"siteIds": ["110"], "groupIds": ["111"]}), SHA_A);
     assert_eq!((status, error_code(&body)), (400, 4000020));
     let (status, body) = post(json!({"siteIds": ["999"]}), SHA_A);
     assert_eq!((status, error_code(&body)), (400, 4000020));
@@ -883,7 +883,7 @@ fn drop_faults_really_close_the_connection() {
     );
     // The retry sees the entry the dropped request created.
     let (status, body) = api(&sim, "POST", "/restrictions", Some(body));
-    assert_eq!((status, error_code(&body)), (409, 4000030));
+    assert_eq!((status, error_code(&body)), (400, 4000030));
     let log = sim.requests();
     assert_eq!(
         log.iter()
@@ -892,7 +892,7 @@ fn drop_faults_really_close_the_connection() {
         vec![
             (0, Some("drop_before".to_string())),
             (0, Some("drop_after".to_string())),
-            (409, None)
+            (400, None)
         ]
     );
 }
@@ -1091,4 +1091,113 @@ fn documented_examples_are_valid() {
     assert_eq!(seeded.state()["threats"].as_array().unwrap().len(), 1);
     let faults = Scenario::from_json(&format!("{{{}}}", blocks[1])).unwrap();
     assert_eq!(faults.faults.len(), 3);
+}
+
+#[test]
+fn token_accounts_scope_accounts_and_threat_intelligence() {
+    let ioc = json!({"filter": {"accountIds": ["100"]}, "data": [
+        {"type": "IPV4", "value": "192.0.2.1", "source": "t", "method": "EQUALS"}]});
+    // A user of several accounts sees them, and every IOC method refuses it, filter or not.
+    let sim = Simulator::start(with(json!({"token_accounts": ["100", "200"]}))).unwrap();
+    let (_, body) = api(&sim, "GET", "/accounts", None);
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    for (method, body) in [
+        ("GET", None),
+        ("POST", Some(ioc.clone())),
+        (
+            "DELETE",
+            Some(json!({"filter": {"accountIds": ["100"], "uuids": ["x"]}})),
+        ),
+    ] {
+        let (status, answer) = api(&sim, method, "/threat-intelligence/iocs", body);
+        assert_eq!((status, error_code(&answer)), (403, 4030010), "{method}");
+        assert_eq!(
+            answer["errors"][0]["detail"],
+            "This page doesn't support multi-scopes users yet"
+        );
+    }
+    // A user of one account sees only it, and may upload.
+    let sim = Simulator::start(with(json!({"token_accounts": ["200"]}))).unwrap();
+    let (_, body) = api(&sim, "GET", "/accounts", None);
+    assert_eq!(body["data"][0]["id"], "200");
+    assert_eq!(body["data"].as_array().unwrap().len(), 1);
+    let (status, _) = api(&sim, "POST", "/threat-intelligence/iocs", Some(ioc));
+    assert_eq!(status, 200);
+    // An unknown account is a scenario error.
+    assert!(Simulator::start(with(json!({"token_accounts": ["999"]}))).is_err());
+}
+
+#[test]
+fn mitigation_reports_are_seeded_and_appended_in_order() {
+    let mut scenario = scenario_json();
+    scenario["threats"][0]["mitigationReports"] = json!([
+        {"action": "quarantine", "status": "success", "at": "2026-04-20T09:00:00Z"},
+        {"action": "quarantine", "status": "failed"}
+    ]);
+    let id = scenario["threats"][0]["id"].as_str().unwrap().to_string();
+    let sim = Simulator::start(serde_json::from_value(scenario).unwrap()).unwrap();
+    let mitigate = |action: &str| {
+        api(
+            &sim,
+            "POST",
+            &format!("/threats/mitigate/{action}"),
+            Some(json!({"filter": {"ids": [id]}, "data": {}})),
+        )
+    };
+    assert_eq!(mitigate("un-quarantine").1["data"]["affected"], 1);
+    assert_eq!(mitigate("quarantine").1["data"]["affected"], 1);
+    let (_, body) = api(&sim, "GET", &format!("/threats?ids={id}"), None);
+    let reports: Vec<(String, String, String)> = body["data"][0]["mitigationStatus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let text = |key: &str| r[key].as_str().unwrap().to_string();
+            (text("action"), text("status"), text("lastUpdate"))
+        })
+        .collect();
+    let at = |time: &str| time.to_string();
+    assert_eq!(
+        reports,
+        vec![
+            (
+                "quarantine".into(),
+                "success".into(),
+                at("2026-04-20T09:00:00.000000Z")
+            ),
+            // Without `at`, the threat's creation time.
+            ("quarantine".into(), "failed".into(), reports[1].2.clone()),
+            (
+                "unquarantine".into(),
+                "success".into(),
+                at("2026-04-22T13:50:54.000000Z")
+            ),
+            (
+                "quarantine".into(),
+                "success".into(),
+                at("2026-04-22T13:50:54.000000Z")
+            ),
+        ]
+    );
+    let mut bad = scenario_json();
+    bad["threats"][0]["mitigationReports"] = json!([{"action": "quarantine", "status": "done"}]);
+    assert!(Simulator::start(serde_json::from_value(bad).unwrap()).is_err());
+}
+
+#[test]
+fn tenant_next_to_site_ids_scopes_the_entry_to_the_sites() {
+    // As XSOAR and the Splunk SOAR app send it: the ids decide.
+    let sim = Simulator::start(scenario()).unwrap();
+    for tenant in [json!(true), json!("true")] {
+        let body = json!({"filter": {"tenant": tenant, "siteIds": ["120"]},
+                          "data": {"type": "black_hash", "osType": "linux", "value": SHA_NEW}});
+        let (status, answer) = api(&sim, "POST", "/restrictions", Some(body.clone()));
+        if tenant == json!(true) {
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(answer["data"][0]["scope"]["siteIds"], json!(["120"]));
+        } else {
+            // The same entry again: the duplicate answer, with the status its code carries.
+            assert_eq!((status, error_code(&answer)), (400, 4000030));
+        }
+    }
 }

@@ -568,6 +568,9 @@ fn threat_out<'a>(state: &'a State, stats: &AgentStats, threat: &'a Threat) -> T
         id: &threat.id,
         indicators: [],
         kubernetes_info: KubernetesInfo::default(),
+        // Oldest first, as in demisto/content SentinelOne-V2
+        // `test_data/get_threats_2_1_raw_response.json` (kill, then a later quarantine); other
+        // recorded answers list them newest first, so clients must go by the timestamps.
         mitigation_status: threat.reports.iter().map(ReportOut::new).collect(),
         threat_info: ThreatInfo {
             analyst_verdict: &threat.analyst_verdict,
@@ -747,17 +750,24 @@ pub(crate) fn mitigate(state: &mut State, action: &str, body: &Value) -> Result<
             status: "success".to_string(),
             at: now,
         };
-        // The console keeps the latest report per action; quarantine and un-quarantine undo
-        // each other.
-        let undone = match name {
+        // A mitigation adds its own report: an un-quarantine is recorded as `unquarantine`
+        // after the quarantine it undoes, so the threat's history says which came last. One
+        // already in effect (its action's success is the latest report bearing on it) adds
+        // none, so a retried request leaves the console as one request does.
+        let opposite = match name {
             "quarantine" => Some("unquarantine"),
             "unquarantine" => Some("quarantine"),
             _ => None,
         };
-        threat
+        let in_effect = threat
             .reports
-            .retain(|r| r.action != name && Some(r.action.as_str()) != undone);
-        threat.reports.push(report.clone());
+            .iter()
+            .rev()
+            .find(|r| r.action == name || Some(r.action.as_str()) == opposite)
+            .is_some_and(|r| r.action == name && r.status == "success");
+        if !in_effect {
+            threat.reports.push(report.clone());
+        }
         threat.mitigation_status = if name == "unquarantine" {
             "not_mitigated".to_string()
         } else {

@@ -59,14 +59,3 @@ pub(crate) fn get(state: &State, user: &TokenUserSeed, params: &Params) -> Resul
 pub(crate) fn is_multi_account(user: &TokenUserSeed) -> bool {
     user.scope == UserScope::Account && user.scope_roles.len() > 1
 }
-
-/// The answer SW26's live tests saw on every `/threat-intelligence/iocs` method for a service
-/// user assigned to several accounts, even with `filter.accountIds` (`tests/README.md`).
-pub(crate) fn multi_scope_refusal() -> ApiError {
-    ApiError::new(
-        403,
-        4030010,
-        "This page doesn't support multi-scopes users yet",
-        None,
-    )
-}
