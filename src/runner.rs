@@ -8,6 +8,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use crate::action::context::{Outcome, RunOutput};
@@ -296,9 +297,18 @@ fn finish(
 }
 
 /// The objects of an envelope that could not be read as a whole — valid JSON with a field of
-/// the wrong type elsewhere (`run`, `config`, `action`) — so that each still gets its result;
-/// none when the text is not a JSON object or `objects` is not a list.
+/// the wrong type elsewhere (`run`, `config`, `action`), or text after it — so that each still
+/// gets its result; none when the text is not a JSON object, `objects` is not a list, or the
+/// list is not JSON serde reads where it stands (nested beyond serde's limit, say): such
+/// objects could not be echoed in a document JSON readers read.
 fn salvage_objects(input: &str) -> Vec<InputObject> {
+    /// The `objects` list walked with serde's limits, at its place in the envelope, so that
+    /// its nesting is counted from the envelope's top as a whole reading counts it.
+    #[derive(serde::Deserialize)]
+    struct ObjectsShape {
+        #[serde(rename = "objects", default)]
+        _objects: envelope::ValueShape,
+    }
     #[derive(serde::Deserialize)]
     struct Objects {
         #[serde(default)]
@@ -309,7 +319,13 @@ fn salvage_objects(input: &str) -> Vec<InputObject> {
     if !input.trim_start().starts_with('{') {
         return Vec::new();
     }
-    serde_json::from_str::<Objects>(input)
+    // Read as a prefix (no `end()`): text after the envelope does not hide its objects.
+    let prefix = || serde_json::Deserializer::from_str(input);
+    let within_limits = ObjectsShape::deserialize(&mut prefix()).is_ok();
+    if !within_limits {
+        return Vec::new();
+    }
+    Objects::deserialize(&mut prefix())
         .map(|envelope| envelope.objects)
         .unwrap_or_default()
 }
