@@ -47,8 +47,9 @@ pub struct Rejected {
     pub warnings: Vec<Warning>,
 }
 
-/// Checks `envelope` against its action's manifest. `dry_run` forces a dry run (the `--dry-run`
-/// flag) whatever `run.dry_run` says.
+/// Checks `envelope` against its action's manifest and the action's own pre-request checks
+/// ([`crate::action::Action::preflight`]). `dry_run` forces a dry run (the `--dry-run` flag)
+/// whatever `run.dry_run` says.
 pub fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
     let reject = |manifest, errors| Rejected {
         manifest,
@@ -176,6 +177,15 @@ pub fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
             ))],
         )
     })?;
+    // What the action itself would refuse before its first request (parameters that do not go
+    // together, a state it cannot read): `validate` refuses it as `run` does.
+    if let Err(failure) = action.preflight(envelope.state.as_ref()) {
+        return Err(Rejected {
+            manifest: Some(manifest),
+            errors: vec![failure],
+            warnings,
+        });
+    }
     Ok(Request {
         manifest,
         action,

@@ -8,6 +8,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 
@@ -94,11 +95,8 @@ fn execute_parsed(
             );
         }
     };
-    if let Some(Value::String(token)) = envelope.config.get("api_token") {
-        redact::register(token);
-    }
-    let request = match request::build(&envelope, matches!(mode, Mode::Run { dry_run: true })) {
-        Ok(request) => request,
+    let (request, client) = match prepare(&envelope, mode, started) {
+        Ok(prepared) => prepared,
         Err(rejected) => return refused(rejected, std::mem::take(&mut envelope.objects)),
     };
     log::set_context("action", json!(request.manifest.name));
@@ -108,26 +106,8 @@ fn execute_parsed(
     let mut result = RunResult::new(Some(ident(request.manifest)));
     result.warnings = request.warnings.clone();
 
-    // `checked_add`: a deadline past what the clock can represent means none (`+` would panic).
-    let deadline = request
-        .run
-        .deadline
-        .and_then(|duration| started.checked_add(duration));
-    let client =
-        match ClientSettings::from_config(&request.connection, deadline).and_then(ApiClient::new) {
-            Ok(client) => client,
-            Err(failure) => {
-                let rejected = Rejected {
-                    manifest: Some(request.manifest),
-                    errors: vec![failure],
-                    warnings: request.warnings,
-                };
-                return refused(rejected, std::mem::take(&mut envelope.objects));
-            }
-        };
-
     if mode == Mode::Check {
-        check(&client, &mut result);
+        check(&client, request.run.now, &mut result);
         return finish(
             result,
             Vec::new(),
@@ -183,6 +163,34 @@ fn execute_parsed(
     };
     let objects = std::mem::take(&mut envelope.objects);
     finish(result, objects, plans, &targets, output, &client, started)
+}
+
+/// Everything `run`, `validate` and `check` do before the first request, in one place, so that
+/// `validate` refuses exactly what `run` refuses (exit 3, nothing sent): the envelope checked
+/// against the manifest and by the action ([`request::build`]), then the connection settings
+/// read and the HTTP client built (hostname, proxy, CA bundle, timeouts).
+fn prepare(
+    envelope: &envelope::Envelope,
+    mode: Mode,
+    started: Instant,
+) -> Result<(request::Request, ApiClient), Rejected> {
+    if let Some(Value::String(token)) = envelope.config.get("api_token") {
+        redact::register(token);
+    }
+    let request = request::build(envelope, matches!(mode, Mode::Run { dry_run: true }))?;
+    // `checked_add`: a deadline past what the clock can represent means none (`+` would panic).
+    let deadline = request
+        .run
+        .deadline
+        .and_then(|duration| started.checked_add(duration));
+    match ClientSettings::from_config(&request.connection, deadline).and_then(ApiClient::new) {
+        Ok(client) => Ok((request, client)),
+        Err(failure) => Err(Rejected {
+            manifest: Some(request.manifest),
+            errors: vec![failure],
+            warnings: request.warnings,
+        }),
+    }
 }
 
 /// Fills the document from the run's output and computes the exit status.
@@ -384,15 +392,17 @@ fn ident(manifest: &Manifest) -> ActionIdent {
     }
 }
 
-/// `check`: reads the token's dates; warns when it expires within 30 days.
-fn check(client: &ApiClient, result: &mut RunResult) {
+/// `check`: reads the token's dates; warns when it expires within 30 days. Days are counted
+/// from the run's clock (`run.now` when the envelope pins it), so a pinned envelope gives the
+/// same document every time.
+fn check(client: &ApiClient, now: DateTime<Utc>, result: &mut RunResult) {
     match client.token_details() {
         Ok(details) => {
             let expires = details
                 .expires_at
                 .as_deref()
                 .and_then(envelope::parse_threatq_time);
-            let days_left = expires.map(|at| (at - chrono::Utc::now()).num_days());
+            let days_left = expires.map(|at| (at - now).num_days());
             if let Some(days) = days_left.filter(|days| *days < 30) {
                 result.warnings.push(Warning {
                     code: "auth.token_expiring".into(),

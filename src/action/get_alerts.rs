@@ -96,6 +96,10 @@ fn add_alert(indicators: &mut Indicators, alert: &Value) {
 impl Action for GetAlerts {
     type Params = Params;
 
+    fn preflight(_params: &Params, state: Option<&Value>) -> Result<(), Failure> {
+        feed::check_state(state)
+    }
+
     fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {
         let mut filters = Vec::new();
         if let Some(severities) = params.severity.as_ref().filter(|list| !list.is_empty()) {

@@ -73,6 +73,10 @@ fn add_threat(indicators: &mut Indicators, threat: &Value) {
 impl Action for IngestThreats {
     type Params = Params;
 
+    fn preflight(_params: &Params, state: Option<&Value>) -> Result<(), Failure> {
+        feed::check_state(state)
+    }
+
     fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {
         let mut filters = Vec::new();
         if let Some(sites) = params.site_ids.as_ref().filter(|ids| !ids.is_empty()) {

@@ -312,6 +312,10 @@ struct Applied {
 impl Action for UpdateThreats {
     type Params = Params;
 
+    fn preflight(params: &Params, _state: Option<&Value>) -> Result<(), Failure> {
+        params.changes().map(drop)
+    }
+
     fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {
         let changes = params.changes()?;
         let ids: Vec<TargetId> = ctx.pending();

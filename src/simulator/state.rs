@@ -307,6 +307,8 @@ pub(crate) struct State {
     clock: Option<DateTime<Utc>>,
     pub token_created_at: DateTime<Utc>,
     pub token_expires_at: DateTime<Utc>,
+    /// Fields left out of the token-details answer.
+    pub token_details_omit: Vec<String>,
     pub accounts: Vec<Account>,
     pub sites: Vec<Site>,
     pub groups: Vec<Group>,
@@ -432,6 +434,7 @@ impl State {
             token_expires_at: scenario
                 .token_expires_at
                 .unwrap_or(start + Duration::days(180)),
+            token_details_omit: scenario.token_details_omit.clone(),
             accounts: Vec::new(),
             sites: Vec::new(),
             groups: Vec::new(),
