@@ -4,6 +4,7 @@
 //! - `cli`: commands, help, usage errors and `spec`.
 //! - `batching`: request counts of large runs (batching minimums), asserted exactly.
 //! - `checkpoints`: ingest checkpoints over runs fed each other's state: nothing missed or repeated.
+//! - `validate_parity`: `validate` refuses exactly what `run` refuses before any request.
 
 #![allow(
     clippy::unwrap_used,
@@ -22,3 +23,4 @@ mod fixtures;
 mod properties;
 mod support;
 mod tls;
+mod validate_parity;
