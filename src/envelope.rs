@@ -179,7 +179,11 @@ fn read_wire(text: &str) -> Result<WireEnvelope<'_>, Failure> {
         })
     } else {
         let wire = serde_json::from_str::<WireEnvelope<'_>>(text);
-        let checked = if wire.is_ok() { check_json(text) } else { Ok(()) };
+        let checked = if wire.is_ok() {
+            check_json(text)
+        } else {
+            Ok(())
+        };
         (wire, checked)
     };
     let wire = wire.map_err(|err| describe_refusal(text, err))?;
@@ -937,7 +941,11 @@ mod tests {
                         assert!(!serde_reads, "refused: {template} {levels}: {failure:?}");
                         assert_eq!(failure.code, ErrorCode::InputInvalidValue);
                         assert_eq!(failure.field.as_deref(), Some("envelope"));
-                        assert!(failure.message.contains("127 levels"), "{}", failure.message);
+                        assert!(
+                            failure.message.contains("127 levels"),
+                            "{}",
+                            failure.message
+                        );
                     }
                 }
             }
@@ -954,7 +962,10 @@ mod tests {
         let failure = parse(&text).unwrap_err();
         assert_eq!(failure.field.as_deref(), Some("envelope"));
         let text = format!(r#"{{"action": 1, "objects": [{filler}{{"x": 1}}]}}"#);
-        assert_eq!(parse(&text).unwrap().objects.len(), PARALLEL_CHECK_BYTES / 20 + 1);
+        assert_eq!(
+            parse(&text).unwrap().objects.len(),
+            PARALLEL_CHECK_BYTES / 20 + 1
+        );
     }
 
     #[test]

@@ -303,12 +303,15 @@ impl ApiClient {
         let body = json!({ "data": { "apiToken": self.token.expose() } });
         let answer = self.post("/users/api-token-details", &body)?;
         // The dates are optional; an answer without its `data` object is not this endpoint's.
-        let data = answer.get("data").and_then(Value::as_object).ok_or_else(|| {
-            Failure::new(
-                ErrorCode::UpstreamBadResponse,
-                "SentinelOne answered POST /users/api-token-details without a data object",
-            )
-        })?;
+        let data = answer
+            .get("data")
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                Failure::new(
+                    ErrorCode::UpstreamBadResponse,
+                    "SentinelOne answered POST /users/api-token-details without a data object",
+                )
+            })?;
         let field = |name: &str| data.get(name).and_then(Value::as_str).map(str::to_string);
         Ok(TokenDetails {
             created_at: field("createdAt"),
@@ -1048,7 +1051,10 @@ mod tests {
                 200,
                 json!({ "data": { "createdAt": "2024-01-01T00:00:00Z", "expiresAt": null } }),
             ),
-            Reply::json(200, json!({ "data": { "expiresAt": "2025-01-01T00:00:00Z" } })),
+            Reply::json(
+                200,
+                json!({ "data": { "expiresAt": "2025-01-01T00:00:00Z" } }),
+            ),
             Reply::json(200, json!({ "data": {} })),
             Reply::json(200, json!({ "data": null })),
         ]);

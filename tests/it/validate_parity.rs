@@ -205,8 +205,12 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     let run = prop_oneof![
         prop::sample::select(vec![json!("soon"), json!(-1), json!(0), json!(1e300)])
             .prop_map(|value| Mutation::Run("deadline_seconds", value)),
-        prop::sample::select(vec![json!("yesterday"), json!(0), json!("2026-04-22 13:50:54")])
-            .prop_map(|value| Mutation::Run("now", value)),
+        prop::sample::select(vec![
+            json!("yesterday"),
+            json!(0),
+            json!("2026-04-22 13:50:54")
+        ])
+        .prop_map(|value| Mutation::Run("now", value)),
         prop::sample::select(vec![json!("yes"), json!(1)])
             .prop_map(|value| Mutation::Run("dry_run", value)),
     ];
