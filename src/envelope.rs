@@ -6,6 +6,13 @@
 //! unchanged; a typed [`ObjectView`] is read from it for the fields actions use, and a malformed
 //! object fails only itself. Checking the envelope against an action's manifest is stage 2
 //! (`request`).
+//!
+//! One reader, one set of rules: serde reads the envelope, and the whole text must also be JSON
+//! that serde reads as a `serde_json::Value` — within serde's nesting limit (127 levels) and
+//! with numbers an `f64` holds, nothing after it but white space. The objects themselves are
+//! taken as raw slices (`RawValue`), which serde skips without counting their depth; without
+//! the second rule an object nested 5,000 levels deep was accepted and echoed back, and common
+//! JSON readers could not read the result.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -21,8 +28,6 @@ use serde_json::{Map, Value};
 
 use crate::cores;
 use crate::error::{ErrorCode, Failure};
-
-mod parts;
 
 /// The protocol major this build speaks.
 pub const PROTOCOL: u32 = 1;
@@ -144,46 +149,70 @@ pub fn parse(text: &str) -> Result<Envelope, Failure> {
 /// failure, so the caller can still account for the objects in it.
 pub fn parse_owned(text: String) -> Result<Envelope, (Failure, String)> {
     let text = Arc::new(text);
-    if let Some(envelope) = parse_in_parts(&text) {
-        return Ok(envelope);
-    }
-    parse_whole(text)
-}
-
-/// The envelope read in parts (see [`parts`]): the `objects` list on all cores, the rest by
-/// serde with the list cut out. `None` whenever the envelope must be read whole to be read
-/// exactly as before.
-fn parse_in_parts(text: &Arc<String>) -> Option<Envelope> {
-    let open = parts::objects_list_start(text)?;
-    let (objects, end) = parts::read_list(text, open)?;
-    let rest = format!("{}[]{}", &text[..open], &text[end..]);
-    let wire: WireEnvelope<'_> = serde_json::from_str(&rest).ok()?;
-    Some(wire.with_objects(objects))
-}
-
-/// The envelope read by serde alone.
-fn parse_whole(text: Arc<String>) -> Result<Envelope, (Failure, String)> {
-    // Tracking the path costs a tenth of reading a large envelope; it is only needed to name
-    // the field at fault, so a refused envelope is read a second time, with it.
-    let wire = serde_json::from_str::<WireEnvelope<'_>>(text.as_str()).map_err(|_| {
-        let deserializer = &mut serde_json::Deserializer::from_str(text.as_str());
-        serde_path_to_error::deserialize::<_, WireEnvelope<'_>>(deserializer)
-            .err()
-            .map_or_else(
-                || Failure::internal("The envelope was refused but no field was found at fault"),
-                describe_refusal,
-            )
+    let read = read_wire(&text).map(|wire| {
+        let objects = read_objects(&text, &wire.objects);
+        wire.with_objects(objects)
     });
-    let wire = match wire {
-        Ok(wire) => wire,
-        Err(failure) => {
-            // Nothing has cloned the text yet: no object was made from it.
-            let text = Arc::try_unwrap(text).unwrap_or_else(|shared| shared.as_ref().clone());
-            return Err((failure, text));
-        }
+    read.map_err(|failure| {
+        // Nothing holds the text any more: no object was made from it.
+        let text = Arc::try_unwrap(text).unwrap_or_else(|shared| shared.as_ref().clone());
+        (failure, text)
+    })
+}
+
+/// Envelopes from this size on are checked as JSON ([`check_json`]) on a second core while
+/// serde reads them: the check is a second walk over the whole text.
+const PARALLEL_CHECK_BYTES: usize = 1 << 20;
+
+/// The envelope read by serde, and the whole text checked as JSON serde reads
+/// ([`check_json`]). A problem serde meets reading the envelope is reported first, naming its
+/// field, as it always was; the check's refusal (nesting, a number, trailing text) after it.
+fn read_wire(text: &str) -> Result<WireEnvelope<'_>, Failure> {
+    let (wire, checked) = if text.len() >= PARALLEL_CHECK_BYTES {
+        std::thread::scope(|scope| {
+            let checked = scope.spawn(|| check_json(text));
+            let wire = serde_json::from_str::<WireEnvelope<'_>>(text);
+            let checked = checked
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (wire, checked)
+        })
+    } else {
+        let wire = serde_json::from_str::<WireEnvelope<'_>>(text);
+        let checked = if wire.is_ok() {
+            check_json(text)
+        } else {
+            Ok(())
+        };
+        (wire, checked)
     };
-    let objects = read_objects(&text, &wire.objects);
-    Ok(wire.with_objects(objects))
+    let wire = wire.map_err(|err| describe_refusal(text, err))?;
+    checked?;
+    Ok(wire)
+}
+
+/// Checks that `text` is one JSON value that serde reads as a `serde_json::Value`, followed by
+/// nothing but white space: serde's recursion limit (a 128th level is refused), numbers an
+/// `f64` holds, valid strings. The envelope's typed reading skips its objects and unknown
+/// fields without these limits; this walk applies them to every part of the text.
+fn check_json(text: &str) -> Result<(), Failure> {
+    serde_json::from_str::<ValueShape>(text)
+        .map(|_| ())
+        .map_err(|err| not_json(&err))
+}
+
+/// The failure for text that is not JSON serde reads.
+fn not_json(err: &serde_json::Error) -> Failure {
+    // serde_json names no error kind for this; its message is fixed ("recursion limit
+    // exceeded at line L column C").
+    let message = if err.to_string().starts_with("recursion limit exceeded") {
+        format!(
+            "The envelope is nested more than 127 levels deep, beyond what JSON readers accept: {err}"
+        )
+    } else {
+        format!("The envelope is not valid JSON: {err}")
+    };
+    Failure::new(ErrorCode::InputInvalidValue, message).with_field("envelope")
 }
 
 /// Reads every object (see [`InputObject::new`]), on all cores for a large envelope: reading
@@ -195,15 +224,23 @@ fn read_objects(text: &Arc<String>, raws: &[&RawValue]) -> Vec<InputObject> {
 }
 
 /// The failure for an envelope serde could not read, naming the field at fault.
-fn describe_refusal(err: serde_path_to_error::Error<serde_json::Error>) -> Failure {
-    let path = err.path().to_string();
-    let inner = err.into_inner();
+///
+/// Tracking the path costs a tenth of reading a large envelope; it is only needed to name the
+/// field at fault, so a refused envelope is read a second time, with it. That second reading
+/// does not look past the envelope's end (trailing text), so when it finds nothing at fault,
+/// the first reading's error is the one reported.
+fn describe_refusal(text: &str, err: serde_json::Error) -> Failure {
+    let deserializer = &mut serde_json::Deserializer::from_str(text);
+    match serde_path_to_error::deserialize::<_, WireEnvelope<'_>>(deserializer) {
+        Err(err) => describe_at(err.path().to_string(), err.into_inner()),
+        Ok(_) => describe_at(".".to_string(), err),
+    }
+}
+
+/// The failure for `inner`, met at `path` of the envelope (`.` for the envelope itself).
+fn describe_at(path: String, inner: serde_json::Error) -> Failure {
     if inner.is_syntax() || inner.is_eof() {
-        Failure::new(
-            ErrorCode::InputInvalidValue,
-            format!("The envelope is not valid JSON: {inner}"),
-        )
-        .with_field("envelope")
+        not_json(&inner)
     } else if path == "." && inner.to_string().contains("`action`") {
         Failure::config_missing("action", "The envelope names no action (field action)")
     } else if path == "." {
@@ -449,7 +486,7 @@ impl<'a> ObjectCheck<'a> {
             #[serde(rename = "name", borrow)]
             _name: Cow<'a, str>,
             #[serde(rename = "value", default)]
-            _value: AnyShape,
+            _value: ValueShape,
         }
 
         if let Some(list) = self.attributes {
@@ -465,62 +502,65 @@ impl<'a> ObjectCheck<'a> {
     }
 }
 
-/// Any JSON value that a [`Value`] reads, checked and not kept. Unlike `IgnoredAny`, numbers
-/// are read, so a number no `f64` holds is refused as `Value` refuses it.
-#[derive(Default)]
-struct AnyShape;
+/// Any JSON value that a [`Value`] reads, checked and not kept. Unlike `IgnoredAny` (and
+/// `RawValue`), every list and map is entered through serde's `deserialize_any`, which counts
+/// nesting against serde's recursion limit, and numbers are read, so a number no `f64` holds
+/// is refused as `Value` refuses it. [`check_json`] walks the whole envelope with it; an
+/// object's attribute values are checked with it too.
+#[derive(Debug, Default)]
+pub struct ValueShape;
 
-impl<'de> Deserialize<'de> for AnyShape {
+impl<'de> Deserialize<'de> for ValueShape {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct AnyVisitor;
         impl<'de> Visitor<'de> for AnyVisitor {
-            type Value = AnyShape;
+            type Value = ValueShape;
 
             fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
                 formatter.write_str("any JSON value")
             }
 
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<AnyShape, E> {
-                Ok(AnyShape)
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<ValueShape, E> {
+                Ok(ValueShape)
             }
 
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<AnyShape, E> {
-                Ok(AnyShape)
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<ValueShape, E> {
+                Ok(ValueShape)
             }
 
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<AnyShape, E> {
-                Ok(AnyShape)
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<ValueShape, E> {
+                Ok(ValueShape)
             }
 
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<AnyShape, E> {
-                Ok(AnyShape)
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<ValueShape, E> {
+                Ok(ValueShape)
             }
 
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<AnyShape, E> {
-                Ok(AnyShape)
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<ValueShape, E> {
+                Ok(ValueShape)
             }
 
-            fn visit_unit<E: de::Error>(self) -> Result<AnyShape, E> {
-                Ok(AnyShape)
+            fn visit_unit<E: de::Error>(self) -> Result<ValueShape, E> {
+                Ok(ValueShape)
             }
 
-            fn visit_none<E: de::Error>(self) -> Result<AnyShape, E> {
-                Ok(AnyShape)
+            fn visit_none<E: de::Error>(self) -> Result<ValueShape, E> {
+                Ok(ValueShape)
             }
 
-            fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<AnyShape, D::Error> {
-                AnyShape::deserialize(inner)
+            fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<ValueShape, D::Error> {
+                ValueShape::deserialize(inner)
             }
 
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<AnyShape, A::Error> {
-                while seq.next_element::<AnyShape>()?.is_some() {}
-                Ok(AnyShape)
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<ValueShape, A::Error> {
+                while seq.next_element::<ValueShape>()?.is_some() {}
+                Ok(ValueShape)
             }
 
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<AnyShape, A::Error> {
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<ValueShape, A::Error> {
                 // A key is a string whatever it says.
-                while map.next_entry::<de::IgnoredAny, AnyShape>()?.is_some() {}
-                Ok(AnyShape)
+                while map.next_entry::<de::IgnoredAny, ValueShape>()?.is_some() {}
+                Ok(ValueShape)
             }
         }
         deserializer.deserialize_any(AnyVisitor)
@@ -822,40 +862,10 @@ mod tests {
         assert!(object.head().unwrap_err().contains("out of range"));
     }
 
-    /// What a reading of an envelope gives, as text to compare.
-    fn outcome(parsed: Result<Envelope, (Failure, String)>) -> String {
-        match parsed {
-            Ok(envelope) => {
-                let objects: Vec<String> = envelope
-                    .objects
-                    .iter()
-                    .map(|object| {
-                        let raw = object.raw();
-                        format!(
-                            "{} {:?} {:?}",
-                            raw.get(),
-                            raw.attributes_at(),
-                            object.head()
-                        )
-                    })
-                    .collect();
-                format!(
-                    "{:?} {:?} {:?} {:?} {:?} {objects:?}",
-                    envelope.protocol,
-                    envelope.action,
-                    envelope.run,
-                    envelope.config,
-                    envelope.state
-                )
-            }
-            Err((failure, text)) => format!("{failure:?} {text}"),
-        }
-    }
-
-    /// Objects enough for every core to read a part, with text that looks like a boundary
-    /// between objects inside strings.
+    /// An envelope with objects, config and state, and text that looks like a boundary between
+    /// objects inside strings.
     fn envelope() -> String {
-        let objects: Vec<String> = (0..24)
+        let objects: Vec<String> = (0..8)
             .map(|index| match index % 4 {
                 0 => format!(r#"{{"type": "SHA-1", "value": "a\"b{index}", "tags": ["t", {{"name": "u"}}]}}"#),
                 1 => format!(r#"{{ "description": "}}, {{ not a boundary {index}" }}"#),
@@ -874,11 +884,11 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
-        /// Reading the envelope in parts gives what reading it whole gives, for the envelope
-        /// and for one-byte changes of it.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// One set of rules: an envelope is accepted exactly when serde reads its text as a
+        /// `Value` and as the typed envelope; a refused one is handed back whole.
         #[test]
-        fn reading_in_parts_is_reading_whole(
+        fn an_envelope_is_accepted_when_serde_reads_it(
             at in proptest::prelude::any::<proptest::sample::Index>(),
             change in 0usize..3,
             byte in proptest::sample::select(b"{}[],:\"\\ 1an".to_vec()),
@@ -891,20 +901,89 @@ mod tests {
                 _ => text[at] = byte,
             }
             let Ok(text) = String::from_utf8(text) else { return Ok(()) };
-            let whole = outcome(parse_whole(Arc::new(text.clone())));
-            proptest::prop_assert_eq!(outcome(parse_owned(text.clone())), whole, "{}", text);
+            let serde_reads = serde_json::from_str::<Value>(&text).is_ok()
+                && serde_json::from_str::<WireEnvelope<'_>>(&text).is_ok();
+            match parse_owned(text.clone()) {
+                Ok(_) => proptest::prop_assert!(serde_reads, "{}", text),
+                Err((failure, back)) => {
+                    proptest::prop_assert!(!serde_reads, "{}", text);
+                    proptest::prop_assert_ne!(failure.code, ErrorCode::Internal, "{}", text);
+                    proptest::prop_assert_eq!(back, text);
+                }
+            }
+        }
+    }
+
+    /// `inner` nested in `levels` lists.
+    fn nested(levels: usize, inner: &str) -> String {
+        format!("{}{inner}{}", "[".repeat(levels), "]".repeat(levels))
+    }
+
+    /// Nesting beyond serde's limit is refused wherever it is: in an object, in config, in
+    /// state, under a key nobody reads. At the limit, it is accepted.
+    #[test]
+    fn nesting_beyond_serdes_limit_is_refused_everywhere() {
+        // The deepest list of each envelope sits `outer` levels down, the list itself included.
+        let places: [(&str, usize); 4] = [
+            (r#"{"action": 1, "objects": [{"x": @}]}"#, 3),
+            (r#"{"action": 1, "config": {"x": @}}"#, 2),
+            (r#"{"action": 1, "state": @}"#, 1),
+            (r#"{"action": 1, "run": {"x": @}}"#, 2),
+        ];
+        for (template, outer) in places {
+            for levels in [5_000, 128 - outer, 127 - outer] {
+                let text = template.replace('@', &nested(levels, "1"));
+                let serde_reads = serde_json::from_str::<Value>(&text).is_ok();
+                assert_eq!(serde_reads, outer + levels <= 127, "{template} {levels}");
+                match parse(&text) {
+                    Ok(_) => assert!(serde_reads, "accepted: {template} {levels}"),
+                    Err(failure) => {
+                        assert!(!serde_reads, "refused: {template} {levels}: {failure:?}");
+                        assert_eq!(failure.code, ErrorCode::InputInvalidValue);
+                        assert_eq!(failure.field.as_deref(), Some("envelope"));
+                        assert!(
+                            failure.message.contains("127 levels"),
+                            "{}",
+                            failure.message
+                        );
+                    }
+                }
+            }
         }
     }
 
     #[test]
-    fn an_envelope_is_read_in_parts_when_it_can_be() {
-        let text = Arc::new(envelope());
-        let parts = parse_in_parts(&text).expect("read in parts");
-        assert_eq!(parts.objects.len(), 24);
-        assert_eq!(
-            outcome(Ok(parts)),
-            outcome(parse_whole(Arc::new(envelope())))
+    fn nesting_beyond_the_limit_is_refused_in_a_large_envelope_too() {
+        let filler = r#"{"type": "SHA-1", "value": "x"},"#.repeat(PARALLEL_CHECK_BYTES / 20);
+        let text = format!(
+            r#"{{"action": 1, "objects": [{filler}{{"x": {}}}]}}"#,
+            nested(5_000, "")
         );
+        let failure = parse(&text).unwrap_err();
+        assert_eq!(failure.field.as_deref(), Some("envelope"));
+        let text = format!(r#"{{"action": 1, "objects": [{filler}{{"x": 1}}]}}"#);
+        assert_eq!(
+            parse(&text).unwrap().objects.len(),
+            PARALLEL_CHECK_BYTES / 20 + 1
+        );
+    }
+
+    #[test]
+    fn trailing_text_is_refused_as_not_json() {
+        for text in [
+            r#"{"action": 1} trailing"#,
+            r#"{"action": 1}{"action": 2}"#,
+            r#"{"action": {}} x"#,
+        ] {
+            let (failure, back) = parse_owned(text.to_string()).unwrap_err();
+            assert_ne!(failure.code, ErrorCode::Internal, "{text}");
+            assert_eq!(back, text);
+        }
+        let failure = parse(r#"{"action": 1} trailing"#).unwrap_err();
+        assert_eq!(failure.field.as_deref(), Some("envelope"));
+        assert!(failure.message.contains("trailing"), "{}", failure.message);
+        // White space after the envelope is no trailing text.
+        assert!(parse("{\"action\": 1}\n \t").is_ok());
     }
 
     #[test]

@@ -47,8 +47,9 @@ pub struct Rejected {
     pub warnings: Vec<Warning>,
 }
 
-/// Checks `envelope` against its action's manifest. `dry_run` forces a dry run (the `--dry-run`
-/// flag) whatever `run.dry_run` says.
+/// Checks `envelope` against its action's manifest and the action's own pre-request checks
+/// ([`crate::action::Action::preflight`]). `dry_run` forces a dry run (the `--dry-run` flag)
+/// whatever `run.dry_run` says.
 pub fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
     let reject = |manifest, errors| Rejected {
         manifest,
@@ -168,6 +169,16 @@ pub fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
             ))],
         )
     })?;
+    // What the action itself would refuse before its first request (parameters that do not go
+    // together, a state it cannot read): `validate` refuses it as `run` does.
+    let now = envelope.run.now.unwrap_or_else(Utc::now);
+    if let Err(failure) = action.preflight(envelope.state.as_ref(), now) {
+        return Err(Rejected {
+            manifest: Some(manifest),
+            errors: vec![failure],
+            warnings,
+        });
+    }
     Ok(Request {
         manifest,
         action,
@@ -177,7 +188,7 @@ pub fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
             id: envelope.run.id.clone(),
             dry_run: dry_run || envelope.run.dry_run,
             deadline,
-            now: envelope.run.now.unwrap_or_else(Utc::now),
+            now,
         },
         warnings: {
             warnings.sort_by(|a, b| a.field.cmp(&b.field));

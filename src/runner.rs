@@ -8,6 +8,8 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
+use chrono::{DateTime, Utc};
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use crate::action::context::{Outcome, RunOutput};
@@ -96,42 +98,16 @@ fn execute_parsed(
             );
         }
     };
-    if let Some(token) = envelope.config.get(API_TOKEN) {
-        register_token_forms(token);
-    }
-    let request = match request::build(&envelope, matches!(mode, Mode::Run { dry_run: true })) {
-        Ok(request) => request,
+    let (request, client) = match prepare(&envelope, mode, started) {
+        Ok(prepared) => prepared,
         Err(rejected) => return refused(rejected, std::mem::take(&mut envelope.objects)),
     };
-    // Exactly what goes on the wire, after the manifest's normalisation: a console that
-    // quotes the request's headers back must not print the token in any form it was sent.
-    let sent = request.connection.api_token.expose();
-    redact::register(sent);
-    redact::register(&format!("ApiToken {sent}"));
     log::set_context("action", json!(request.manifest.name));
     if let Some(id) = &request.run.id {
         log::set_context("run_id", json!(id));
     }
     let mut result = RunResult::new(Some(ident(request.manifest)));
     result.warnings = request.warnings.clone();
-
-    // `checked_add`: a deadline past what the clock can represent means none (`+` would panic).
-    let deadline = request
-        .run
-        .deadline
-        .and_then(|duration| started.checked_add(duration));
-    let client =
-        match ClientSettings::from_config(&request.connection, deadline).and_then(ApiClient::new) {
-            Ok(client) => client,
-            Err(failure) => {
-                let rejected = Rejected {
-                    manifest: Some(request.manifest),
-                    errors: vec![failure],
-                    warnings: request.warnings,
-                };
-                return refused(rejected, std::mem::take(&mut envelope.objects));
-            }
-        };
 
     if mode == Mode::Probe {
         crate::probe::run(
@@ -154,7 +130,7 @@ fn execute_parsed(
         return (result, exit);
     }
     if mode == Mode::Check {
-        check(&client, &mut result);
+        check(&client, request.run.now, &mut result);
         return finish(
             result,
             Vec::new(),
@@ -211,6 +187,39 @@ fn execute_parsed(
     };
     let objects = std::mem::take(&mut envelope.objects);
     finish(result, objects, plans, &targets, output, &client, started)
+}
+
+/// Everything `run`, `validate` and `check` do before the first request, in one place, so that
+/// `validate` refuses exactly what `run` refuses (exit 3, nothing sent): the envelope checked
+/// against the manifest and by the action ([`request::build`]), then the connection settings
+/// read and the HTTP client built (hostname, proxy, CA bundle, timeouts).
+fn prepare(
+    envelope: &envelope::Envelope,
+    mode: Mode,
+    started: Instant,
+) -> Result<(request::Request, ApiClient), Rejected> {
+    if let Some(token) = envelope.config.get(API_TOKEN) {
+        register_token_forms(token);
+    }
+    let request = request::build(envelope, matches!(mode, Mode::Run { dry_run: true }))?;
+    // Exactly what goes on the wire, after the manifest's normalisation: a console that
+    // quotes the request's headers back must not print the token in any form it was sent.
+    let sent = request.connection.api_token.expose();
+    redact::register(sent);
+    redact::register(&format!("ApiToken {sent}"));
+    // `checked_add`: a deadline past what the clock can represent means none (`+` would panic).
+    let deadline = request
+        .run
+        .deadline
+        .and_then(|duration| started.checked_add(duration));
+    match ClientSettings::from_config(&request.connection, deadline).and_then(ApiClient::new) {
+        Ok(client) => Ok((request, client)),
+        Err(failure) => Err(Rejected {
+            manifest: Some(request.manifest),
+            errors: vec![failure],
+            warnings: request.warnings,
+        }),
+    }
 }
 
 /// Fills the document from the run's output and computes the exit status.
@@ -325,9 +334,18 @@ fn finish(
 }
 
 /// The objects of an envelope that could not be read as a whole — valid JSON with a field of
-/// the wrong type elsewhere (`run`, `config`, `action`) — so that each still gets its result;
-/// none when the text is not a JSON object or `objects` is not a list.
+/// the wrong type elsewhere (`run`, `config`, `action`), or text after it — so that each still
+/// gets its result; none when the text is not a JSON object, `objects` is not a list, or the
+/// list is not JSON serde reads where it stands (nested beyond serde's limit, say): such
+/// objects could not be echoed in a document JSON readers read.
 fn salvage_objects(input: &str) -> Vec<InputObject> {
+    /// The `objects` list walked with serde's limits, at its place in the envelope, so that
+    /// its nesting is counted from the envelope's top as a whole reading counts it.
+    #[derive(serde::Deserialize)]
+    struct ObjectsShape {
+        #[serde(rename = "objects", default)]
+        _objects: envelope::ValueShape,
+    }
     #[derive(serde::Deserialize)]
     struct Objects {
         #[serde(default)]
@@ -338,7 +356,13 @@ fn salvage_objects(input: &str) -> Vec<InputObject> {
     if !input.trim_start().starts_with('{') {
         return Vec::new();
     }
-    serde_json::from_str::<Objects>(input)
+    // Read as a prefix (no `end()`): text after the envelope does not hide its objects.
+    let prefix = || serde_json::Deserializer::from_str(input);
+    let within_limits = ObjectsShape::deserialize(&mut prefix()).is_ok();
+    if !within_limits {
+        return Vec::new();
+    }
+    Objects::deserialize(&mut prefix())
         .map(|envelope| envelope.objects)
         .unwrap_or_default()
 }
@@ -397,15 +421,17 @@ fn ident(manifest: &Manifest) -> ActionIdent {
     }
 }
 
-/// `check`: reads the token's dates; warns when it expires within 30 days.
-fn check(client: &ApiClient, result: &mut RunResult) {
+/// `check`: reads the token's dates; warns when it expires within 30 days. Days are counted
+/// from the run's clock (`run.now` when the envelope pins it), so a pinned envelope gives the
+/// same document every time.
+fn check(client: &ApiClient, now: DateTime<Utc>, result: &mut RunResult) {
     match client.token_details() {
         Ok(details) => {
             let expires = details
                 .expires_at
                 .as_deref()
                 .and_then(envelope::parse_threatq_time);
-            let days_left = expires.map(|at| (at - chrono::Utc::now()).num_days());
+            let days_left = expires.map(|at| (at - now).num_days());
             if let Some(days) = days_left.filter(|days| *days < 30) {
                 result.warnings.push(Warning {
                     code: "auth.token_expiring".into(),

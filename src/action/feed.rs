@@ -75,6 +75,13 @@ impl Fed {
     }
 }
 
+/// Whether [`read`] can read the checkpoint in `state`: `config.invalid` on `state` when it
+/// cannot (the ingest actions' [`Action::preflight`](super::Action::preflight)).
+pub fn check_state(state: Option<&Value>, now: DateTime<Utc>) -> Result<(), Failure> {
+    // Where reading would start without a checkpoint does not matter here.
+    Checkpoint::from_state(state, now, DateTime::<Utc>::UNIX_EPOCH).map(drop)
+}
+
 /// Reads the items of `feed` created since the checkpoint in the run's input state, oldest
 /// first, handing each new one to `take`, and sets the new state on `ctx`. A state that cannot
 /// be read is `config.invalid` on `state`, before any request is sent.

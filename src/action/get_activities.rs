@@ -9,6 +9,7 @@
 //! returned in `state`. The action accepts no input objects (the runner reports any it is given
 //! as skipped).
 
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -52,27 +53,42 @@ fn row(activity: &Value) -> Value {
     })
 }
 
+/// The `activityTypes` filter value, when activity types are configured.
+fn activity_types(params: &Params) -> Result<Option<String>, Failure> {
+    let Some(types) = params
+        .activity_types
+        .as_ref()
+        .filter(|list| !list.is_empty())
+    else {
+        return Ok(None);
+    };
+    // SentinelOne answers a non-numeric code with a 400 for the whole listing; say which
+    // value is wrong before sending anything.
+    if let Some(bad) = types.iter().find(|code| code.parse::<u32>().is_err()) {
+        return Err(Failure::config_invalid(
+            "config.activity_types",
+            format!("Activity Types (activity_types) must be numeric activity codes (got '{bad}')"),
+        ));
+    }
+    Ok(Some(types.join(",")))
+}
+
 impl Action for GetActivities {
     type Params = Params;
 
+    fn preflight(
+        params: &Params,
+        state: Option<&Value>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Failure> {
+        activity_types(params)?;
+        feed::check_state(state, now)
+    }
+
     fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {
         let mut filters = Vec::new();
-        if let Some(types) = params
-            .activity_types
-            .as_ref()
-            .filter(|list| !list.is_empty())
-        {
-            // SentinelOne answers a non-numeric code with a 400 for the whole listing; say which
-            // value is wrong before sending anything.
-            if let Some(bad) = types.iter().find(|code| code.parse::<u32>().is_err()) {
-                return Err(Failure::config_invalid(
-                    "config.activity_types",
-                    format!(
-                        "Activity Types (activity_types) must be numeric activity codes (got '{bad}')"
-                    ),
-                ));
-            }
-            filters.push(("activityTypes", types.join(",")));
+        if let Some(types) = activity_types(params)? {
+            filters.push(("activityTypes", types));
         }
         if let Some(sites) = params.site_ids.as_ref().filter(|ids| !ids.is_empty()) {
             filters.push(("siteIds", sites.join(",")));

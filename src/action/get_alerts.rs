@@ -14,6 +14,7 @@
 //! (`sentinelone-update-alerts`) reads to set verdicts and statuses back.
 //! The action accepts no input objects (the runner reports any it is given as skipped).
 
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
@@ -95,6 +96,14 @@ fn add_alert(indicators: &mut Indicators, alert: &Value) {
 
 impl Action for GetAlerts {
     type Params = Params;
+
+    fn preflight(
+        _params: &Params,
+        state: Option<&Value>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Failure> {
+        feed::check_state(state, now)
+    }
 
     fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {
         let mut filters = Vec::new();

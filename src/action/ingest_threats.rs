@@ -10,6 +10,7 @@
 //! mitigation and incident status as attributes (one value per threat, repeated values once).
 //! The action accepts no input objects (the runner reports any it is given as skipped).
 
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
@@ -72,6 +73,14 @@ fn add_threat(indicators: &mut Indicators, threat: &Value) {
 
 impl Action for IngestThreats {
     type Params = Params;
+
+    fn preflight(
+        _params: &Params,
+        state: Option<&Value>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Failure> {
+        feed::check_state(state, now)
+    }
 
     fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {
         let mut filters = Vec::new();

@@ -32,6 +32,7 @@ pub mod threats;
 pub mod update_alerts;
 pub mod update_threats;
 
+use chrono::{DateTime, Utc};
 use schemars::{JsonSchema, Schema};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -55,6 +56,18 @@ pub trait Action: 'static {
         Ok(())
     }
 
+    /// What [`Action::run`] would refuse before sending any request (parameters that do not go
+    /// together, an input `state` it cannot read), checked without sending anything. The runner
+    /// calls it for `run`, `validate` and `check` alike, before any request, so that `validate`
+    /// says what `run` says; `run` is only called after it passed.
+    fn preflight(
+        _params: &Self::Params,
+        _state: Option<&Value>,
+        _now: DateTime<Utc>,
+    ) -> Result<(), Failure> {
+        Ok(())
+    }
+
     /// Does the work for every target of `ctx`, recording each one's outcome there. Returning
     /// `Err` ends the run: targets still pending fail with that error.
     fn run(params: &Self::Params, ctx: &mut RunContext<'_>) -> Result<(), Failure>;
@@ -63,6 +76,8 @@ pub trait Action: 'static {
 /// An action with its parameters read, ready to run.
 pub trait PreparedAction {
     fn accepts(&self, kind: IndicatorType) -> Result<(), String>;
+    /// [`Action::preflight`].
+    fn preflight(&self, state: Option<&Value>, now: DateTime<Utc>) -> Result<(), Failure>;
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), Failure>;
 }
 
@@ -73,6 +88,10 @@ struct Prepared<A: Action> {
 impl<A: Action> PreparedAction for Prepared<A> {
     fn accepts(&self, kind: IndicatorType) -> Result<(), String> {
         A::accepts(&self.params, kind)
+    }
+
+    fn preflight(&self, state: Option<&Value>, now: DateTime<Utc>) -> Result<(), Failure> {
+        A::preflight(&self.params, state, now)
     }
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), Failure> {

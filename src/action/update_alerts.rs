@@ -19,6 +19,7 @@
 //! values (changed by this run or already set). Objects carrying the same indicator are one
 //! target and share the outcome, counted over the ids all of them carry.
 
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 
 use schemars::JsonSchema;
@@ -156,17 +157,31 @@ fn alert_ids(ctx: &RunContext<'_>, id: TargetId) -> Result<BTreeSet<String>, Fai
     Ok(ids)
 }
 
+/// The changes to make; `config.invalid` when both choices are "No Change".
+fn chosen_changes(params: &Params) -> Result<Vec<Change>, Failure> {
+    let changes = params.changes();
+    if changes.is_empty() {
+        return Err(Failure::config_invalid(
+            "config.analyst_verdict",
+            "Choose an analyst verdict or an incident status to set: both are 'No Change'",
+        ));
+    }
+    Ok(changes)
+}
+
 impl Action for UpdateAlerts {
     type Params = Params;
 
+    fn preflight(
+        params: &Params,
+        _state: Option<&Value>,
+        _now: DateTime<Utc>,
+    ) -> Result<(), Failure> {
+        chosen_changes(params).map(drop)
+    }
+
     fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {
-        let changes = params.changes();
-        if changes.is_empty() {
-            return Err(Failure::config_invalid(
-                "config.analyst_verdict",
-                "Choose an analyst verdict or an incident status to set: both are 'No Change'",
-            ));
-        }
+        let changes = chosen_changes(params)?;
 
         // The alert ids of every object, and which targets name each id.
         let mut wanted: BTreeMap<TargetId, BTreeSet<String>> = BTreeMap::new();

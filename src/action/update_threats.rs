@@ -22,6 +22,7 @@
 //! `SentinelOne Threats Updated` = the number of the indicator's threats that now carry every
 //! requested change. A dry run reads as usual and lists the POSTs in `plan`.
 
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use schemars::JsonSchema;
@@ -311,6 +312,14 @@ struct Applied {
 
 impl Action for UpdateThreats {
     type Params = Params;
+
+    fn preflight(
+        params: &Params,
+        _state: Option<&Value>,
+        _now: DateTime<Utc>,
+    ) -> Result<(), Failure> {
+        params.changes().map(drop)
+    }
 
     fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {
         let changes = params.changes()?;

@@ -118,10 +118,14 @@ pub struct Metrics {
     pub retries: u64,
 }
 
-/// What SentinelOne says about the API token (`POST /users/api-token-details`).
+/// What SentinelOne says about the API token (`POST /users/api-token-details`, answered
+/// `{"data": {"createdAt", "expiresAt"}}`: SW24 `UsersApi.md`, see
+/// `reference/sentinelone-api.md` "Token check / expiry"). Either date may be missing or null
+/// in an answer; `None` is "not reported", never an error.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TokenDetails {
-    pub created_at: String,
+    /// `None` when the console does not say when the token was made.
+    pub created_at: Option<String>,
     /// `None` when the console reports no expiry.
     pub expires_at: Option<String>,
 }
@@ -312,20 +316,19 @@ impl ApiClient {
     pub fn token_details(&self) -> Result<TokenDetails, Failure> {
         let body = json!({ "data": { "apiToken": self.token.expose() } });
         let answer = self.post("/users/api-token-details", &body)?;
-        let field = |name: &str| {
-            answer
-                .pointer(&format!("/data/{name}"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
-        let created_at = field("createdAt").ok_or_else(|| {
-            Failure::new(
-                ErrorCode::UpstreamBadResponse,
-                "SentinelOne answered POST /users/api-token-details without data.createdAt",
-            )
-        })?;
+        // The dates are optional; an answer without its `data` object is not this endpoint's.
+        let data = answer
+            .get("data")
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                Failure::new(
+                    ErrorCode::UpstreamBadResponse,
+                    "SentinelOne answered POST /users/api-token-details without a data object",
+                )
+            })?;
+        let field = |name: &str| data.get(name).and_then(Value::as_str).map(str::to_string);
         Ok(TokenDetails {
-            created_at,
+            created_at: field("createdAt"),
             expires_at: field("expiresAt"),
         })
     }
@@ -1069,17 +1072,33 @@ mod tests {
                 200,
                 json!({ "data": { "createdAt": "2024-01-01T00:00:00Z", "expiresAt": null } }),
             ),
+            Reply::json(
+                200,
+                json!({ "data": { "expiresAt": "2025-01-01T00:00:00Z" } }),
+            ),
             Reply::json(200, json!({ "data": {} })),
+            Reply::json(200, json!({ "data": null })),
         ]);
         let (client, _) = client_of(&server);
         assert_eq!(
             client.token_details().unwrap(),
             TokenDetails {
-                created_at: "2024-01-01T00:00:00Z".into(),
+                created_at: Some("2024-01-01T00:00:00Z".into()),
                 expires_at: Some("2025-01-01T00:00:00Z".into()),
             }
         );
         assert_eq!(client.token_details().unwrap().expires_at, None);
+        // Either date may be missing: reported as unknown, not as a bad response.
+        let details = client.token_details().unwrap();
+        assert_eq!(details.created_at, None);
+        assert_eq!(details.expires_at.as_deref(), Some("2025-01-01T00:00:00Z"));
+        assert_eq!(
+            client.token_details().unwrap(),
+            TokenDetails {
+                created_at: None,
+                expires_at: None
+            }
+        );
         assert_eq!(
             client.token_details().unwrap_err().code,
             ErrorCode::UpstreamBadResponse

@@ -31,10 +31,16 @@ pub(crate) fn token_details(state: &State, token: &str, body: &Value) -> Result<
             "{'data': {'apiToken': ['Invalid API token.']}}",
         ));
     }
-    Ok(json!({"data": {
+    let mut data = json!({
         "createdAt": ts(state.token_created_at),
         "expiresAt": ts(state.token_expires_at),
-    }}))
+    });
+    if let Value::Object(fields) = &mut data {
+        for name in &state.token_details_omit {
+            fields.remove(name);
+        }
+    }
+    Ok(json!({ "data": data }))
 }
 
 /// `GET /hashes/{sha1}/verdict`: the scenario's verdict, else `malicious` when a threat with

@@ -29,6 +29,9 @@ pub struct Scenario {
     pub token_created_at: Option<DateTime<Utc>>,
     /// `expiresAt` reported by `POST /users/api-token-details` (default: clock + 180 days).
     pub token_expires_at: Option<DateTime<Utc>>,
+    /// Fields left out of the `POST /users/api-token-details` answer (`createdAt`,
+    /// `expiresAt`): both are optional there.
+    pub token_details_omit: Vec<String>,
     /// A fixed clock for every timestamp the simulator mints; real UTC now when absent.
     pub clock: Option<DateTime<Utc>>,
     /// Sleep before answering each request (without holding the state lock).
@@ -125,6 +128,7 @@ impl Default for Scenario {
             api_token: DEFAULT_API_TOKEN.to_string(),
             token_created_at: None,
             token_expires_at: None,
+            token_details_omit: Vec::new(),
             clock: None,
             latency_ms: 0,
             rate_limit_per_second: None,

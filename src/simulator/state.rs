@@ -331,6 +331,8 @@ pub(crate) struct State {
     /// The scenario's `inet6_lookup`: whether `networkInterfaceInet__contains` searches IPv6
     /// addresses too.
     pub inet6_lookup: bool,
+    /// Fields left out of the token-details answer.
+    pub token_details_omit: Vec<String>,
     pub accounts: Vec<Account>,
     pub sites: Vec<Site>,
     pub groups: Vec<Group>,
@@ -460,6 +462,7 @@ impl State {
                 .token_expires_at
                 .unwrap_or(start + Duration::days(180)),
             inet6_lookup: scenario.inet6_lookup,
+            token_details_omit: scenario.token_details_omit.clone(),
             accounts: Vec::new(),
             sites: Vec::new(),
             groups: Vec::new(),

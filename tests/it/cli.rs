@@ -1,4 +1,5 @@
-//! The command line as a user meets it: help, usage errors, `spec`, and `run` as the default.
+//! The command line as a user meets it: help, usage errors, `spec`, `run` as the default, and
+//! envelopes that are not JSON every reader reads (trailing text, deep nesting).
 
 use crate::support::run;
 
@@ -114,4 +115,83 @@ fn demo_runs_every_demo_envelope_against_the_simulator() {
     }
     assert!(out.stdout.contains("Computers Affected by mitigation = 3"));
     assert!(!out.stdout.contains("run error"), "{}", out.stdout);
+}
+
+/// An envelope of action 1 with two objects, aimed at a closed loopback port; `@` marks where
+/// a test puts its text (an object's field, a config key, the state).
+fn envelope_with(place: &str, inner: &str) -> String {
+    let objects = r#"[{"id": 1, "type": "SHA-1", "value": "7eb2197d6fd80c31bd04d3a7fb8c725eb9789013", "x": @O},
+        {"id": 2, "type": "FQDN", "value": "evil.example"}]"#;
+    let text = format!(
+        r#"{{"action": 1, "config": {{"hostname": "http://127.0.0.1:9", "api_token": "{}",
+        "max_retries": 0, "extra": @C}}, "objects": {objects}, "state": @S}}"#,
+        crate::support::CANARY_TOKEN
+    );
+    let fill = |mark: &str, which: &str| {
+        if place == which {
+            inner.to_string()
+        } else {
+            mark.to_string()
+        }
+    };
+    text.replace("@O", &fill("1", "object"))
+        .replace("@C", &fill("1", "config"))
+        .replace("@S", &fill("null", "state"))
+}
+
+fn nested(levels: usize) -> String {
+    format!("{}{}", "[".repeat(levels), "]".repeat(levels))
+}
+
+#[test]
+fn trailing_text_after_the_envelope_exits_three_with_every_object_accounted_for() {
+    let text = envelope_with("", "") + "\nnot part of it";
+    for command in ["validate", "run"] {
+        let out = run(&[command], &text);
+        assert_eq!(out.exit, 3, "{command}: {}", out.stdout);
+        let result = crate::support::checked(&out, 2);
+        assert_eq!(result["errors"][0]["code"], "input.invalid_value");
+        assert_eq!(result["errors"][0]["field"], "envelope");
+    }
+}
+
+/// 5,000 levels inside an object, in config, in state: refused (exit 3) by `validate` and
+/// `run` alike, and the document is one a JSON reader reads. The deepest envelope serde reads
+/// (127 levels) is accepted.
+#[test]
+fn nesting_beyond_serdes_limit_is_refused_and_at_the_limit_accepted() {
+    // Levels above the nesting: 3 in an object (envelope, list, object), 2 in config (envelope,
+    // config), 1 in state (envelope).
+    for (place, outer) in [("object", 3), ("config", 2), ("state", 1)] {
+        let text = envelope_with(place, &nested(5_000));
+        for command in ["validate", "run"] {
+            let out = run(&[command], &text);
+            assert_eq!(out.exit, 3, "{place} {command}: {}", out.stdout);
+            let result = out.json();
+            assert_eq!(result["errors"][0]["field"], "envelope", "{place}");
+            assert!(
+                result["errors"][0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("127 levels"),
+                "{place}: {}",
+                out.stdout
+            );
+            // Objects nested too deep are not echoed; the others are, each with its result.
+            let expected = if place == "object" { 0 } else { 2 };
+            crate::support::checked(&out, expected);
+        }
+        let at_limit = envelope_with(place, &nested(127 - outer));
+        assert!(serde_json::from_str::<serde_json::Value>(&at_limit).is_ok());
+        let out = run(&["validate"], &at_limit);
+        assert_eq!(out.exit, 0, "{place} at the limit: {}", out.stdout);
+        crate::support::checked(&out, 2);
+        let over = envelope_with(place, &nested(128 - outer));
+        assert!(serde_json::from_str::<serde_json::Value>(&over).is_err());
+        assert_eq!(
+            run(&["validate"], &over).exit,
+            3,
+            "{place} one over the limit"
+        );
+    }
 }

@@ -400,8 +400,9 @@ fn url_text_over_its_max_length_is_refused_before_any_request() {
             let document = support::checked(&run, 1);
             refused_on(run.exit, &document, &format!("config.{}", param.name))
                 .unwrap_or_else(|why| panic!("{} {}: {why}", manifest.name, param.name));
-            // At the limit it is accepted by validation.
-            envelope["config"][&param.name] = json!("1".repeat(max as usize));
+            // At the limit it is accepted by validation: distinct numbers, comma-separated, so
+            // that it is a valid value of every such parameter (ids, activity codes, a query).
+            envelope["config"][&param.name] = json!(numbers_of_length(max as usize));
             let run = support::run(&["validate"], &envelope.to_string());
             assert_ne!(
                 run.exit, 3,
@@ -430,4 +431,28 @@ fn huge_host_names_are_refused_without_being_quoted() {
             "{name}: the value was quoted"
         );
     }
+}
+
+/// Distinct decimal numbers joined by commas, exactly `length` bytes long.
+fn numbers_of_length(length: usize) -> String {
+    let mut text = String::new();
+    let mut next = 1000u64;
+    while length - text.len() > 10 {
+        if !text.is_empty() {
+            text.push(',');
+        }
+        text.push_str(&next.to_string());
+        next += 1;
+    }
+    let rest = length - text.len();
+    if rest > 0 {
+        // The last number fills what is left (a comma and at least one digit, or the digits).
+        let digits = if text.is_empty() { rest } else { rest - 1 };
+        if !text.is_empty() {
+            text.push(',');
+        }
+        text.push_str(&"9".repeat(digits));
+    }
+    assert_eq!(text.len(), length);
+    text
 }

@@ -5,6 +5,7 @@
 //! - `batching`: request counts of large runs (batching minimums), asserted exactly.
 //! - `checkpoints`: ingest checkpoints over runs fed each other's state: nothing missed or repeated.
 //! - `odd_answers`: one odd 2xx answer fails only the objects of its request.
+//! - `validate_parity`: `validate` refuses exactly what `run` refuses before any request.
 
 #![allow(
     clippy::unwrap_used,
@@ -27,3 +28,4 @@ mod probe;
 mod properties;
 mod support;
 mod tls;
+mod validate_parity;
