@@ -124,6 +124,9 @@ fn describe(param: &Param) -> String {
 /// A parameter with its position in its manifest's list.
 type Placed<'a> = (usize, &'a Param);
 
+/// Old and new parameter of a guessed rename, and why it was guessed.
+type Renames<'a> = Vec<(Placed<'a>, Placed<'a>, String)>;
+
 /// Pairs removed and added parameters that are most likely one parameter renamed.
 ///
 /// Heuristic, in this order: 1. same label (unique on both sides); 2. same position in the
@@ -131,11 +134,7 @@ type Placed<'a> = (usize, &'a Param);
 fn match_renames<'a>(
     mut removed: Vec<Placed<'a>>,
     mut added: Vec<Placed<'a>>,
-) -> (
-    Vec<(Placed<'a>, Placed<'a>, String)>,
-    Vec<Placed<'a>>,
-    Vec<Placed<'a>>,
-) {
+) -> (Renames<'a>, Vec<Placed<'a>>, Vec<Placed<'a>>) {
     let mut pairs = Vec::new();
     for old in removed.clone() {
         let label = &old.1.label;
@@ -463,6 +462,14 @@ mod tests {
         dir.join(format!("{name}.json"))
     }
 
+    fn param_mut<'a>(manifest: &'a mut Manifest, name: &str) -> &'a mut Param {
+        manifest
+            .params
+            .iter_mut()
+            .find(|p| p.name == name)
+            .expect(name)
+    }
+
     fn assert_has(lines: &[String], expected: &str) {
         assert!(
             lines.iter().any(|line| line.contains(expected)),
@@ -604,24 +611,21 @@ mod tests {
         );
         before.version = "1.0.0".into();
         after.version = "1.1.0".into();
-        let options = |m: &mut Manifest| {
-            m.params
-                .iter_mut()
-                .find(|p| p.name == "mitigation_action")
-                .map(|p| &mut p.options)
-                .expect("select")
-        };
-        options(after)[0].label = "Quarantine it".into();
-        let limit = |m: &mut Manifest| {
-            m.params
-                .iter_mut()
-                .find(|p| p.name == "objects_per_run")
-                .expect("param")
-        };
-        limit(after).min = Some(2.0);
-        limit(after).label = "Objects".into();
-        after.accepts.reverse();
-        after.outputs.attributes.clear();
+        // Both sides set explicitly: the test does not depend on today's manifest contents.
+        for (m, label, min) in [
+            (&mut *before, "Objects Per Run", 1.0),
+            (&mut *after, "Objects", 2.0),
+        ] {
+            param_mut(m, "objects_per_run").label = label.into();
+            param_mut(m, "objects_per_run").min = Some(min);
+            m.outputs.attributes.clear();
+        }
+        param_mut(after, "mitigation_action").options[0].label = "Quarantine it".into();
+        let accepts = (
+            before.accepts.clone(),
+            after.accepts.iter().rev().copied().collect::<Vec<_>>(),
+        );
+        after.accepts = accepts.1.clone();
         before
             .outputs
             .attributes
@@ -637,7 +641,11 @@ mod tests {
                 "  ~ option labels changed: mitigation_action",
                 "  ~ label changed: objects_per_run: \"Objects Per Run\" -> \"Objects\"",
                 "  ~ min changed: objects_per_run: 1 -> 2",
-                "  ~ accepted types changed: [\"SHA-1\", \"File Path\"] -> [\"File Path\", \"SHA-1\"]",
+                &format!(
+                    "  ~ accepted types changed: {} -> {}",
+                    show(&accepts.0),
+                    show(&accepts.1)
+                ),
                 "  ~ output attributes changed: [\"Verdict\"] -> []",
             ]
         );

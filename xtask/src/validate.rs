@@ -147,10 +147,10 @@ fn complete(spec: &Value) -> Result<(), Error> {
     {
         problems.push("runner.version missing".to_string());
     }
-    if !spec
+    if spec
         .get("actions")
         .and_then(Value::as_array)
-        .is_some_and(|actions| !actions.is_empty())
+        .is_none_or(Vec::is_empty)
     {
         problems.push("no actions".to_string());
     }
@@ -387,10 +387,10 @@ pub fn check(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    if let Ok(changelog) = fs::read_to_string(root.join("CHANGELOG.md")) {
-        if !changelog.contains(&format!("[{version}]")) {
-            warnings.push(format!("CHANGELOG.md has no section for version {version}"));
-        }
+    if let Ok(changelog) = fs::read_to_string(root.join("CHANGELOG.md"))
+        && !changelog.contains(&format!("[{version}]"))
+    {
+        warnings.push(format!("CHANGELOG.md has no section for version {version}"));
     }
     for doc in DOC_ENTRIES {
         if !root.join(doc).is_file() {
@@ -535,9 +535,9 @@ mod tests {
     fn key_order_and_the_schema_pointer_do_not_matter() {
         let root = scratch_root();
         doctor(&manifest(root.path(), "sentinelone-list-sites"), |m| {
-            let object = m.as_object_mut().expect("object");
+            let mut object = m.as_object().expect("object").clone();
             object.remove("$schema");
-            object.reverse();
+            *m = Value::Object(object.into_iter().rev().collect());
         });
         checked(root.path()).expect("still valid");
     }
