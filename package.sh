@@ -9,8 +9,8 @@
 # 4. the zip: entries sorted, one timestamp, fixed permissions, deflate level 9, checksums.sha256
 #
 # Two runs of one commit give byte-identical zips. Entry timestamps come from SOURCE_DATE_EPOCH,
-# else the commit time of HEAD, else 1980-01-01. Needs: the Rust toolchain, python3 (3.9+), git
-# (optional). Details: docs/packaging.md; the file layout is the LAYOUT table in packaging/package.py.
+# else the commit time of HEAD, else 1980-01-01. Needs: the Rust toolchain (and a C compiler, for
+# zlib), git (optional). Details: docs/packaging.md; the file layout is the table in xtask/src/layout.rs.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -34,9 +34,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-for tool in cargo python3; do
-    command -v "$tool" >/dev/null || { echo "package.sh: $tool is required" >&2; exit 2; }
-done
+command -v cargo >/dev/null || { echo "package.sh: cargo is required" >&2; exit 2; }
 if [ -n "$previous" ]; then
     [ -e "$previous" ] || { echo "package.sh: --previous $previous: no such file or directory" >&2; exit 2; }
     previous="$(absolute "$previous")"
@@ -47,11 +45,6 @@ cd "$here"
 echo "== cargo build --release --locked" >&2
 cargo build --release --locked
 
-# Wherever cargo puts it (CARGO_TARGET_DIR, .cargo/config.toml build.target-dir, or target/).
-target_dir="$(cargo metadata --format-version 1 --no-deps --locked \
-    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-binary="$target_dir/release/s1-actions"
-
 if [ -n "${SOURCE_DATE_EPOCH:-}" ]; then
     epoch="$SOURCE_DATE_EPOCH"
 elif epoch="$(git log -1 --format=%ct HEAD 2>/dev/null)" && [ -n "$epoch" ]; then
@@ -60,6 +53,7 @@ else
     epoch=315532800 # 1980-01-01T00:00:00Z
 fi
 
-echo "== validate manifests and write the package" >&2
-exec python3 packaging/package.py build --root . --binary "$binary" --out-dir "$out_dir" \
+echo "== validate manifests and write the package (cargo xtask package build)" >&2
+# The xtask finds the release binary wherever cargo put it (CARGO_TARGET_DIR, build.target-dir).
+exec cargo run --quiet --locked --package xtask -- package build --root . --out-dir "$out_dir" \
     --epoch "$epoch" ${previous:+--previous "$previous"}
