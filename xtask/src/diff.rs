@@ -273,6 +273,17 @@ fn compare_param(old: &Param, new: &Param) -> Vec<Change> {
             ));
         }
     }
+    if old.max_length != new.max_length {
+        let text = |limit: Option<u32>| limit.map_or_else(|| "null".to_string(), |n| n.to_string());
+        changes.push((
+            false,
+            format!(
+                "max_length changed: {name}: {} -> {}",
+                text(old.max_length),
+                text(new.max_length)
+            ),
+        ));
+    }
     changes
 }
 
