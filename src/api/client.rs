@@ -1370,6 +1370,115 @@ mod tests {
     }
 
     #[test]
+    fn a_url_too_long_is_a_config_error_not_a_panic() {
+        let server = TestServer::start(vec![ok_body()]);
+        let (client, _) = client_of(&server);
+        let long = "x".repeat(70_000);
+        let failure = client.get("/threats", &[("query", long)]).unwrap_err();
+        assert_eq!(failure.code, ErrorCode::ConfigInvalid);
+        assert!(failure.message.contains("GET /threats"), "{}", failure.message);
+        let failure = client
+            .get(&format!("/hashes/{}/verdict", "a".repeat(70_000)), &[])
+            .unwrap_err();
+        assert_eq!(failure.code, ErrorCode::ConfigInvalid);
+        assert_eq!(client.metrics().http_requests, 0);
+        // Characters a URI cannot carry are encoded, in the path as in the query.
+        client
+            .get("/threats/a b\"{}/notes", &[("q", "a b&c=d/é".to_string())])
+            .unwrap();
+        let request = &server.requests()[0];
+        assert_eq!(
+            request.target,
+            "/web/api/v2.1/threats/a%20b%22%7B%7D/notes?q=a%20b%26c%3Dd%2F%C3%A9"
+        );
+    }
+
+    #[test]
+    fn a_token_no_header_can_carry_is_a_config_error() {
+        let server = TestServer::start(vec![]);
+        let mut settings = test_settings(&server);
+        settings.token = Secret::new("abc\ndef");
+        let failure = ApiClient::new(settings).err().unwrap();
+        assert_eq!(failure.code, ErrorCode::ConfigInvalid);
+        assert_eq!(failure.field.as_deref(), Some("config.api_token"));
+        assert!(!failure.message.contains("abc"));
+    }
+
+    #[test]
+    fn ca_bundles_that_are_not_small_regular_files_are_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("bundle.fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let big = dir.path().join("big.pem");
+        std::fs::write(&big, vec![b'a'; 2 * 1024 * 1024]).unwrap();
+        let started = Instant::now();
+        for (path, reason) in [
+            (fifo.display().to_string(), "is not a regular file"),
+            ("/dev/zero".to_string(), "is not a regular file"),
+            (dir.path().display().to_string(), "is not a regular file"),
+            (big.display().to_string(), "is larger than 1048576 bytes"),
+        ] {
+            let failure = load_ca_bundle(&path).unwrap_err();
+            assert_eq!(failure.code, ErrorCode::ConfigInvalid);
+            assert_eq!(failure.field.as_deref(), Some("config.ca_bundle"));
+            assert!(failure.message.contains(reason), "{path}: {}", failure.message);
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // Opening without blocking is harmless for a regular file.
+        let pem = dir.path().join("ok.pem");
+        std::fs::write(&pem, b"hello").unwrap();
+        assert_eq!(read_ca_file(&pem.display().to_string()).unwrap(), b"hello");
+        // And a FIFO opened past the check does not block either.
+        let opened = open_without_blocking(&fifo.display().to_string()).unwrap();
+        assert!(!opened.metadata().unwrap().is_file());
+    }
+
+    #[test]
+    fn throttling_without_retry_after_outlasts_max_retries() {
+        let mut script: Vec<Reply> = (0..8)
+            .map(|_| Reply::json(429, json!({ "errors": [{ "title": "Too Many Requests" }] })))
+            .collect();
+        script.push(ok_body());
+        let server = TestServer::start(script);
+        let mut settings = test_settings(&server);
+        settings.max_retries = 2;
+        let (client, sleeper) = client_with(settings);
+        client.get("/restrictions", &[]).unwrap();
+        assert_eq!(
+            client.metrics(),
+            Metrics {
+                http_requests: 9,
+                retries: 8
+            }
+        );
+        assert_eq!(sleeper.slept().len(), 8);
+
+        // On a 30-per-minute family, each retry waits at least the family's 2 s spacing.
+        let server = TestServer::start(vec![Reply::json(429, json!({})), ok_body()]);
+        let (client, sleeper) = client_of(&server);
+        client.post("/threat-intelligence/iocs", &json!({})).unwrap();
+        let slept = sleeper.slept();
+        assert_eq!(slept.len(), 1, "{slept:?}");
+        assert!(slept[0] >= Duration::from_millis(1900), "{slept:?}");
+    }
+
+    #[test]
+    fn a_silent_console_is_cut_off_at_the_deadline() {
+        let server = TestServer::start(vec![Reply::Stall(Duration::from_secs(5))]);
+        let mut settings = test_settings(&server);
+        settings.request_timeout = Duration::from_secs(30);
+        settings.deadline = Some(Instant::now() + Duration::from_millis(300));
+        let (client, _) = client_with(settings);
+        let started = Instant::now();
+        let failure = client.get("/restrictions", &[]).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        assert_eq!(failure.code, ErrorCode::RunDeadline, "{}", failure.message);
+        assert!(failure.retryable);
+        assert_eq!(client.metrics().http_requests, 1);
+    }
+
+    #[test]
     fn loopback_bases_are_recognised() {
         for (host, loopback) in [
             ("http://127.0.0.1:9", true),
