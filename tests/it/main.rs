@@ -20,5 +20,6 @@ mod deadline;
 mod faults;
 mod fixtures;
 mod properties;
+mod rate_limits;
 mod support;
 mod tls;
