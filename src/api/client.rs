@@ -403,7 +403,7 @@ impl ApiClient {
         let endpoint = format!("{} {path}", method.as_str());
         let url = self.url(&endpoint, path, query)?;
         let family = family_of(path);
-        let mut state = RetryState::new(Instant::now());
+        let mut state = RetryState::new(Instant::now(), self.limiter.family_interval(family));
         let mut attempts: u32 = 0;
         // The failure being retried, if the next attempt is a retry.
         let mut retrying: Option<Failure> = None;
@@ -444,15 +444,9 @@ impl ApiClient {
                 RetryCause::Failed
             };
             let now = Instant::now();
-            let decision = self.policy.decide(
-                &state,
-                cause,
-                after,
-                self.limiter.family_interval(family),
-                now,
-                self.deadline,
-                &mut rand::rng(),
-            );
+            let decision =
+                self.policy
+                    .decide(&state, cause, after, now, self.deadline, &mut rand::rng());
             let RetryDecision::After(delay) = decision else {
                 return Err(self.give_up(&endpoint, path, failure, attempts, decision));
             };
@@ -722,9 +716,10 @@ fn load_ca_bundle(bundle: &str) -> Result<Vec<Certificate<'static>>, Failure> {
         Cow::Borrowed(bundle.as_bytes())
     } else {
         let path = bundle.trim();
-        Cow::Owned(read_ca_file(path).map_err(|reason| {
-            invalid(format!("The CA bundle file '{path}' {reason}"))
-        })?)
+        Cow::Owned(
+            read_ca_file(path)
+                .map_err(|reason| invalid(format!("The CA bundle file '{path}' {reason}")))?,
+        )
     };
     let mut certificates = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
@@ -756,7 +751,8 @@ fn read_ca_file(path: &str) -> Result<Vec<u8>, String> {
     if metadata.len() > MAX_CA_BUNDLE_BYTES {
         return Err(too_large());
     }
-    let file = open_without_blocking(path).map_err(|error| format!("could not be read: {error}"))?;
+    let file =
+        open_without_blocking(path).map_err(|error| format!("could not be read: {error}"))?;
     let opened = file
         .metadata()
         .map_err(|error| format!("could not be read: {error}"))?;
@@ -1376,7 +1372,11 @@ mod tests {
         let long = "x".repeat(70_000);
         let failure = client.get("/threats", &[("query", long)]).unwrap_err();
         assert_eq!(failure.code, ErrorCode::ConfigInvalid);
-        assert!(failure.message.contains("GET /threats"), "{}", failure.message);
+        assert!(
+            failure.message.contains("GET /threats"),
+            "{}",
+            failure.message
+        );
         let failure = client
             .get(&format!("/hashes/{}/verdict", "a".repeat(70_000)), &[])
             .unwrap_err();
@@ -1408,7 +1408,10 @@ mod tests {
     fn ca_bundles_that_are_not_small_regular_files_are_refused_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("bundle.fifo");
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
         assert!(made.success());
         let big = dir.path().join("big.pem");
         std::fs::write(&big, vec![b'a'; 2 * 1024 * 1024]).unwrap();
@@ -1422,7 +1425,11 @@ mod tests {
             let failure = load_ca_bundle(&path).unwrap_err();
             assert_eq!(failure.code, ErrorCode::ConfigInvalid);
             assert_eq!(failure.field.as_deref(), Some("config.ca_bundle"));
-            assert!(failure.message.contains(reason), "{path}: {}", failure.message);
+            assert!(
+                failure.message.contains(reason),
+                "{path}: {}",
+                failure.message
+            );
         }
         assert!(started.elapsed() < Duration::from_secs(5));
         // Opening without blocking is harmless for a regular file.
@@ -1457,7 +1464,9 @@ mod tests {
         // On a 30-per-minute family, each retry waits at least the family's 2 s spacing.
         let server = TestServer::start(vec![Reply::json(429, json!({})), ok_body()]);
         let (client, sleeper) = client_of(&server);
-        client.post("/threat-intelligence/iocs", &json!({})).unwrap();
+        client
+            .post("/threat-intelligence/iocs", &json!({}))
+            .unwrap();
         let slept = sleeper.slept();
         assert_eq!(slept.len(), 1, "{slept:?}");
         assert!(slept[0] >= Duration::from_millis(1900), "{slept:?}");
@@ -1472,7 +1481,11 @@ mod tests {
         let (client, _) = client_with(settings);
         let started = Instant::now();
         let failure = client.get("/restrictions", &[]).unwrap_err();
-        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
         assert_eq!(failure.code, ErrorCode::RunDeadline, "{}", failure.message);
         assert!(failure.retryable);
         assert_eq!(client.metrics().http_requests, 1);

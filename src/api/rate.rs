@@ -241,7 +241,9 @@ mod tests {
     use super::*;
 
     fn family(prefix: &str) -> Option<usize> {
-        FAMILY_LIMITS.iter().position(|family| family.prefix == prefix)
+        FAMILY_LIMITS
+            .iter()
+            .position(|family| family.prefix == prefix)
     }
 
     #[test]
@@ -305,7 +307,11 @@ mod tests {
         }
         // Another family is not held back by the slow one.
         let accounts = limiter.reserve(family_of("/accounts"), now);
-        assert!(accounts - now <= Duration::from_millis(1), "{:?}", accounts - now);
+        assert!(
+            accounts - now <= Duration::from_millis(1),
+            "{:?}",
+            accounts - now
+        );
     }
 
     #[test]
@@ -387,9 +393,15 @@ mod tests {
         assert_eq!(limiter.reserve(None, start), start);
         let later = start + Duration::from_secs(5);
         assert_eq!(limiter.reserve(None, later), later);
-        assert_eq!(limiter.reserve(None, later), later + Duration::from_millis(100));
+        assert_eq!(
+            limiter.reserve(None, later),
+            later + Duration::from_millis(100)
+        );
         let ti = family_of("/threat-intelligence/iocs");
-        assert_eq!(limiter.reserve(ti, later + Duration::from_secs(60)), later + Duration::from_secs(60));
+        assert_eq!(
+            limiter.reserve(ti, later + Duration::from_secs(60)),
+            later + Duration::from_secs(60)
+        );
     }
 
     #[test]

@@ -98,21 +98,27 @@ pub(crate) struct RetryState {
     pub(crate) failed_retries: u32,
     /// Retries after 429s (these only shape the backoff).
     pub(crate) throttled_retries: u32,
+    /// The even spacing of the request's endpoint family (see `rate`), if it has one: the
+    /// least a 429 without `Retry-After` waits.
+    pub(crate) family_interval: Option<Duration>,
 }
 
 impl RetryState {
-    pub(crate) fn new(started: Instant) -> Self {
+    pub(crate) fn new(started: Instant, family_interval: Option<Duration>) -> Self {
         Self {
             started,
             failed_retries: 0,
             throttled_retries: 0,
+            family_interval,
         }
     }
 
     /// Records that the retry `decision` allowed for `cause` is being made.
     pub(crate) fn count(&mut self, cause: RetryCause) {
         match cause {
-            RetryCause::Throttled => self.throttled_retries = self.throttled_retries.saturating_add(1),
+            RetryCause::Throttled => {
+                self.throttled_retries = self.throttled_retries.saturating_add(1)
+            }
             RetryCause::Failed => self.failed_retries = self.failed_retries.saturating_add(1),
         }
     }
@@ -136,9 +142,8 @@ impl RetryPolicy {
     }
 
     /// Decides about the next retry of a request whose last attempt failed for `cause`, given
-    /// the server's `Retry-After` (already capped by the classifier), the spacing of the
-    /// request's endpoint family (`family_interval`, see `rate`), the current time and the run
-    /// deadline.
+    /// the server's `Retry-After` (already capped by the classifier), the current time and the
+    /// run deadline.
     ///
     /// - `max_retries` = 0 turns every retry off, 429s included (an explicit "fail fast").
     /// - Server and network failures: at most `max_retries` retries.
@@ -151,7 +156,6 @@ impl RetryPolicy {
         state: &RetryState,
         cause: RetryCause,
         retry_after: Option<Duration>,
-        family_interval: Option<Duration>,
         now: Instant,
         deadline: Option<Instant>,
         rng: &mut impl Rng,
@@ -171,7 +175,7 @@ impl RetryPolicy {
                     Some(after) => after,
                     None => self
                         .delay(state.throttled_retries, None, rng)
-                        .max(family_interval.unwrap_or(Duration::ZERO)),
+                        .max(state.family_interval.unwrap_or(Duration::ZERO)),
                 };
                 if deadline.is_none()
                     && now.saturating_duration_since(state.started) + delay > THROTTLE_BUDGET
@@ -267,40 +271,39 @@ mod tests {
         state: &RetryState,
         cause: RetryCause,
         after: Option<Duration>,
-        family: Option<Duration>,
         now: Instant,
         deadline: Option<Instant>,
     ) -> RetryDecision {
         let mut rng = StdRng::seed_from_u64(5);
-        policy.decide(state, cause, after, family, now, deadline, &mut rng)
+        policy.decide(state, cause, after, now, deadline, &mut rng)
     }
 
     #[test]
     fn budget_and_deadline_end_retries() {
         let policy = RetryPolicy::new(2);
         let now = Instant::now();
-        let mut state = RetryState::new(now);
+        let mut state = RetryState::new(now, None);
         let after = Some(Duration::from_secs(5));
         let failed = RetryCause::Failed;
         state.failed_retries = 1;
         assert_eq!(
-            decide(&policy, &state, failed, after, None, now, None),
+            decide(&policy, &state, failed, after, now, None),
             RetryDecision::After(Duration::from_secs(5))
         );
         state.failed_retries = 2;
         assert_eq!(
-            decide(&policy, &state, failed, after, None, now, None),
+            decide(&policy, &state, failed, after, now, None),
             RetryDecision::Exhausted
         );
         state.failed_retries = 0;
         let deadline = Some(now + Duration::from_secs(4));
         assert_eq!(
-            decide(&policy, &state, failed, after, None, now, deadline),
+            decide(&policy, &state, failed, after, now, deadline),
             RetryDecision::PastDeadline
         );
         let deadline = Some(now + Duration::from_secs(6));
         assert_eq!(
-            decide(&policy, &state, failed, after, None, now, deadline),
+            decide(&policy, &state, failed, after, now, deadline),
             RetryDecision::After(Duration::from_secs(5))
         );
     }
@@ -309,24 +312,24 @@ mod tests {
     fn server_errors_keep_their_count_cap_whatever_the_429s() {
         let policy = RetryPolicy::new(5);
         let now = Instant::now();
-        let mut state = RetryState::new(now);
+        let mut state = RetryState::new(now, None);
         for _ in 0..20 {
             state.count(RetryCause::Throttled);
         }
         for _ in 0..5 {
             assert!(matches!(
-                decide(&policy, &state, RetryCause::Failed, None, None, now, None),
+                decide(&policy, &state, RetryCause::Failed, None, now, None),
                 RetryDecision::After(_)
             ));
             state.count(RetryCause::Failed);
         }
         assert_eq!(
-            decide(&policy, &state, RetryCause::Failed, None, None, now, None),
+            decide(&policy, &state, RetryCause::Failed, None, now, None),
             RetryDecision::Exhausted
         );
         // The 429s after that are still retried: they do not share the count.
         assert!(matches!(
-            decide(&policy, &state, RetryCause::Throttled, None, None, now, None),
+            decide(&policy, &state, RetryCause::Throttled, None, now, None),
             RetryDecision::After(_)
         ));
     }
@@ -337,10 +340,10 @@ mod tests {
         let now = Instant::now();
         let two = Some(Duration::from_secs(2));
         let mut rng = StdRng::seed_from_u64(9);
-        let state = RetryState::new(now);
+        let state = RetryState::new(now, two);
         for _ in 0..200 {
             let RetryDecision::After(delay) =
-                policy.decide(&state, RetryCause::Throttled, None, two, now, None, &mut rng)
+                policy.decide(&state, RetryCause::Throttled, None, now, None, &mut rng)
             else {
                 panic!("retried");
             };
@@ -348,8 +351,9 @@ mod tests {
             assert_eq!(delay, Duration::from_secs(2));
         }
         // Outside any family, the plain backoff.
+        let outside = RetryState::new(now, None);
         let RetryDecision::After(delay) =
-            policy.decide(&state, RetryCause::Throttled, None, None, now, None, &mut rng)
+            policy.decide(&outside, RetryCause::Throttled, None, now, None, &mut rng)
         else {
             panic!("retried");
         };
@@ -360,7 +364,6 @@ mod tests {
                 &state,
                 RetryCause::Throttled,
                 Some(Duration::from_secs(1)),
-                two,
                 now,
                 None,
                 &mut rng
@@ -374,12 +377,12 @@ mod tests {
         let policy = RetryPolicy::new(5);
         let start = Instant::now();
         let deadline = Some(start + Duration::from_secs(100));
-        let mut state = RetryState::new(start);
+        let two = Some(Duration::from_secs(2));
+        let mut state = RetryState::new(start, two);
         let mut now = start;
         let mut retries = 0;
-        let two = Some(Duration::from_secs(2));
         loop {
-            match decide(&policy, &state, RetryCause::Throttled, None, two, now, deadline) {
+            match decide(&policy, &state, RetryCause::Throttled, None, now, deadline) {
                 RetryDecision::After(delay) => {
                     now += delay;
                     state.count(RetryCause::Throttled);
@@ -400,16 +403,16 @@ mod tests {
     fn without_a_deadline_429s_stop_at_the_time_budget() {
         let policy = RetryPolicy::new(5);
         let start = Instant::now();
-        let state = RetryState::new(start);
+        let state = RetryState::new(start, None);
         let after = Some(Duration::from_secs(30));
         let late = start + THROTTLE_BUDGET - Duration::from_secs(31);
         assert_eq!(
-            decide(&policy, &state, RetryCause::Throttled, after, None, late, None),
+            decide(&policy, &state, RetryCause::Throttled, after, late, None),
             RetryDecision::After(Duration::from_secs(30))
         );
         let later = start + THROTTLE_BUDGET - Duration::from_secs(29);
         assert_eq!(
-            decide(&policy, &state, RetryCause::Throttled, after, None, later, None),
+            decide(&policy, &state, RetryCause::Throttled, after, later, None),
             RetryDecision::Exhausted
         );
     }
@@ -418,10 +421,10 @@ mod tests {
     fn no_retries_means_none_at_all() {
         let policy = RetryPolicy::new(0);
         let now = Instant::now();
-        let state = RetryState::new(now);
+        let state = RetryState::new(now, None);
         for cause in [RetryCause::Throttled, RetryCause::Failed] {
             assert_eq!(
-                decide(&policy, &state, cause, None, None, now, None),
+                decide(&policy, &state, cause, None, now, None),
                 RetryDecision::Exhausted
             );
         }

@@ -199,10 +199,9 @@ impl FamilyLimiter {
         }
         let retry_after = self.retry_after.then(|| {
             // Seconds until the oldest admission leaves the window, rounded up, at least 1.
-            let free_at = family
-                .admitted
-                .front()
-                .map_or(Duration::ZERO, |front| (*front + family.window).duration_since(now));
+            let free_at = family.admitted.front().map_or(Duration::ZERO, |front| {
+                (*front + family.window).duration_since(now)
+            });
             let seconds = free_at.as_millis().div_ceil(1000).max(1);
             seconds.to_string()
         });
@@ -285,7 +284,9 @@ mod tests {
         let iocs = "/web/api/v2.1/threat-intelligence/iocs";
         assert!(limiter.admit(iocs, t0).is_ok());
         assert!(limiter.admit(iocs, t0 + Duration::from_secs(10)).is_ok());
-        let refused = limiter.admit(iocs, t0 + Duration::from_secs(20)).unwrap_err();
+        let refused = limiter
+            .admit(iocs, t0 + Duration::from_secs(20))
+            .unwrap_err();
         assert_eq!(refused.retry_after.as_deref(), Some("40"));
         // Other paths are not limited; the window slides.
         assert!(limiter.admit("/web/api/v2.1/threats", t0).is_ok());
@@ -304,11 +305,23 @@ mod tests {
             assert!(limiter.admit("/web/api/v2.1/threats", t0).is_ok());
         }
         assert!(limiter.admit("/web/api/v2.1/threats", t0).is_err());
-        assert!(limiter.admit("/web/api/v2.1/threats/mitigate/kill", t0).is_ok());
+        assert!(
+            limiter
+                .admit("/web/api/v2.1/threats/mitigate/kill", t0)
+                .is_ok()
+        );
         for _ in 0..30 {
-            assert!(limiter.admit("/web/api/v2.1/threat-intelligence/iocs", t0).is_ok());
+            assert!(
+                limiter
+                    .admit("/web/api/v2.1/threat-intelligence/iocs", t0)
+                    .is_ok()
+            );
         }
-        assert!(limiter.admit("/web/api/v2.1/threat-intelligence/iocs", t0).is_err());
+        assert!(
+            limiter
+                .admit("/web/api/v2.1/threat-intelligence/iocs", t0)
+                .is_err()
+        );
         assert!(limiter.admit("/web/api/v2.1/restrictions", t0).is_ok());
 
         let quiet = limits(
@@ -322,8 +335,10 @@ mod tests {
         assert_eq!(limiter.admit(iocs, t0).unwrap_err().retry_after, None);
         assert!(serde_json::from_str::<RateLimits>(r#""other""#).is_err());
         assert!(
-            serde_json::from_str::<RateLimits>(r#"{"families": {"/x": {"limit": 0, "window_ms": 1}}}"#)
-                .is_err()
+            serde_json::from_str::<RateLimits>(
+                r#"{"families": {"/x": {"limit": 0, "window_ms": 1}}}"#
+            )
+            .is_err()
         );
     }
 

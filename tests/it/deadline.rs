@@ -285,7 +285,10 @@ fn a_ca_bundle_that_is_a_fifo_or_a_device_is_refused_at_once() {
             let started = Instant::now();
             let out = support::run(&[command], &text);
             let elapsed = started.elapsed();
-            assert!(elapsed < Duration::from_secs(5), "{command} {bundle}: {elapsed:?}");
+            assert!(
+                elapsed < Duration::from_secs(5),
+                "{command} {bundle}: {elapsed:?}"
+            );
             assert_eq!(out.exit, 3, "{command} {bundle}: {}", out.stdout);
             let result = out.json();
             assert_eq!(result["errors"][0]["code"], "config.invalid", "{result}");
