@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::fs::File;
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,8 +22,8 @@ use ureq::{Agent, Proxy, ProxyProtocol};
 use super::classify::{Outcome, classify_response_as, classify_transport};
 use super::page::Pages;
 use super::pool::run_parallel;
-use super::rate::RateLimiter;
-use super::retry::{RetryDecision, RetryPolicy, Sleeper, ThreadSleeper};
+use super::rate::{RateLimiter, family_of};
+use super::retry::{RetryCause, RetryDecision, RetryPolicy, RetryState, Sleeper, ThreadSleeper};
 use crate::connection::{BaseUrl, ConnectionConfig, Secret};
 use crate::error::{ErrorCode, Failure};
 use crate::log;
@@ -37,6 +38,60 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most bytes read from a non-2xx body: S1 error bodies are tiny, and the status alone still
 /// classifies the answer when a proxy sends a large HTML page instead.
 const ERROR_BODY_LIMIT: u64 = 64 * 1024;
+
+/// Largest CA bundle file read (1 MiB): a PEM bundle of every public root is about 250 KB.
+const MAX_CA_BUNDLE_BYTES: u64 = 1024 * 1024;
+
+/// The longest URL the HTTP stack accepts: the `http` crate refuses a URI longer than
+/// `u16::MAX - 1` bytes (`http` 1.x, `src/uri/mod.rs`, `MAX_LEN`), and ureq 3 panics on that
+/// refusal when it appends query parameters, so the client checks the length itself first.
+const MAX_URL_BYTES: usize = (u16::MAX - 1) as usize;
+
+/// Characters percent-encoded in a query key or value: exactly ureq's own `ENCODED_IN_QUERY`
+/// (`ureq` 3.5 `src/query.rs`), so building the query here sends the bytes ureq's
+/// `query_pairs` sent before.
+const QUERY_ENCODED: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'$')
+    .add(b'%')
+    .add(b'&')
+    .add(b'\'')
+    .add(b'+')
+    .add(b',')
+    .add(b'/')
+    .add(b':')
+    .add(b';')
+    .add(b'<')
+    .add(b'=')
+    .add(b'>')
+    .add(b'?')
+    .add(b'@')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// Characters percent-encoded in an API path (ids from answers end up there): those a URI path
+/// cannot carry. `/` and `%` stay, the path being built by the actions.
+const PATH_ENCODED: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
 
 /// Most bytes of a thread's answer buffer kept for its next answer.
 const KEPT_BODY_CAPACITY: usize = 4 * 1024 * 1024;
@@ -62,7 +117,8 @@ pub struct ClientSettings {
     pub ca_bundle: Option<String>,
     /// Proxy URL; `None` means the standard proxy environment variables.
     pub proxy: Option<String>,
-    /// Timeout of one attempt, from connecting to the last byte of the body.
+    /// Timeout of one attempt, from connecting to the last byte of the body; never past the
+    /// run deadline.
     pub request_timeout: Duration,
     pub max_retries: u32,
     /// Attempts per second across all workers; zero or less means unlimited.
@@ -156,6 +212,7 @@ pub struct ApiClient {
     authorization: Secret,
     policy: RetryPolicy,
     limiter: RateLimiter,
+    request_timeout: Duration,
     max_concurrency: usize,
     deadline: Option<Instant>,
     max_response_bytes: u64,
@@ -202,6 +259,13 @@ impl ApiClient {
             .proxy(proxy)
             .build();
         let authorization = Secret::new(format!("ApiToken {}", settings.token.expose()));
+        if ureq::http::HeaderValue::from_str(authorization.expose()).is_err() {
+            // Checked here, once: ureq would refuse every request, and the token is never quoted.
+            return Err(Failure::config_invalid(
+                "config.api_token",
+                "The API token contains characters an HTTP header cannot carry (line breaks or control characters)",
+            ));
+        }
         Ok(Self {
             agent: config.into(),
             base: settings.base,
@@ -209,6 +273,7 @@ impl ApiClient {
             authorization,
             policy: RetryPolicy::new(settings.max_retries),
             limiter: RateLimiter::new(settings.requests_per_second),
+            request_timeout: settings.request_timeout,
             max_concurrency: settings.max_concurrency.max(1),
             deadline: settings.deadline,
             max_response_bytes: settings.max_response_bytes,
@@ -352,13 +417,15 @@ impl ApiClient {
         query: &[(&str, String)],
         body: Option<&[u8]>,
     ) -> Result<T, Failure> {
-        let url = self.base.api(path);
         let endpoint = format!("{} {path}", method.as_str());
+        let url = self.url(&endpoint, path, query)?;
+        let family = family_of(path);
+        let mut state = RetryState::new(Instant::now(), self.limiter.family_interval(family));
         let mut attempts: u32 = 0;
         // The failure being retried, if the next attempt is a retry.
         let mut retrying: Option<Failure> = None;
         loop {
-            if !self.wait_for_slot() {
+            if !self.wait_for_slot(family) {
                 // Before a retry, the failure being retried says what actually went wrong.
                 return Err(match retrying.take() {
                     Some(failure) => self.give_up(
@@ -378,7 +445,7 @@ impl ApiClient {
                 self.retries.fetch_add(1, Ordering::Relaxed);
             }
             attempts += 1;
-            let (after, failure) = match self.attempt(method, &url, query, body, &endpoint) {
+            let (after, failure) = match self.attempt(method, &url, body, &endpoint) {
                 Ok(value) => return Ok(value),
                 Err(Outcome::GiveUp(failure)) => return Err(failure),
                 Err(Outcome::Retry { after, failure }) => (after, failure),
@@ -388,16 +455,19 @@ impl ApiClient {
                     )));
                 }
             };
-            let decision = self.policy.decide(
-                attempts - 1,
-                after,
-                Instant::now(),
-                self.deadline,
-                &mut rand::rng(),
-            );
+            let cause = if failure.code == ErrorCode::UpstreamRateLimited {
+                RetryCause::Throttled
+            } else {
+                RetryCause::Failed
+            };
+            let now = Instant::now();
+            let decision =
+                self.policy
+                    .decide(&state, cause, after, now, self.deadline, &mut rand::rng());
             let RetryDecision::After(delay) = decision else {
                 return Err(self.give_up(&endpoint, path, failure, attempts, decision));
             };
+            state.count(cause);
             log::warn(
                 "retry",
                 &format!("Retrying {endpoint}: {}", failure.code),
@@ -409,19 +479,26 @@ impl ApiClient {
                     "path": path,
                 }),
             );
-            self.sleeper.sleep(delay);
+            if cause == RetryCause::Throttled {
+                // The console said "slow down" to this token: every worker's next slot of the
+                // family (of everything, outside the families) waits, this retry's included, so
+                // the wait happens in `wait_for_slot`.
+                self.limiter.hold(family, now + delay);
+            } else {
+                self.sleeper.sleep(delay);
+            }
             retrying = Some(failure);
         }
     }
 
-    /// Takes the next rate slot and waits for it; `false` when the attempt could only start
-    /// at or after the run deadline (nothing is waited for then).
-    fn wait_for_slot(&self) -> bool {
+    /// Takes the next rate slot of `family` (see `rate`) and waits for it; `false` when the
+    /// attempt could only start at or after the run deadline (nothing is waited for then).
+    fn wait_for_slot(&self, family: Option<usize>) -> bool {
         let now = Instant::now();
         if self.deadline.is_some_and(|deadline| now >= deadline) {
             return false;
         }
-        let slot = self.limiter.reserve(now);
+        let slot = self.limiter.reserve(family, now);
         if self.deadline.is_some_and(|deadline| slot >= deadline) {
             return false;
         }
@@ -443,6 +520,9 @@ impl ApiClient {
     ) -> Failure {
         let reason = match decision {
             RetryDecision::PastDeadline => "the run deadline leaves no time for another attempt",
+            _ if failure.code == ErrorCode::UpstreamRateLimited && self.policy.max_retries > 0 => {
+                "SentinelOne kept throttling past the retry time budget"
+            }
             _ => "no retries left",
         };
         log::warn(
@@ -467,20 +547,61 @@ impl ApiClient {
         &self,
         method: Method,
         url: &str,
-        query: &[(&str, String)],
         body: Option<&[u8]>,
         endpoint: &str,
+    ) -> Result<T, Outcome> {
+        let (timeout, cut_by_deadline) = self.attempt_timeout(Instant::now());
+        let result = self.send_and_read(method, url, body, endpoint, timeout);
+        match result {
+            Err(Outcome::Retry { failure, .. })
+                if cut_by_deadline && failure.code == ErrorCode::NetworkTimeout =>
+            {
+                Err(Outcome::GiveUp(Failure::new(
+                    ErrorCode::RunDeadline,
+                    format!(
+                        "The run deadline passed while {endpoint} was waiting for SentinelOne's answer"
+                    ),
+                )))
+            }
+            other => other,
+        }
+    }
+
+    /// The timeout of an attempt starting at `now`: the request timeout, cut to the time left
+    /// before the run deadline; `true` when the deadline is what bounds it.
+    fn attempt_timeout(&self, now: Instant) -> (Duration, bool) {
+        match self.deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(now);
+                if left < self.request_timeout {
+                    // A zero timeout would mean "none" to nobody, but keep it positive anyway.
+                    (left.max(Duration::from_millis(1)), true)
+                } else {
+                    (self.request_timeout, false)
+                }
+            }
+            None => (self.request_timeout, false),
+        }
+    }
+
+    fn send_and_read<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&[u8]>,
+        endpoint: &str,
+        timeout: Duration,
     ) -> Result<T, Outcome> {
         self.http_requests.fetch_add(1, Ordering::Relaxed);
         let body = body.unwrap_or_default();
         let sent = match method {
-            Method::Get => self.prepare(self.agent.get(url), query).call(),
+            Method::Get => self.prepare(self.agent.get(url), timeout).call(),
             Method::Post => self
-                .prepare(self.agent.post(url), query)
+                .prepare(self.agent.post(url), timeout)
                 .content_type("application/json")
                 .send(body),
             Method::Delete => self
-                .prepare(self.agent.delete(url).force_send_body(), query)
+                .prepare(self.agent.delete(url).force_send_body(), timeout)
                 .content_type("application/json")
                 .send(body),
         };
@@ -547,15 +668,48 @@ impl ApiClient {
         })
     }
 
-    /// Adds the headers and query every request carries.
+    /// Adds the header every request carries and this attempt's timeouts.
     fn prepare<B>(
         &self,
         request: ureq::RequestBuilder<B>,
-        query: &[(&str, String)],
+        timeout: Duration,
     ) -> ureq::RequestBuilder<B> {
         request
             .header("Authorization", self.authorization.expose())
-            .query_pairs(query.iter().map(|(name, value)| (*name, value.as_str())))
+            .config()
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(timeout.min(MAX_CONNECT_TIMEOUT)))
+            .build()
+    }
+
+    /// The full URL of `path` with `query`, encoded as ureq's `query_pairs` would. A URL the
+    /// HTTP stack cannot carry is a failure here, never a panic inside ureq: too long is
+    /// `config.invalid` (the values that make a URL long come from the configuration, such as
+    /// a `query` or a list of scope ids; object values are batched to keep URLs short).
+    fn url(&self, endpoint: &str, path: &str, query: &[(&str, String)]) -> Result<String, Failure> {
+        let path: Cow<'_, str> = percent_encoding::utf8_percent_encode(path, PATH_ENCODED).into();
+        let mut url = self.base.api(&path);
+        for (index, (name, value)) in query.iter().enumerate() {
+            url.push(if index == 0 { '?' } else { '&' });
+            url.extend(percent_encoding::utf8_percent_encode(name, QUERY_ENCODED));
+            url.push('=');
+            url.extend(percent_encoding::utf8_percent_encode(value, QUERY_ENCODED));
+        }
+        if url.len() > MAX_URL_BYTES {
+            return Err(Failure::new(
+                ErrorCode::ConfigInvalid,
+                format!(
+                    "The request {endpoint} would need a URL of {} bytes, more than the {MAX_URL_BYTES} an HTTP request can carry; shorten the configured query or filters",
+                    url.len()
+                ),
+            ));
+        }
+        if let Err(error) = ureq::http::Uri::try_from(url.as_str()) {
+            return Err(Failure::internal(format!(
+                "Could not build a valid URL for {endpoint} ({error})"
+            )));
+        }
+        Ok(url)
     }
 }
 
@@ -586,11 +740,10 @@ fn load_ca_bundle(bundle: &str) -> Result<Vec<Certificate<'static>>, Failure> {
         Cow::Borrowed(bundle.as_bytes())
     } else {
         let path = bundle.trim();
-        Cow::Owned(std::fs::read(path).map_err(|error| {
-            invalid(format!(
-                "The CA bundle file '{path}' could not be read: {error}"
-            ))
-        })?)
+        Cow::Owned(
+            read_ca_file(path)
+                .map_err(|reason| invalid(format!("The CA bundle file '{path}' {reason}")))?,
+        )
     };
     let mut certificates = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
@@ -604,6 +757,53 @@ fn load_ca_bundle(bundle: &str) -> Result<Vec<Certificate<'static>>, Failure> {
         return Err(invalid("The CA bundle contains no PEM certificate".into()));
     }
     Ok(certificates)
+}
+
+/// Reads a CA bundle file without ever waiting: only a regular file of at most
+/// [`MAX_CA_BUNDLE_BYTES`] is read. A FIFO would block `open` until a writer appears and a device
+/// such as `/dev/zero` never ends, so the path is checked before opening, opened non-blocking
+/// (a FIFO swapped in after the check then fails or reads empty instead of hanging), and the
+/// opened file is checked again. The error is the end of a sentence naming the file.
+fn read_ca_file(path: &str) -> Result<Vec<u8>, String> {
+    let not_regular = || "is not a regular file".to_string();
+    let too_large = || format!("is larger than {MAX_CA_BUNDLE_BYTES} bytes");
+    let metadata =
+        std::fs::metadata(path).map_err(|error| format!("could not be read: {error}"))?;
+    if !metadata.is_file() {
+        return Err(not_regular());
+    }
+    if metadata.len() > MAX_CA_BUNDLE_BYTES {
+        return Err(too_large());
+    }
+    let file =
+        open_without_blocking(path).map_err(|error| format!("could not be read: {error}"))?;
+    let opened = file
+        .metadata()
+        .map_err(|error| format!("could not be read: {error}"))?;
+    if !opened.is_file() {
+        return Err(not_regular());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CA_BUNDLE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| format!("could not be read: {error}"))?;
+    if bytes.len() as u64 > MAX_CA_BUNDLE_BYTES {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// Opens `path` for reading with `O_NONBLOCK` where the flag is available, so opening a FIFO
+/// returns at once. On regular files the flag changes nothing.
+fn open_without_blocking(path: &str) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    options.open(path)
 }
 
 /// A configured proxy; only HTTP CONNECT proxies (`http://`, `https://`) are supported.
@@ -731,7 +931,13 @@ mod tests {
                 retries: 1
             }
         );
-        assert_eq!(sleeper.slept(), [Duration::from_secs(3)]);
+        // The retry waits for a slot held 3 s after the 429 (less the real time spent since).
+        let slept = sleeper.slept();
+        assert_eq!(slept.len(), 1, "{slept:?}");
+        assert!(
+            slept[0] <= Duration::from_secs(3) && slept[0] > Duration::from_millis(2500),
+            "{slept:?}"
+        );
     }
 
     #[test]
@@ -746,13 +952,14 @@ mod tests {
             .collect();
         let server = TestServer::start(script);
         let (client, sleeper) = client_of(&server);
-        let failure = client.get("/threats", &[]).unwrap_err();
+        // `/restrictions` has no family limit: the only waits are the backoff's.
+        let failure = client.get("/restrictions", &[]).unwrap_err();
         assert_eq!(failure.code, ErrorCode::UpstreamServerError);
         assert_eq!(failure.http_status, Some(503));
         assert!(failure.retryable);
         assert_eq!(
             failure.message,
-            "SentinelOne failed GET /threats with HTTP 503: Service Unavailable; gave up after 3 attempts"
+            "SentinelOne failed GET /restrictions with HTTP 503: Service Unavailable; gave up after 3 attempts"
         );
         assert_eq!(server.requests().len(), 3);
         assert_eq!(
@@ -804,10 +1011,10 @@ mod tests {
         let mut settings = test_settings(&server);
         settings.base = BaseUrl::parse(&format!("http://{addr}")).unwrap();
         let (client, sleeper) = client_with(settings);
-        let failure = client.get("/agents", &[]).unwrap_err();
+        let failure = client.get("/groups", &[]).unwrap_err();
         assert_eq!(failure.code, ErrorCode::NetworkConnect);
         assert!(
-            failure.message.contains("GET /agents"),
+            failure.message.contains("GET /groups"),
             "{}",
             failure.message
         );
@@ -1032,8 +1239,9 @@ mod tests {
         let mut settings = test_settings(&server);
         settings.requests_per_second = 10.0;
         let (client, sleeper) = client_with(settings);
-        client.get("/threats", &[]).unwrap();
-        client.get("/threats", &[]).unwrap();
+        // `/restrictions` has no family limit: only `requests_per_second` spaces it.
+        client.get("/restrictions", &[]).unwrap();
+        client.get("/restrictions", &[]).unwrap();
         // Three attempts at 10/s: the second and third wait for slots 100 ms and 200 ms after
         // the first (less the real time spent), plus the zero Retry-After wait.
         let slept = sleeper.slept();
@@ -1196,6 +1404,132 @@ mod tests {
             field_of(&|s| s.proxy = Some("socks5://user:pw@proxy:1080".into())).as_deref(),
             Some("config.proxy")
         );
+    }
+
+    #[test]
+    fn a_url_too_long_is_a_config_error_not_a_panic() {
+        let server = TestServer::start(vec![ok_body()]);
+        let (client, _) = client_of(&server);
+        let long = "x".repeat(70_000);
+        let failure = client.get("/threats", &[("query", long)]).unwrap_err();
+        assert_eq!(failure.code, ErrorCode::ConfigInvalid);
+        assert!(
+            failure.message.contains("GET /threats"),
+            "{}",
+            failure.message
+        );
+        let failure = client
+            .get(&format!("/hashes/{}/verdict", "a".repeat(70_000)), &[])
+            .unwrap_err();
+        assert_eq!(failure.code, ErrorCode::ConfigInvalid);
+        assert_eq!(client.metrics().http_requests, 0);
+        // Characters a URI cannot carry are encoded, in the path as in the query.
+        client
+            .get("/threats/a b\"{}/notes", &[("q", "a b&c=d/é".to_string())])
+            .unwrap();
+        let request = &server.requests()[0];
+        assert_eq!(
+            request.target,
+            "/web/api/v2.1/threats/a%20b%22%7B%7D/notes?q=a%20b%26c%3Dd%2F%C3%A9"
+        );
+    }
+
+    #[test]
+    fn a_token_no_header_can_carry_is_a_config_error() {
+        let server = TestServer::start(vec![]);
+        let mut settings = test_settings(&server);
+        settings.token = Secret::new("abc\ndef");
+        let failure = ApiClient::new(settings).err().unwrap();
+        assert_eq!(failure.code, ErrorCode::ConfigInvalid);
+        assert_eq!(failure.field.as_deref(), Some("config.api_token"));
+        assert!(!failure.message.contains("abc"));
+    }
+
+    #[test]
+    fn ca_bundles_that_are_not_small_regular_files_are_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("bundle.fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let big = dir.path().join("big.pem");
+        std::fs::write(&big, vec![b'a'; 2 * 1024 * 1024]).unwrap();
+        let started = Instant::now();
+        for (path, reason) in [
+            (fifo.display().to_string(), "is not a regular file"),
+            ("/dev/zero".to_string(), "is not a regular file"),
+            (dir.path().display().to_string(), "is not a regular file"),
+            (big.display().to_string(), "is larger than 1048576 bytes"),
+        ] {
+            let failure = load_ca_bundle(&path).unwrap_err();
+            assert_eq!(failure.code, ErrorCode::ConfigInvalid);
+            assert_eq!(failure.field.as_deref(), Some("config.ca_bundle"));
+            assert!(
+                failure.message.contains(reason),
+                "{path}: {}",
+                failure.message
+            );
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // Opening without blocking is harmless for a regular file.
+        let pem = dir.path().join("ok.pem");
+        std::fs::write(&pem, b"hello").unwrap();
+        assert_eq!(read_ca_file(&pem.display().to_string()).unwrap(), b"hello");
+        // And a FIFO opened past the check does not block either.
+        let opened = open_without_blocking(&fifo.display().to_string()).unwrap();
+        assert!(!opened.metadata().unwrap().is_file());
+    }
+
+    #[test]
+    fn throttling_without_retry_after_outlasts_max_retries() {
+        let mut script: Vec<Reply> = (0..8)
+            .map(|_| Reply::json(429, json!({ "errors": [{ "title": "Too Many Requests" }] })))
+            .collect();
+        script.push(ok_body());
+        let server = TestServer::start(script);
+        let mut settings = test_settings(&server);
+        settings.max_retries = 2;
+        let (client, sleeper) = client_with(settings);
+        client.get("/restrictions", &[]).unwrap();
+        assert_eq!(
+            client.metrics(),
+            Metrics {
+                http_requests: 9,
+                retries: 8
+            }
+        );
+        assert_eq!(sleeper.slept().len(), 8);
+
+        // On a 30-per-minute family, each retry waits at least the family's 2 s spacing.
+        let server = TestServer::start(vec![Reply::json(429, json!({})), ok_body()]);
+        let (client, sleeper) = client_of(&server);
+        client
+            .post("/threat-intelligence/iocs", &json!({}))
+            .unwrap();
+        let slept = sleeper.slept();
+        assert_eq!(slept.len(), 1, "{slept:?}");
+        assert!(slept[0] >= Duration::from_millis(1900), "{slept:?}");
+    }
+
+    #[test]
+    fn a_silent_console_is_cut_off_at_the_deadline() {
+        let server = TestServer::start(vec![Reply::Stall(Duration::from_secs(5))]);
+        let mut settings = test_settings(&server);
+        settings.request_timeout = Duration::from_secs(30);
+        settings.deadline = Some(Instant::now() + Duration::from_millis(300));
+        let (client, _) = client_with(settings);
+        let started = Instant::now();
+        let failure = client.get("/restrictions", &[]).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(failure.code, ErrorCode::RunDeadline, "{}", failure.message);
+        assert!(failure.retryable);
+        assert_eq!(client.metrics().http_requests, 1);
     }
 
     #[test]

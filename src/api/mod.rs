@@ -7,7 +7,8 @@
 //! - `classify`: the pure mapping of an HTTP status, `Retry-After` and body (or a transport
 //!   error) to success, retry or give-up with a [`Failure`](crate::error::Failure);
 //! - `retry`: the backoff policy and the [`Sleeper`] seam that lets tests skip real sleeps;
-//! - `rate`: the request-rate limiter shared by all workers;
+//! - `rate`: the request-rate limiter shared by all workers, and SentinelOne's per-endpoint-family
+//!   limits ([`FAMILY_LIMITS`]);
 //! - `page` ([`Pages`]): cursor paging;
 //! - `pool`: [`ApiClient::parallel`], the scoped worker pool;
 //! - `batch`: splitting many values into query parameters that keep URLs short.
@@ -29,4 +30,5 @@ mod test_server;
 pub use batch::{QUERY_VALUES_BUDGET, chunk_for_query, join_csv};
 pub use client::{ApiClient, ClientSettings, DEFAULT_MAX_RESPONSE_BYTES, Metrics, TokenDetails};
 pub use page::{MAX_PAGES, PAGE_LIMIT, Pages};
+pub use rate::{FAMILY_LIMITS, FamilyLimit, family_of};
 pub use retry::{RecordingSleeper, Sleeper, ThreadSleeper};

@@ -1,12 +1,13 @@
-//! Deciding which requests are hit by a fault or by the rate limit.
+//! Deciding which requests are hit by a fault or by a rate limit.
 //!
-//! Owns the per-rule match counters and the rolling one-second window of the rate limiter. It does
-//! not carry faults out (the connection handler in `mod.rs` drops, delays or garbles the exchange).
+//! Owns the per-rule match counters, the rolling one-second window of the overall rate limiter
+//! and the rolling windows of the per-endpoint-family limits (`rate_limits`). It does not carry
+//! faults out (the connection handler in `mod.rs` drops, delays or garbles the exchange).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::scenario::{Fault, FaultRule};
+use super::scenario::{Fault, FaultRule, RateLimits};
 
 /// A fault chosen for one request, with the name to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +126,89 @@ impl RateLimiter {
     }
 }
 
+/// Holds each endpoint family to at most `limit` requests in any rolling window of its own.
+#[derive(Debug)]
+pub(crate) struct FamilyLimiter {
+    families: Vec<FamilyWindow>,
+    retry_after: bool,
+}
+
+#[derive(Debug)]
+struct FamilyWindow {
+    /// Full path prefix (`/web/api/v2.1/threats/`); a trailing `/` covers only sub-paths.
+    prefix: String,
+    limit: usize,
+    window: Duration,
+    admitted: VecDeque<Instant>,
+}
+
+impl FamilyWindow {
+    fn covers(&self, path: &str) -> bool {
+        match path.strip_prefix(self.prefix.as_str()) {
+            None => false,
+            Some(rest) => self.prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
+        }
+    }
+}
+
+/// A refusal by [`FamilyLimiter::admit`]: the `Retry-After` to send, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refused {
+    pub retry_after: Option<String>,
+}
+
+impl FamilyLimiter {
+    pub(crate) fn new(limits: &RateLimits) -> FamilyLimiter {
+        FamilyLimiter {
+            families: limits
+                .families
+                .iter()
+                .map(|rule| FamilyWindow {
+                    prefix: super::routes::full_prefix(&rule.prefix),
+                    limit: usize::try_from(rule.limit).unwrap_or(usize::MAX),
+                    window: Duration::from_millis(rule.window_ms),
+                    admitted: VecDeque::new(),
+                })
+                .collect(),
+            retry_after: limits.retry_after,
+        }
+    }
+
+    /// Admits a request to `path` (the full path) unless its family (the longest matching
+    /// prefix) already admitted `limit` requests in the last `window`. Refused requests do not
+    /// count, so a client that waits as told gets through.
+    pub(crate) fn admit(&mut self, path: &str, now: Instant) -> Result<(), Refused> {
+        let Some(family) = self
+            .families
+            .iter_mut()
+            .filter(|family| family.covers(path))
+            .max_by_key(|family| family.prefix.len())
+        else {
+            return Ok(());
+        };
+        while let Some(front) = family.admitted.front() {
+            if now.duration_since(*front) >= family.window {
+                family.admitted.pop_front();
+            } else {
+                break;
+            }
+        }
+        if family.admitted.len() < family.limit {
+            family.admitted.push_back(now);
+            return Ok(());
+        }
+        let retry_after = self.retry_after.then(|| {
+            // Seconds until the oldest admission leaves the window, rounded up, at least 1.
+            let free_at = family.admitted.front().map_or(Duration::ZERO, |front| {
+                (*front + family.window).duration_since(now)
+            });
+            let seconds = free_at.as_millis().div_ceil(1000).max(1);
+            seconds.to_string()
+        });
+        Err(Refused { retry_after })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +283,77 @@ mod tests {
             }
         );
         assert!(serde_json::from_str::<Fault>(r#"{"body":"","malformed":true}"#).is_err());
+    }
+
+    fn limits(json: &str) -> RateLimits {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn family_limits_hold_each_family_to_its_window() {
+        let mut limiter = FamilyLimiter::new(&limits(
+            r#"{"families": {"/threat-intelligence": {"limit": 2, "window_ms": 60000}}}"#,
+        ));
+        let t0 = Instant::now();
+        let iocs = "/web/api/v2.1/threat-intelligence/iocs";
+        assert!(limiter.admit(iocs, t0).is_ok());
+        assert!(limiter.admit(iocs, t0 + Duration::from_secs(10)).is_ok());
+        let refused = limiter
+            .admit(iocs, t0 + Duration::from_secs(20))
+            .unwrap_err();
+        assert_eq!(refused.retry_after.as_deref(), Some("40"));
+        // Other paths are not limited; the window slides.
+        assert!(limiter.admit("/web/api/v2.1/threats", t0).is_ok());
+        assert!(limiter.admit(iocs, t0 + Duration::from_secs(60)).is_ok());
+        assert!(limiter.admit(iocs, t0 + Duration::from_secs(61)).is_err());
+    }
+
+    #[test]
+    fn the_sentinelone_preset_follows_the_client_table() {
+        let preset = limits(r#""sentinelone""#);
+        assert!(preset.retry_after);
+        let mut limiter = FamilyLimiter::new(&preset);
+        let t0 = Instant::now();
+        // /threats/… (100/s) is its own family, apart from /threats (10/s).
+        for _ in 0..10 {
+            assert!(limiter.admit("/web/api/v2.1/threats", t0).is_ok());
+        }
+        assert!(limiter.admit("/web/api/v2.1/threats", t0).is_err());
+        assert!(
+            limiter
+                .admit("/web/api/v2.1/threats/mitigate/kill", t0)
+                .is_ok()
+        );
+        for _ in 0..30 {
+            assert!(
+                limiter
+                    .admit("/web/api/v2.1/threat-intelligence/iocs", t0)
+                    .is_ok()
+            );
+        }
+        assert!(
+            limiter
+                .admit("/web/api/v2.1/threat-intelligence/iocs", t0)
+                .is_err()
+        );
+        assert!(limiter.admit("/web/api/v2.1/restrictions", t0).is_ok());
+
+        let quiet = limits(
+            r#"{"preset": "sentinelone", "retry_after": false,
+                "families": {"/threat-intelligence": {"limit": 1, "window_ms": 2000}}}"#,
+        );
+        assert_eq!(quiet.families.len(), preset.families.len());
+        let mut limiter = FamilyLimiter::new(&quiet);
+        let iocs = "/web/api/v2.1/threat-intelligence/iocs";
+        assert!(limiter.admit(iocs, t0).is_ok());
+        assert_eq!(limiter.admit(iocs, t0).unwrap_err().retry_after, None);
+        assert!(serde_json::from_str::<RateLimits>(r#""other""#).is_err());
+        assert!(
+            serde_json::from_str::<RateLimits>(
+                r#"{"families": {"/x": {"limit": 0, "window_ms": 1}}}"#
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ use serde_json::Value;
 
 pub use scenario::Scenario;
 
-use faults::{FaultPlan, RateLimiter};
+use faults::{FamilyLimiter, FaultPlan, RateLimiter};
 use params::ApiError;
 use routes::{Access, Call};
 use scenario::Fault;
@@ -100,6 +100,7 @@ struct Shared {
     latency: Duration,
     faults: Mutex<FaultPlan>,
     limiter: Option<Mutex<RateLimiter>>,
+    family_limiter: Option<Mutex<FamilyLimiter>>,
     /// Completed requests keyed by arrival number, kept in arrival order.
     log: Mutex<Vec<(u64, RecordedRequest)>>,
     arrivals: AtomicU64,
@@ -146,6 +147,10 @@ impl Simulator {
             limiter: scenario
                 .rate_limit_per_second
                 .map(|limit| Mutex::new(RateLimiter::new(limit))),
+            family_limiter: scenario
+                .rate_limits
+                .as_ref()
+                .map(|limits| Mutex::new(FamilyLimiter::new(limits))),
             log: Mutex::new(Vec::new()),
             arrivals: AtomicU64::new(0),
             connection_ids: AtomicU64::new(0),
@@ -356,6 +361,16 @@ fn serve_connection(shared: &Shared, stream: &TcpStream) {
         record.fault = Some("rate_limit".to_string());
         answer(shared, stream, arrival, record, &response, false);
         return;
+    }
+    if let Some(limiter) = &shared.family_limiter {
+        let admitted = lock(limiter).admit(&request.path, Instant::now());
+        if let Err(refused) = admitted {
+            let mut response = http::Response::json(429, &ApiError::injected(429, None).body());
+            response.retry_after = refused.retry_after;
+            record.fault = Some("rate_limit".to_string());
+            answer(shared, stream, arrival, record, &response, false);
+            return;
+        }
     }
 
     let hit = lock(&shared.faults).select(&request.method, &request.path);

@@ -38,6 +38,8 @@ pub struct Scenario {
     pub latency_ms: u64,
     /// Requests admitted per rolling second; beyond it the answer is 429 with `Retry-After: 1`.
     pub rate_limit_per_second: Option<u32>,
+    /// Per-endpoint-family limits (`"sentinelone"` or a table); beyond one, the answer is 429.
+    pub rate_limits: Option<RateLimits>,
     /// Path prefixes the token may not use: answered 403 (code 4030010). A prefix that does not
     /// start with `/web/` is relative to `/web/api/v2.1`.
     pub forbidden_paths: Vec<String>,
@@ -132,6 +134,7 @@ impl Default for Scenario {
             clock: None,
             latency_ms: 0,
             rate_limit_per_second: None,
+            rate_limits: None,
             forbidden_paths: Vec::new(),
             token_accounts: Vec::new(),
             faults: Vec::new(),
@@ -387,6 +390,113 @@ pub struct GenerateSpec {
     pub threats: u64,
     /// Global windows blacklist entries with SHA-1 `b1ac` + 36 hex digits of the index.
     pub restrictions: u64,
+}
+
+/// Per-endpoint-family rate limits the console enforces: at most `limit` requests of a family
+/// in any rolling `window_ms`; a request beyond it is answered 429 and not applied.
+///
+/// Written as `"sentinelone"` (the SDK's per-token table the client holds itself to, see
+/// `api::FAMILY_LIMITS`) or as an object: `{"preset": "sentinelone", "families": {"/threat-intelligence":
+/// {"limit": 1, "window_ms": 2000}}, "retry_after": false}`. `families` adds to or replaces the
+/// preset's entries by prefix; `retry_after` (default true) says whether the 429 carries a
+/// `Retry-After` (the seconds until the window admits again, rounded up).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "RawRateLimits", into = "RawRateLimits")]
+pub struct RateLimits {
+    /// `(prefix relative to /web/api/v2.1, limit, window)`. A prefix ending in `/` covers only
+    /// the paths below it; the longest matching prefix decides a request's family.
+    pub families: Vec<FamilyRule>,
+    pub retry_after: bool,
+}
+
+/// One family's limit in a scenario.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FamilyRule {
+    #[serde(skip)]
+    pub prefix: String,
+    pub limit: u32,
+    pub window_ms: u64,
+}
+
+/// The preset tables a scenario may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RatePreset {
+    /// `api::FAMILY_LIMITS`: the per-token limits of the Go SDK's `buildDefaultRateLimits`.
+    Sentinelone,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum RawRateLimits {
+    Preset(RatePreset),
+    Table {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        preset: Option<RatePreset>,
+        #[serde(default)]
+        families: BTreeMap<String, FamilyRule>,
+        #[serde(default = "default_true")]
+        retry_after: bool,
+    },
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl TryFrom<RawRateLimits> for RateLimits {
+    type Error = String;
+
+    fn try_from(raw: RawRateLimits) -> Result<Self, Self::Error> {
+        let (preset, table, retry_after) = match raw {
+            RawRateLimits::Preset(preset) => (Some(preset), BTreeMap::new(), true),
+            RawRateLimits::Table {
+                preset,
+                families,
+                retry_after,
+            } => (preset, families, retry_after),
+        };
+        let mut families: Vec<FamilyRule> = match preset {
+            Some(RatePreset::Sentinelone) => crate::api::FAMILY_LIMITS
+                .iter()
+                .map(|family| FamilyRule {
+                    prefix: family.prefix.to_string(),
+                    limit: family.limit,
+                    window_ms: u64::try_from(family.window.as_millis()).unwrap_or(u64::MAX),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        for (prefix, mut rule) in table {
+            if rule.limit == 0 || rule.window_ms == 0 {
+                return Err(format!(
+                    "rate limit of {prefix} needs a limit and a window_ms above 0"
+                ));
+            }
+            rule.prefix = prefix;
+            families.retain(|family| family.prefix != rule.prefix);
+            families.push(rule);
+        }
+        Ok(RateLimits {
+            families,
+            retry_after,
+        })
+    }
+}
+
+impl From<RateLimits> for RawRateLimits {
+    fn from(limits: RateLimits) -> Self {
+        RawRateLimits::Table {
+            preset: None,
+            families: limits
+                .families
+                .into_iter()
+                .map(|rule| (rule.prefix.clone(), rule))
+                .collect(),
+            retry_after: limits.retry_after,
+        }
+    }
 }
 
 /// One fault rule. A request matches when its method equals `method` (any when absent,

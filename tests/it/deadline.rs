@@ -2,10 +2,12 @@
 //! with exit 5 (or 1), and every object it did not finish is reported failed with
 //! `run.deadline` and `retryable: true` — never dropped, never reported done.
 //!
-//! The work is made long by the client's own rate limit, by console latency, or by a
-//! `Retry-After` longer than the time left. Time bounds are loose (a loaded machine must not
+//! The work is made long by the client's own rate limit, by console latency, by a console that
+//! never answers, or by a `Retry-After` longer than the time left. Also here: a `ca_bundle`
+//! that names a FIFO or a device is refused at once (exit 3), never waited on. Time bounds are loose (a loaded machine must not
 //! fail them); the request counts and the console state say precisely what happened.
 
+use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use s1_actions::simulator::Simulator;
@@ -119,11 +121,11 @@ fn the_rate_limit_makes_the_work_longer_than_the_deadline() {
     }
 }
 
-/// A request already in flight when the deadline passes is finished (its answer is used),
-/// but nothing starts after it: the account look-up answers after 1.5 s, past the 0.5 s
-/// deadline, and the IOC upload is never sent.
+/// A request in flight when the deadline passes is cut off at the deadline (each attempt's
+/// timeout is at most the time left), and nothing starts after it: the account look-up would
+/// answer after 1.5 s, past the 0.5 s deadline, and the IOC upload is never sent.
 #[test]
-fn a_request_in_flight_finishes_but_nothing_starts_after_the_deadline() {
+fn a_request_in_flight_is_cut_off_and_nothing_starts_after_the_deadline() {
     let sim = support::simulator(json!({
         "accounts": [{ "id": "1001", "name": "Acme" }],
         "faults": [{ "method": "GET", "path": "/web/api/v2.1/accounts", "fault": { "delay_ms": 1500 } }],
@@ -136,6 +138,12 @@ fn a_request_in_flight_finishes_but_nothing_starts_after_the_deadline() {
     assert_eq!(out.exit, 5, "{result}");
     assert_eq!(unfinished(&result, None), 5);
     assert_eq!(result["errors"][0]["code"], "run.deadline");
+    assert!(elapsed < Duration::from_millis(1400), "took {elapsed:?}");
+    // The simulator records the look-up once its 1.5 s delay is over.
+    let waiting = Instant::now();
+    while sim.requests().is_empty() && waiting.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let requests = sim.requests();
     assert_eq!(requests.len(), 1, "only the look-up: {requests:?}");
     assert_eq!(requests[0].path, "/web/api/v2.1/accounts");
@@ -218,4 +226,80 @@ fn a_retry_after_past_the_deadline_is_not_waited_for() {
     assert_eq!(sim.requests().len(), 2, "one look-up and one DELETE");
     assert_eq!(sim.state()["restrictions"].as_array().unwrap().len(), 6);
     assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+}
+
+/// A console that accepts connections and never answers, a 3 s deadline and the default 30 s
+/// request timeout: every attempt's timeout is cut to the time left, so the run ends soon after
+/// 3 s (the bound is loose: a loaded machine must not fail it) with every object failed
+/// `run.deadline`, retryable.
+#[test]
+fn a_console_that_never_answers_cannot_outlast_the_deadline() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    // Accept and hold every connection, reading nothing and answering nothing.
+    std::thread::spawn(move || {
+        let mut held: Vec<TcpStream> = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let objects: Vec<Value> = (1..=3)
+        .map(|i| json!({ "id": i, "type": "SHA-1", "value": sha1("5109", i) }))
+        .collect();
+    let text = json!({
+        "action": 1,
+        "run": { "deadline_seconds": 3 },
+        "config": { "hostname": base, "api_token": CANARY_TOKEN, "request_timeout_seconds": 30,
+                    "os_type": ["Windows"] },
+        "objects": objects,
+    })
+    .to_string();
+    let (out, result, elapsed) = timed_run(&text, objects.len());
+    assert!(elapsed < Duration::from_secs(15), "took {elapsed:?}");
+    assert_eq!(out.exit, 5, "{result}");
+    assert_eq!(result["errors"][0]["code"], "run.deadline", "{result}");
+    assert_eq!(unfinished(&result, None), 3);
+    support::assert_no_token_fragment(&out, 8);
+}
+
+/// `ca_bundle` naming a FIFO (no writer: opening it would block) or `/dev/zero` (never ends):
+/// `validate` and `run` refuse it at once with `config.invalid` on `config.ca_bundle`, exit 3.
+#[test]
+fn a_ca_bundle_that_is_a_fifo_or_a_device_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("bundle.pem");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for bundle in [fifo.display().to_string(), "/dev/zero".to_string()] {
+        for command in ["validate", "run"] {
+            let text = json!({
+                "action": 1,
+                "config": { "hostname": "http://127.0.0.1:9", "api_token": CANARY_TOKEN,
+                            "ca_bundle": bundle, "os_type": ["Windows"] },
+                "objects": [{ "id": 1, "type": "SHA-1", "value": sha1("ca", 1) }],
+            })
+            .to_string();
+            let started = Instant::now();
+            let out = support::run(&[command], &text);
+            let elapsed = started.elapsed();
+            assert!(
+                elapsed < Duration::from_secs(5),
+                "{command} {bundle}: {elapsed:?}"
+            );
+            assert_eq!(out.exit, 3, "{command} {bundle}: {}", out.stdout);
+            let result = out.json();
+            assert_eq!(result["errors"][0]["code"], "config.invalid", "{result}");
+            assert_eq!(result["errors"][0]["field"], "config.ca_bundle", "{result}");
+            assert!(
+                result["errors"][0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("is not a regular file"),
+                "{result}"
+            );
+        }
+    }
 }

@@ -26,6 +26,7 @@ mod hostile_config;
 mod odd_answers;
 mod probe;
 mod properties;
+mod rate_limits;
 mod support;
 mod tls;
 mod validate_parity;
