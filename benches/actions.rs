@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use s1_actions::api::QUERY_VALUES_BUDGET;
-use s1_actions::simulator::{RecordedRequest, Scenario, Simulator};
+use s1_sim::{RecordedRequest, Scenario, Simulator};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_s1-actions");
 const GNU_TIME: &str = "/usr/bin/time";

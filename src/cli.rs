@@ -9,12 +9,12 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use s1_sim::{Scenario, Simulator};
 use serde_json::json;
 
 use crate::error::{ErrorCode, ExitStatus, Failure};
 use crate::result::RunResult;
 use crate::runner::{self, Mode};
-use crate::simulator::{Scenario, Simulator};
 use crate::{demo, log, manifest, output, spec};
 
 /// SentinelOne actions for ThreatQ TDR Orchestrator.

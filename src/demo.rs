@@ -9,12 +9,12 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use s1_sim::{Scenario, Simulator};
 use serde_json::Value;
 
 use crate::error::ExitStatus;
 use crate::result::{ObjectStatus, RunResult};
 use crate::runner::{self, Mode};
-use crate::simulator::{Scenario, Simulator};
 
 /// The token the simulator accepts unless the scenario names another.
 const DEFAULT_TOKEN: &str = "sim-token";

@@ -6,6 +6,9 @@
 //! `action` (the table, and each action in its own file, over `api`, the SentinelOne client) →
 //! `runner` (outcomes into a `result`) → `output` (the only stdout writer). `log` and `redact`
 //! keep stderr useful and the token secret.
+//!
+//! The SentinelOne console simulator that `simulate`, `demo`, the tests and the benchmarks run
+//! against is a crate of its own, `s1_sim` (`crates/s1-sim`): nothing of it is in this tree.
 
 pub mod action;
 pub mod api;
@@ -24,5 +27,4 @@ pub mod redact;
 pub mod request;
 pub mod result;
 pub mod runner;
-pub mod simulator;
 pub mod spec;

@@ -58,10 +58,10 @@ impl Action for DisconnectNetwork {
 
 #[cfg(test)]
 mod tests {
+    use s1_sim::{Scenario, Simulator};
     use serde_json::{Value, json};
 
     use crate::runner::{self, Mode};
-    use crate::simulator::{Scenario, Simulator};
 
     /// The guard's promise: a refused indicator's agents appear in no request body, stay
     /// connected, and the rest of the batch is still isolated.

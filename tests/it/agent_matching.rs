@@ -17,7 +17,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use s1_actions::action::agents::{fully_qualified_name, names_agent};
 use s1_actions::runner::{self, Mode};
-use s1_actions::simulator::{Scenario, Simulator};
+use s1_sim::{Scenario, Simulator};
 use serde_json::{Value, json};
 
 /// Cases of the in-process properties.

@@ -1,7 +1,7 @@
 //! Request counts of large runs, asserted exactly: look-ups carry many values per request,
 //! writes are batched where SentinelOne allows it, and a re-run sends look-ups only.
 
-use s1_actions::simulator::{RecordedRequest, Scenario, Simulator};
+use s1_sim::{RecordedRequest, Scenario, Simulator};
 use serde_json::{Value, json};
 
 use crate::support::{self, CANARY_TOKEN};

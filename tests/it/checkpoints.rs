@@ -15,7 +15,7 @@
 
 use std::collections::BTreeSet;
 
-use s1_actions::simulator::{Scenario, Simulator};
+use s1_sim::{Scenario, Simulator};
 use serde_json::{Value, json};
 
 use crate::support;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use s1_actions::api::{ApiClient, ClientSettings, DEFAULT_MAX_RESPONSE_BYTES};
 use s1_actions::connection::{BaseUrl, Secret};
-use s1_actions::simulator::{Scenario, Simulator};
+use s1_sim::{Scenario, Simulator};
 use serde_json::{Value, json};
 
 use crate::support::{self, CANARY_TOKEN};

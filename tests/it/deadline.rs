@@ -10,7 +10,7 @@
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use s1_actions::simulator::Simulator;
+use s1_sim::Simulator;
 use serde_json::{Value, json};
 
 use crate::support::{self, CANARY_TOKEN};

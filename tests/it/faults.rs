@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use s1_actions::simulator::{RecordedRequest, Simulator};
+use s1_sim::{RecordedRequest, Simulator};
 use serde_json::{Value, json};
 
 use crate::support::{self, CANARY_TOKEN};

@@ -14,7 +14,7 @@
 
 use std::path::Path;
 
-use s1_actions::simulator::{RecordedRequest, Scenario, Simulator};
+use s1_sim::{RecordedRequest, Scenario, Simulator};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -173,7 +173,7 @@ const SHA1: [&str; 6] = [
 ];
 
 /// A console with half of `SHA1` blacklisted (one upper case) and three agents.
-fn console(comma_lists: bool) -> s1_actions::simulator::Simulator {
+fn console(comma_lists: bool) -> s1_sim::Simulator {
     support::simulator(json!({
         "comma_lists": comma_lists,
         "accounts": [{ "id": "1001", "name": "ACME Corp" }],

@@ -23,7 +23,7 @@ fn ioc_objects(count: usize) -> Vec<Value> {
         .collect()
 }
 
-fn statuses(sim: &s1_actions::simulator::Simulator, status: u16) -> usize {
+fn statuses(sim: &s1_sim::Simulator, status: u16) -> usize {
     sim.requests()
         .iter()
         .filter(|request| request.status == status)
@@ -110,4 +110,18 @@ fn server_errors_still_stop_at_max_retries() {
     assert_eq!(out.exit, 5, "{result}");
     assert_eq!(result["errors"][0]["code"], "upstream.server_error");
     assert_eq!(sim.requests().len(), 2);
+}
+
+/// The simulator's `"sentinelone"` preset and the client's own table are written out separately
+/// (the simulator stands for the console, not for the client): they must name the same limits.
+#[test]
+fn the_simulator_preset_is_the_table_the_client_holds_itself_to() {
+    let client: Vec<(&str, u32, u64)> = s1_actions::api::FAMILY_LIMITS
+        .iter()
+        .map(|family| {
+            let window_ms = u64::try_from(family.window.as_millis()).unwrap_or(u64::MAX);
+            (family.prefix, family.limit, window_ms)
+        })
+        .collect();
+    assert_eq!(client, s1_sim::scenario::SENTINELONE_FAMILY_LIMITS);
 }

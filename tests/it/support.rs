@@ -68,15 +68,15 @@ pub fn run(args: &[&str], stdin: &str) -> Run {
 
 /// A simulator for `scenario` (a JSON object of scenario keys) that accepts [`CANARY_TOKEN`],
 /// with its clock pinned so that runs are reproducible.
-pub fn simulator(scenario: Value) -> s1_actions::simulator::Simulator {
+pub fn simulator(scenario: Value) -> s1_sim::Simulator {
     let mut scenario = scenario;
     scenario["api_token"] = Value::from(CANARY_TOKEN);
     if scenario.get("clock").is_none() {
         scenario["clock"] = Value::from("2026-04-22T13:50:54Z");
     }
-    let scenario = s1_actions::simulator::Scenario::from_json(&scenario.to_string())
+    let scenario = s1_sim::Scenario::from_json(&scenario.to_string())
         .unwrap_or_else(|err| panic!("scenario: {err}"));
-    s1_actions::simulator::Simulator::start(scenario).unwrap()
+    s1_sim::Simulator::start(scenario).unwrap()
 }
 
 /// The result document of a run that had `objects` input objects, after checking what every

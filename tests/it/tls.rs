@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use s1_actions::simulator::Simulator;
+use s1_sim::Simulator;
 use serde_json::{Value, json};
 
 use crate::support::{self, CANARY_TOKEN};

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use s1_actions::runner::{self, Mode};
-use s1_actions::simulator::Simulator;
+use s1_sim::Simulator;
 use serde_json::{Value, json};
 
 use crate::support::{self, CANARY_TOKEN};

@@ -1,7 +1,7 @@
 //! A stateful SentinelOne management console (REST API v2.1) on loopback, for tests, fixtures,
 //! benchmarks, `s1-actions simulate` and `s1-actions demo`.
 //!
-//! This module owns the server: a `TcpListener` on 127.0.0.1 with one thread per connection and
+//! This crate owns the server: a `TcpListener` on 127.0.0.1 with one thread per connection and
 //! the console state behind a `Mutex`; the request recorder; and fault injection (latency, a rate
 //! limit, injected statuses, dropped connections before or after the write is applied, malformed
 //! and truncated bodies, late answers). The server is a small HTTP/1.1 codec of its own rather
@@ -12,6 +12,9 @@
 //! one module per endpoint family, `paging`, `params`, `faults` and `http`. The behaviours chosen
 //! where SentinelOne's are unconfirmed are listed in `docs/simulator.md`.
 //!
+//! It is a crate of its own so that the s1-actions tree holds only the product: the binary
+//! depends on it for `simulate` and `demo`, never the other way round, and it takes nothing from
+//! the client it tests (not even the rate-limit table: see `scenario::SENTINELONE_FAMILY_LIMITS`).
 //! It does not implement a SentinelOne client, and it is not a security boundary: it binds to
 //! loopback only and never records the token or the `Authorization` header.
 

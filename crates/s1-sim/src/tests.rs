@@ -1053,9 +1053,14 @@ fn bad_scenarios_are_refused() {
     }
 }
 
+/// The workspace root: the demo scenario and `docs/simulator.md` belong to the whole bundle.
+fn workspace() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 #[test]
 fn demo_scenario_loads() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/scenario.json");
+    let path = workspace().join("fixtures/demo/scenario.json");
     let sim = Simulator::start(Scenario::from_file(&path).unwrap()).unwrap();
     let (_, body) = api(
         &sim,
@@ -1079,7 +1084,7 @@ fn demo_scenario_loads() {
 
 #[test]
 fn documented_examples_are_valid() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/simulator.md");
+    let path = workspace().join("docs/simulator.md");
     let doc = std::fs::read_to_string(path).unwrap();
     let blocks: Vec<&str> = doc
         .split("```json")

@@ -395,8 +395,8 @@ pub struct GenerateSpec {
 /// Per-endpoint-family rate limits the console enforces: at most `limit` requests of a family
 /// in any rolling `window_ms`; a request beyond it is answered 429 and not applied.
 ///
-/// Written as `"sentinelone"` (the SDK's per-token table the client holds itself to, see
-/// `api::FAMILY_LIMITS`) or as an object: `{"preset": "sentinelone", "families": {"/threat-intelligence":
+/// Written as `"sentinelone"` (the SDK's per-token table, [`SENTINELONE_FAMILY_LIMITS`]) or as
+/// an object: `{"preset": "sentinelone", "families": {"/threat-intelligence":
 /// {"limit": 1, "window_ms": 2000}}, "retry_after": false}`. `families` adds to or replaces the
 /// preset's entries by prefix; `retry_after` (default true) says whether the 429 carries a
 /// `Retry-After` (the seconds until the window admits again, rounded up).
@@ -419,11 +419,34 @@ pub struct FamilyRule {
     pub window_ms: u64,
 }
 
+/// SentinelOne's per-API-token limits per endpoint family, as `(prefix relative to
+/// /web/api/v2.1, limit, window_ms)`: the table of the Go SDK's `buildDefaultRateLimits`
+/// (`s1buildpartners/sentinelone-go-sdk` `ratelimit.go`, `reference/sentinelone-api.md` §9).
+///
+/// The client of s1-actions holds itself to the same table (`s1_actions::api::FAMILY_LIMITS`).
+/// It is written out twice on purpose: the simulator stands for the console and must not take
+/// its limits from the client it tests; an integration test (`tests/it/rate_limits.rs`) checks
+/// that the two agree.
+pub const SENTINELONE_FAMILY_LIMITS: &[(&str, u32, u64)] = &[
+    ("/threats", 10, 1_000),
+    ("/threats/", 100, 1_000),
+    ("/agents", 25, 1_000),
+    ("/exclusions", 25, 1_000),
+    ("/activities", 10, 1_000),
+    ("/sites", 100, 1_000),
+    ("/accounts", 100, 1_000),
+    ("/threat-intelligence", 30, 60_000),
+    ("/cloud-detection/rules", 30, 60_000),
+    ("/users", 40, 1_000),
+    ("/users/login", 1, 1_000),
+];
+
 /// The preset tables a scenario may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RatePreset {
-    /// `api::FAMILY_LIMITS`: the per-token limits of the Go SDK's `buildDefaultRateLimits`.
+    /// [`SENTINELONE_FAMILY_LIMITS`]: the per-token limits of the Go SDK's
+    /// `buildDefaultRateLimits`.
     Sentinelone,
 }
 
@@ -458,12 +481,12 @@ impl TryFrom<RawRateLimits> for RateLimits {
             } => (preset, families, retry_after),
         };
         let mut families: Vec<FamilyRule> = match preset {
-            Some(RatePreset::Sentinelone) => crate::api::FAMILY_LIMITS
+            Some(RatePreset::Sentinelone) => SENTINELONE_FAMILY_LIMITS
                 .iter()
-                .map(|family| FamilyRule {
-                    prefix: family.prefix.to_string(),
-                    limit: family.limit,
-                    window_ms: u64::try_from(family.window.as_millis()).unwrap_or(u64::MAX),
+                .map(|&(prefix, limit, window_ms)| FamilyRule {
+                    prefix: prefix.to_string(),
+                    limit,
+                    window_ms,
                 })
                 .collect(),
             None => Vec::new(),
