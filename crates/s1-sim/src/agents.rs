@@ -267,15 +267,7 @@ pub(crate) fn network_action(
     connect: bool,
     body: &Value,
 ) -> Result<Value, ApiError> {
-    let filter = match body.get("filter") {
-        None | Some(Value::Null) => {
-            return Err(ApiError::validation(
-                "{'filter': ['Missing data for required field.']}",
-            ));
-        }
-        Some(filter) => filter,
-    };
-    let params = Params::from_filter(filter)?;
+    let params = Params::required_filter(body)?;
     params.reject_unknown(FILTER_KEYS, TIME_FIELDS)?;
     let filter = AgentFilter::from_params(&params)?;
     let stats = AgentStats::compute(state);

@@ -272,9 +272,7 @@ pub(crate) fn post(state: &mut State, body: &Value) -> Result<Value, ApiError> {
         .filter(|s| s.level() == level && seen.insert(s.clone()))
         .collect();
     let Some(items) = body.get("data").and_then(Value::as_array) else {
-        return Err(ApiError::validation(
-            "{'data': ['Missing data for required field.']}",
-        ));
+        return Err(ApiError::missing_field(&["data"]));
     };
     let now = state.now();
     // The batch id is derived from the content, so it needs no minted id and a rejected
@@ -493,15 +491,7 @@ pub(crate) fn get(state: &State, params: &Params) -> Result<Value, ApiError> {
 
 /// `DELETE /threat-intelligence/iocs`: the filter needs a scope and at least one other field.
 pub(crate) fn delete(state: &mut State, body: &Value) -> Result<Value, ApiError> {
-    let filter = match body.get("filter") {
-        None | Some(Value::Null) => {
-            return Err(ApiError::validation(
-                "{'filter': ['Missing data for required field.']}",
-            ));
-        }
-        Some(filter) => filter,
-    };
-    let params = Params::from_filter(filter)?;
+    let params = Params::required_filter(body)?;
     params.reject_unknown(GET_KEYS, TIME_FIELDS)?;
     let filter = IocFilter::from_params(state, &params)?;
     let tenant = params.bool("tenant")? == Some(true);

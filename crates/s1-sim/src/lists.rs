@@ -115,9 +115,7 @@ pub(crate) fn entry_from_data(
     created_at: DateTime<Utc>,
 ) -> Result<HashEntry, ApiError> {
     let Some(object) = data.as_object() else {
-        return Err(ApiError::validation(
-            "{'data': ['Missing data for required field.']}",
-        ));
+        return Err(ApiError::missing_field(&["data"]));
     };
     let invalid = |key: &str, message: &str| {
         ApiError::validation(format!("{{'data': {{'{key}': ['{message}']}}}}"))
@@ -402,12 +400,7 @@ pub(crate) fn get(state: &State, list: ListKind, params: &Params) -> Result<Valu
 
 /// `POST /restrictions` and `POST /exclusions`: one entry per scope id of the filter.
 pub(crate) fn post(state: &mut State, list: ListKind, body: &Value) -> Result<Value, ApiError> {
-    let Some(filter) = body.get("filter") else {
-        return Err(ApiError::validation(
-            "{'filter': ['Missing data for required field.']}",
-        ));
-    };
-    let params = Params::from_filter(filter)?;
+    let params = Params::required_filter(body)?;
     params.reject_unknown(&["tenant", "accountIds", "siteIds", "groupIds"], &[])?;
     let scopes = write_scopes(state, &params)?;
     let data = body.get("data").unwrap_or(&Value::Null);
@@ -442,9 +435,7 @@ pub(crate) fn post(state: &mut State, list: ListKind, body: &Value) -> Result<Va
 /// `DELETE /restrictions` and `DELETE /exclusions` with `{"data":{"ids":[…],"type"?}}`.
 pub(crate) fn delete(state: &mut State, list: ListKind, body: &Value) -> Result<Value, ApiError> {
     let Some(data) = body.get("data").and_then(Value::as_object) else {
-        return Err(ApiError::validation(
-            "{'data': ['Missing data for required field.']}",
-        ));
+        return Err(ApiError::missing_field(&["data"]));
     };
     if let Some(unknown) = data.keys().find(|k| !["ids", "type"].contains(&k.as_str())) {
         return Err(ApiError::validation(format!(
@@ -465,9 +456,7 @@ pub(crate) fn delete(state: &mut State, list: ListKind, body: &Value) -> Result<
         _ => HashSet::new(),
     };
     if ids.is_empty() {
-        return Err(ApiError::validation(
-            "{'data': {'ids': ['Missing data for required field.']}}",
-        ));
+        return Err(ApiError::missing_field(&["data", "ids"]));
     }
     let kind = match data.get("type") {
         None | Some(Value::Null) => None,

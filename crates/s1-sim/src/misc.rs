@@ -23,9 +23,7 @@ pub(crate) fn token_details(state: &State, token: &str, body: &Value) -> Result<
         .get("data")
         .and_then(|d| d.get("apiToken"))
         .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ApiError::validation("{'data': {'apiToken': ['Missing data for required field.']}}")
-        })?;
+        .ok_or_else(|| ApiError::missing_field(&["data", "apiToken"]))?;
     if given != token {
         return Err(ApiError::validation(
             "{'data': {'apiToken': ['Invalid API token.']}}",
@@ -439,15 +437,7 @@ pub(crate) fn update_alerts(
     verdict: bool,
     body: &Value,
 ) -> Result<Value, ApiError> {
-    let filter = match body.get("filter") {
-        None | Some(Value::Null) => {
-            return Err(ApiError::validation(
-                "{'filter': ['Missing data for required field.']}",
-            ));
-        }
-        Some(filter) => filter,
-    };
-    let params = Params::from_filter(filter)?;
+    let params = Params::required_filter(body)?;
     params.reject_unknown(ALERT_FILTER_KEYS, ALERT_TIME_FIELDS)?;
     let filter = AlertFilter::from_params(&params)?;
     let (key, allowed) = if verdict {
@@ -460,11 +450,7 @@ pub(crate) fn update_alerts(
         .and_then(|d| d.get(key))
         .and_then(Value::as_str)
         .map(canonical_status)
-        .ok_or_else(|| {
-            ApiError::validation(format!(
-                "{{'data': {{'{key}': ['Missing data for required field.']}}}}"
-            ))
-        })?;
+        .ok_or_else(|| ApiError::missing_field(&["data", key]))?;
     if !allowed.contains(&value.as_str()) {
         return Err(ApiError::validation(format!(
             "{{'data': {{'{key}': ['Must be one of: {}.']}}}}",

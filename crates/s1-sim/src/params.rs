@@ -84,6 +84,16 @@ impl ApiError {
         )
     }
 
+    /// The console's validation error for a missing required field at `path` of the body:
+    /// `["data", "ids"]` → `{'data': {'ids': ['Missing data for required field.']}}`.
+    pub(crate) fn missing_field(path: &[&str]) -> ApiError {
+        let mut detail = "['Missing data for required field.']".to_string();
+        for key in path.iter().rev() {
+            detail = format!("{{'{key}': {detail}}}");
+        }
+        ApiError::validation(detail)
+    }
+
     pub(crate) fn not_found(detail: impl Into<String>) -> ApiError {
         ApiError::new(4040010, "Resource not found", Some(detail.into()))
     }
@@ -162,6 +172,17 @@ impl Params {
     pub(crate) fn with_comma_lists(mut self, comma_lists: bool) -> Params {
         self.whole_contains = !comma_lists;
         self
+    }
+
+    /// Reads the `filter` object a write body must carry (every bulk write: mitigation,
+    /// verdicts, network actions, list entries, IOC deletes). An absent or `null` filter is the
+    /// console's "required field" validation error; an empty one is valid and selects
+    /// everything.
+    pub(crate) fn required_filter(body: &Value) -> Result<Params, ApiError> {
+        match body.get("filter") {
+            None | Some(Value::Null) => Err(ApiError::missing_field(&["filter"])),
+            Some(filter) => Params::from_filter(filter),
+        }
     }
 
     /// Reads a JSON `filter` object. `null` members count as absent.

@@ -211,15 +211,7 @@ impl ThreatFilter {
 /// The indexes of the threats a write body's `filter` selects. A missing filter is a validation
 /// error; an empty one selects every threat.
 fn select(state: &State, body: &Value) -> Result<Vec<usize>, ApiError> {
-    let filter = match body.get("filter") {
-        None | Some(Value::Null) => {
-            return Err(ApiError::validation(
-                "{'filter': ['Missing data for required field.']}",
-            ));
-        }
-        Some(filter) => filter,
-    };
-    let params = Params::from_filter(filter)?;
+    let params = Params::required_filter(body)?;
     params.reject_unknown(FILTER_KEYS, TIME_FIELDS)?;
     let filter = ThreatFilter::from_params(&params)?;
     Ok(state
@@ -234,7 +226,7 @@ fn select(state: &State, body: &Value) -> Result<Vec<usize>, ApiError> {
 fn data_object(body: &Value) -> Result<&serde_json::Map<String, Value>, ApiError> {
     body.get("data")
         .and_then(Value::as_object)
-        .ok_or_else(|| ApiError::validation("{'data': ['Missing data for required field.']}"))
+        .ok_or_else(|| ApiError::missing_field(&["data"]))
 }
 
 fn description(value: &str) -> String {
@@ -793,9 +785,7 @@ fn required_enum(
 ) -> Result<Option<String>, ApiError> {
     match data.get(key) {
         None | Some(Value::Null) if !required => Ok(None),
-        None | Some(Value::Null) => Err(ApiError::validation(format!(
-            "{{'data': {{'{key}': ['Missing data for required field.']}}}}"
-        ))),
+        None | Some(Value::Null) => Err(ApiError::missing_field(&["data", key])),
         Some(Value::String(v)) if allowed.contains(&v.as_str()) => Ok(Some(v.clone())),
         Some(_) => Err(ApiError::validation(format!(
             "{{'data': {{'{key}': ['Must be one of: {}.']}}}}",
@@ -868,9 +858,7 @@ pub(crate) fn add_note(state: &mut State, body: &Value) -> Result<Value, ApiErro
     let text = match data.get("text") {
         Some(Value::String(text)) if !text.trim().is_empty() => text.clone(),
         _ => {
-            return Err(ApiError::validation(
-                "{'data': {'text': ['Missing data for required field.']}}",
-            ));
+            return Err(ApiError::missing_field(&["data", "text"]));
         }
     };
     let selected = select(state, body)?;
