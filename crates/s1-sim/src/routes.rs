@@ -36,7 +36,7 @@ pub(crate) struct Access {
     pub forbidden_paths: Vec<String>,
     /// The scenario's `comma_lists`: whether `__contains` query values are split at commas.
     pub comma_lists: bool,
-    /// The token's user, for `GET /user` and the multi-account refusal of Threat Intelligence.
+    /// The token's user, as `GET /user` shows it (its accounts are in the state).
     pub user: TokenUserSeed,
 }
 
@@ -148,9 +148,7 @@ fn dispatch(state: &mut State, access: &Access, call: &Call<'_>) -> Result<Reply
     if !methods.contains(&method.as_str()) {
         return Err(ApiError::method_not_allowed(&method));
     }
-    if matches!(endpoint, Endpoint::Iocs)
-        && (user::is_multi_account(&access.user) || state.token_accounts.len() > 1)
-    {
+    if matches!(endpoint, Endpoint::Iocs) && user::is_multi_account(state) {
         return Err(ApiError::multi_scope_user());
     }
     let params = Params::from_query(call.query).with_comma_lists(access.comma_lists);

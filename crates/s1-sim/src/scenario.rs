@@ -43,12 +43,6 @@ pub struct Scenario {
     /// Path prefixes the token may not use: answered 403 (code 4030010). A prefix that does not
     /// start with `/web/` is relative to `/web/api/v2.1`.
     pub forbidden_paths: Vec<String>,
-    /// Accounts the token's user is assigned to. Empty (the default): a global user, who sees
-    /// every account. One id: an account-scoped user, who sees only that account in
-    /// `GET /accounts`. Several: a multi-account ("multi-scope") user, whom every
-    /// `/threat-intelligence/iocs` method refuses with 403, code 4030010, whatever the filter
-    /// (pmoses-s1/claude-skills `sentinelone-mgmt-console-api/tests/README.md`).
-    pub token_accounts: Vec<String>,
     /// Injected faults, evaluated in order.
     pub faults: Vec<FaultRule>,
     pub accounts: Vec<AccountSeed>,
@@ -78,15 +72,21 @@ pub struct Scenario {
     /// addresses (default true). `false` simulates a console that searches only `inet`, which
     /// `s1-actions probe` must detect (no source says which one SentinelOne does).
     pub inet6_lookup: bool,
-    /// The user the token belongs to, as `GET /user` shows it (default: a global Admin).
+    /// The user the token belongs to (default: a global Admin): what `GET /user` shows, and for an
+    /// `account` user the accounts it is assigned to, which `GET /accounts` narrows to and
+    /// Threat Intelligence refuses when there are several.
     pub token_user: TokenUserSeed,
 }
 
 /// The token's user: its scope and its roles per scope (SW24 `UsersSchemasUserSchema200Data`:
 /// `scope` ∈ tenant, account, site; `scopeRoles[]{id, name, accountName, roleName}`).
-/// An `account` user with more than one scope role is a multi-account user: the Threat
-/// Intelligence routes answer it 403 code 4030010 "This page doesn't support multi-scopes users
-/// yet" (SW26 `tests/README.md`, live-tenant finding).
+///
+/// This is the one description of who the token is. A `tenant` user (the default) sees every
+/// account. An `account` user is assigned to the accounts its scope roles name by `id` (each must
+/// be a seeded account): `GET /accounts` lists only those, and with more than one it is a
+/// multi-account user, whom every `/threat-intelligence/iocs` method answers 403 code 4030010
+/// "This page doesn't support multi-scopes users yet" whatever the filter (SW26
+/// `tests/README.md`, live-tenant finding). A `site` user is shown by `GET /user` only.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenUserSeed {
@@ -136,7 +136,6 @@ impl Default for Scenario {
             rate_limit_per_second: None,
             rate_limits: None,
             forbidden_paths: Vec::new(),
-            token_accounts: Vec::new(),
             faults: Vec::new(),
             accounts: Vec::new(),
             sites: Vec::new(),

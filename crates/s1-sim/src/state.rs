@@ -364,8 +364,8 @@ pub(crate) struct State {
     /// uploads; whatever removes IOCs must reset it to `None`.
     pub ioc_index: Option<HashMap<(String, String, Scope), usize>>,
     pub hash_verdicts: HashMap<String, String>,
-    /// The accounts the token's user is assigned to (empty: a global user); see
-    /// `Scenario::token_accounts`.
+    /// The accounts the token's user is assigned to (empty: not narrowed to accounts), from
+    /// the scenario's `token_user`; see [`super::user::assigned_accounts`].
     pub token_accounts: Vec<String>,
 }
 
@@ -488,16 +488,10 @@ impl State {
                 .iter()
                 .map(|(k, v)| (k.to_lowercase(), v.clone()))
                 .collect(),
-            token_accounts: scenario.token_accounts.clone(),
+            token_accounts: Vec::new(),
         };
         state.seed_org(scenario, start)?;
-        if let Some(unknown) = state
-            .token_accounts
-            .iter()
-            .find(|id| state.account(id).is_none())
-        {
-            return Err(format!("token_accounts names unknown account {unknown}"));
-        }
+        state.token_accounts = super::user::assigned_accounts(&scenario.token_user, &state)?;
         state.seed_agents(scenario, start)?;
         state.seed_threats(scenario, start)?;
         state.seed_alerts_and_activities(scenario, start)?;

@@ -1099,11 +1099,20 @@ fn documented_examples_are_valid() {
 }
 
 #[test]
-fn token_accounts_scope_accounts_and_threat_intelligence() {
+fn an_account_users_roles_narrow_accounts_and_threat_intelligence() {
     let ioc = json!({"filter": {"accountIds": ["100"]}, "data": [
         {"type": "IPV4", "value": "192.0.2.1", "source": "t", "method": "EQUALS"}]});
     // A user of several accounts sees them, and every IOC method refuses it, filter or not.
-    let sim = Simulator::start(with(json!({"token_accounts": ["100", "200"]}))).unwrap();
+    let account_user = |ids: &[&str]| {
+        let roles: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({"id": id, "name": format!("Account {id}"), "roleName": "SOC"}))
+            .collect();
+        with(json!({"token_user": {"scope": "account", "scopeRoles": roles}}))
+    };
+    let sim = Simulator::start(account_user(&["100", "200"])).unwrap();
+    let (_, body) = api(&sim, "GET", "/user", None);
+    assert_eq!(body["data"]["scopeRoles"].as_array().unwrap().len(), 2);
     let (_, body) = api(&sim, "GET", "/accounts", None);
     assert_eq!(body["data"].as_array().unwrap().len(), 2);
     for (method, body) in [
@@ -1122,14 +1131,24 @@ fn token_accounts_scope_accounts_and_threat_intelligence() {
         );
     }
     // A user of one account sees only it, and may upload.
-    let sim = Simulator::start(with(json!({"token_accounts": ["200"]}))).unwrap();
+    let sim = Simulator::start(account_user(&["200"])).unwrap();
     let (_, body) = api(&sim, "GET", "/accounts", None);
     assert_eq!(body["data"][0]["id"], "200");
     assert_eq!(body["data"].as_array().unwrap().len(), 1);
     let (status, _) = api(&sim, "POST", "/threat-intelligence/iocs", Some(ioc));
     assert_eq!(status, 200);
-    // An unknown account is a scenario error.
-    assert!(Simulator::start(with(json!({"token_accounts": ["999"]}))).is_err());
+    // A role without an account, or with an unknown one, is a scenario error.
+    assert!(Simulator::start(account_user(&["999"])).is_err());
+    let without_id = json!({"token_user": {"scope": "account", "scopeRoles": [{"name": "A"}]}});
+    assert!(Simulator::start(with(without_id)).is_err());
+    // A tenant user sees every account, and a site user is not narrowed to accounts.
+    for scope in ["tenant", "site"] {
+        let user =
+            json!({"token_user": {"scope": scope, "scopeRoles": [{"id": "200", "name": "S"}]}});
+        let sim = Simulator::start(with(user)).unwrap();
+        let (_, body) = api(&sim, "GET", "/accounts", None);
+        assert!(body["data"].as_array().unwrap().len() > 1, "{scope}");
+    }
 }
 
 #[test]

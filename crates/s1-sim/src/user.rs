@@ -1,8 +1,10 @@
-//! The token's own user: `GET /user` and the Threat Intelligence refusal of multi-account users.
+//! The token's own user: `GET /user`, and the accounts an account user is assigned to.
 //!
-//! Owns how the scenario's `token_user` is shown. It does not limit what the other endpoints
-//! return by the user's scope (every endpoint answers as for a global user), and it does not
-//! check roles: a scenario forbids paths with `forbidden_paths` instead.
+//! Owns the one model of who the token is, the scenario's `token_user`: how `GET /user` shows
+//! it, and which accounts its scope roles assign it to. From those accounts follow the narrowing
+//! of `GET /accounts` (`org`) and Threat Intelligence's refusal of multi-account users
+//! (`routes`). It does not narrow the other endpoints by the user's scope (they answer as for a
+//! global user), and it does not check roles: a scenario forbids paths with `forbidden_paths`.
 
 use serde_json::{Value, json};
 
@@ -55,7 +57,36 @@ pub(crate) fn get(state: &State, user: &TokenUserSeed, params: &Params) -> Resul
     }}))
 }
 
-/// An account-level user with roles in more than one account.
-pub(crate) fn is_multi_account(user: &TokenUserSeed) -> bool {
-    user.scope == UserScope::Account && user.scope_roles.len() > 1
+/// The accounts an `account` user is assigned to: the `id`s of its scope roles, in order. Empty
+/// for a tenant or site user, who is not narrowed to accounts. Every id must name a seeded
+/// account, once: the error says which role does not.
+pub(crate) fn assigned_accounts(
+    user: &TokenUserSeed,
+    state: &State,
+) -> Result<Vec<String>, String> {
+    if user.scope != UserScope::Account {
+        return Ok(Vec::new());
+    }
+    let mut accounts: Vec<String> = Vec::with_capacity(user.scope_roles.len());
+    for (i, role) in user.scope_roles.iter().enumerate() {
+        let at = format!("token_user.scopeRoles[{i}]");
+        let Some(id) = role.id.as_deref() else {
+            return Err(format!(
+                "{at}: an account user's role needs the id of its account"
+            ));
+        };
+        if state.account(id).is_none() {
+            return Err(format!("{at}: id '{id}' is not a seeded account"));
+        }
+        if accounts.iter().any(|known| known == id) {
+            return Err(format!("{at}: account '{id}' has a role already"));
+        }
+        accounts.push(id.to_string());
+    }
+    Ok(accounts)
+}
+
+/// A user assigned to more than one account: Threat Intelligence refuses it.
+pub(crate) fn is_multi_account(state: &State) -> bool {
+    state.token_accounts.len() > 1
 }
