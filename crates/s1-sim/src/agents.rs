@@ -16,9 +16,10 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
+use super::model::{AGENT_OS_TYPES, Agent, NETWORK_STATUSES, ts};
 use super::paging::{PAGING_KEYS, PageRequest, SortKey, SortValue, paginate};
 use super::params::{ApiError, Needles, Params, TimeRange};
-use super::state::{AGENT_OS_TYPES, Agent, NETWORK_STATUSES, State, ts};
+use super::state::State;
 use super::threats::AgentStats;
 
 const FILTER_KEYS: &[&str] = &[
@@ -244,7 +245,7 @@ pub(crate) fn get(state: &State, params: &Params) -> Result<Value, ApiError> {
     let filter = AgentFilter::from_params(params)?;
     let stats = AgentStats::compute(state);
     let items: Vec<&Agent> = state
-        .agents
+        .agents()
         .iter()
         .filter(|a| filter.matches(state, &stats, a))
         .collect();
@@ -272,7 +273,7 @@ pub(crate) fn network_action(
     let filter = AgentFilter::from_params(&params)?;
     let stats = AgentStats::compute(state);
     let ids: Vec<String> = state
-        .agents
+        .agents()
         .iter()
         .filter(|a| filter.matches(state, &stats, a))
         .map(|a| a.id.clone())

@@ -7,16 +7,17 @@
 //! kinds are named the narrowest wins (groups, then sites, then accounts). It does not route
 //! requests.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value, json};
 
 use super::lists::USER_NAME;
+use super::model::{Ioc, Scope, hex32, ts};
 use super::paging::{PAGING_KEYS, PageRequest, SortKey, SortValue, paginate};
 use super::params::{ApiError, Params, is_hex};
-use super::state::{Ioc, Scope, State, hex32, ts};
+use super::state::State;
 
 const IOC_TYPES: &[&str] = &["DNS", "IPV4", "IPV6", "MD5", "SHA1", "SHA256", "URL"];
 
@@ -60,7 +61,7 @@ fn parse_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|naive| naive.and_utc())
 }
 
-/// Validates one IOC and builds it, without a uuid (see [`new_uuid`]).
+/// Validates one IOC and builds it, without a uuid (the state gives it one).
 pub(crate) fn build_ioc(
     item: &Value,
     scope: Scope,
@@ -68,12 +69,6 @@ pub(crate) fn build_ioc(
     batch_id: &str,
 ) -> Result<Ioc, ApiError> {
     build_indexed(item, None, scope, upload_time, batch_id)
-}
-
-/// A fresh IOC uuid: 32 hex digits derived from a minted id, so runs are reproducible.
-pub(crate) fn new_uuid(state: &mut State) -> String {
-    let serial = state.mint_id();
-    hex32(&format!("ioc-{serial}"))
 }
 
 fn build_indexed(
@@ -290,36 +285,10 @@ pub(crate) fn post(state: &mut State, body: &Value) -> Result<Value, ApiError> {
             )?);
         }
     }
-    // The index is kept between uploads (rebuilding it for every 1,000-IOC upload against
-    // tens of thousands of IOCs cost more than the upload itself).
-    let mut index: HashMap<(String, String, Scope), usize> =
-        state.ioc_index.take().unwrap_or_else(|| {
-            state
-                .iocs
-                .iter()
-                .enumerate()
-                .map(|(i, ioc)| (ioc.key(), i))
-                .collect()
-        });
     let mut rendered = Vec::with_capacity(built.len());
-    for mut ioc in built {
-        let key = ioc.key();
-        match index.get(&key) {
-            Some(&at) => {
-                // Create-or-update: the IOC keeps its uuid and takes the new upload's fields.
-                ioc.uuid = state.iocs[at].uuid.clone();
-                rendered.push(render(&ioc));
-                state.iocs[at] = ioc;
-            }
-            None => {
-                ioc.uuid = new_uuid(state);
-                rendered.push(render(&ioc));
-                index.insert(key, state.iocs.len());
-                state.iocs.push(ioc);
-            }
-        }
+    for ioc in built {
+        rendered.push(render(state.upsert_ioc(ioc)));
     }
-    state.ioc_index = Some(index);
     Ok(json!({"data": rendered}))
 }
 
@@ -468,7 +437,7 @@ pub(crate) fn get(state: &State, params: &Params) -> Result<Value, ApiError> {
     )?;
     let filter = IocFilter::from_params(state, params)?;
     let items: Vec<&Ioc> = state
-        .iocs
+        .iocs()
         .iter()
         .filter(|ioc| filter.matches(state, ioc))
         .collect();
@@ -503,14 +472,6 @@ pub(crate) fn delete(state: &mut State, body: &Value) -> Result<Value, ApiError>
             "{'filter': ['The filter needs accountIds and at least one other field.']}",
         ));
     }
-    let before = state.iocs.len();
-    let remove: Vec<bool> = state
-        .iocs
-        .iter()
-        .map(|ioc| filter.matches(state, ioc))
-        .collect();
-    let mut flags = remove.into_iter();
-    state.iocs.retain(|_| !flags.next().unwrap_or(false));
-    state.ioc_index = None;
-    Ok(json!({"data": {"affected": before - state.iocs.len()}}))
+    let affected = state.remove_iocs(|state, ioc| filter.matches(state, ioc));
+    Ok(json!({"data": {"affected": affected}}))
 }

@@ -8,8 +8,9 @@
 //! than `tiny_http`, because a dropped connection must be a real close without any answer and a
 //! truncated body needs a lying `Content-Length`. Every answer carries `Connection: close`.
 //!
-//! Submodules: `scenario` (the seed file), `state` (the console's data), `routes` (dispatch),
-//! one module per endpoint family, `paging`, `params`, `faults` and `http`. The behaviours chosen
+//! Submodules: `scenario` (the seed file), `model` (the console's objects), `state` (what the
+//! console holds, with its indexes behind methods; `state::seed` makes it from a scenario),
+//! `routes` (dispatch), one module per endpoint family, `paging`, `params`, `faults` and `http`. The behaviours chosen
 //! where SentinelOne's are unconfirmed are listed in `docs/simulator.md`.
 //!
 //! It is a crate of its own so that the s1-actions tree holds only the product: the binary
@@ -24,6 +25,7 @@ mod http;
 mod iocs;
 mod lists;
 mod misc;
+mod model;
 mod org;
 mod paging;
 mod params;

@@ -11,9 +11,10 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
+use super::model::{ENTRY_OS_TYPES, HashEntry, ListKind, Scope, ts};
 use super::paging::{PAGING_KEYS, PageRequest, SortKey, SortValue, paginate};
 use super::params::{ApiError, Needles, Params, is_hex, lowered};
-use super::state::{ENTRY_OS_TYPES, HashEntry, ListKind, Scope, State, ts};
+use super::state::State;
 
 /// The user every entry created through the API is attributed to.
 pub(crate) const USER_NAME: &str = "Simulator API User";
@@ -54,13 +55,6 @@ const SORT_FIELDS: &[&str] = &[
     "osType",
     "description",
 ];
-
-fn list_of(state: &State, list: ListKind) -> &Vec<HashEntry> {
-    match list {
-        ListKind::Blacklist => &state.restrictions,
-        ListKind::Exclusions => &state.exclusions,
-    }
-}
 
 fn endpoint(list: ListKind) -> &'static str {
     match list {
@@ -366,7 +360,7 @@ pub(crate) fn get(state: &State, list: ListKind, params: &Params) -> Result<Valu
             && updated.contains(entry.updated_at)
             && scopes.as_ref().is_none_or(|s| s.contains(&entry.scope))
     };
-    let entries = list_of(state, list);
+    let entries = state.entries(list);
     let items: Vec<&HashEntry> = match &contains {
         // Only entries equal to a needle or longer than one can match.
         Some(needles) => state

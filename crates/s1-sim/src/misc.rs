@@ -10,11 +10,12 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
+use super::model::{
+    ANALYST_VERDICTS, Activity, Alert, INCIDENT_STATUSES, canonical_status, hex32, ts,
+};
 use super::paging::{PAGING_KEYS, PageRequest, SortKey, SortValue, paginate};
 use super::params::{ApiError, Params, is_hex};
-use super::state::{
-    ANALYST_VERDICTS, Activity, Alert, INCIDENT_STATUSES, State, canonical_status, hex32, ts,
-};
+use super::state::State;
 use super::threats::{AgentStats, RealtimeInfo};
 
 /// `POST /users/api-token-details`.
@@ -53,7 +54,7 @@ pub(crate) fn hash_verdict(state: &State, hash: &str, params: &Params) -> Result
     let hash = hash.to_lowercase();
     let verdict = state.hash_verdicts.get(&hash).cloned().unwrap_or_else(|| {
         if state
-            .threats
+            .threats()
             .iter()
             .any(|t| t.sha1 == hash && t.confidence_level == "malicious")
         {

@@ -9,9 +9,10 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 
 use super::lists::USER_NAME;
+use super::model::{Account, Group, Site, ts};
 use super::paging::{PAGING_KEYS, PageRequest, SortKey, SortValue, paginate};
 use super::params::{ApiError, Params};
-use super::state::{Account, Group, Site, State, ts};
+use super::state::State;
 
 const USER_ID: &str = "1900000000000000000";
 
@@ -33,7 +34,11 @@ fn with_extra(mut out: Value, extra: &serde_json::Map<String, Value>) -> Value {
 }
 
 fn site_agents(state: &State, site_id: &str) -> usize {
-    state.agents.iter().filter(|a| a.site_id == site_id).count()
+    state
+        .agents()
+        .iter()
+        .filter(|a| a.site_id == site_id)
+        .count()
 }
 
 fn render_account(state: &State, account: &Account) -> Value {
@@ -256,7 +261,7 @@ fn render_group(state: &State, group: &Group) -> Value {
             "name": group.name,
             "rank": group.rank,
             "siteId": group.site_id,
-            "totalAgents": state.agents.iter().filter(|a| a.group_id.as_deref() == Some(group.id.as_str())).count(),
+            "totalAgents": state.agents().iter().filter(|a| a.group_id.as_deref() == Some(group.id.as_str())).count(),
             "type": group.kind,
             "updatedAt": ts(group.created_at),
         }),

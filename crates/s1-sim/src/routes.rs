@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::model::ListKind;
 use super::params::{ApiError, Params};
 use super::scenario::TokenUserSeed;
-use super::state::{ListKind, State};
+use super::state::State;
 use super::{agents, iocs, lists, misc, org, threats, user};
 
 /// The API's base path.

@@ -12,13 +12,14 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::lists::USER_NAME;
+use super::model::{
+    AGENT_OS_TYPES, ANALYST_VERDICTS, CONFIDENCE_LEVELS, INCIDENT_STATUSES, MITIGATION_STATUSES,
+    MitigationReport, Note, Threat, ts,
+};
 use super::paging::{PAGING_KEYS, PageRequest, SortKey, SortValue, paginate};
 use super::params::{ApiError, FastSet, Needles, Params, TimeRange};
 use super::routes::Reply;
-use super::state::{
-    AGENT_OS_TYPES, ANALYST_VERDICTS, CONFIDENCE_LEVELS, INCIDENT_STATUSES, MITIGATION_STATUSES,
-    MitigationReport, Note, State, Threat, ts,
-};
+use super::state::State;
 
 const USER_ID: &str = "1900000000000000000";
 
@@ -215,7 +216,7 @@ fn select(state: &State, body: &Value) -> Result<Vec<usize>, ApiError> {
     params.reject_unknown(FILTER_KEYS, TIME_FIELDS)?;
     let filter = ThreatFilter::from_params(&params)?;
     Ok(state
-        .threats
+        .threats()
         .iter()
         .enumerate()
         .filter(|(_, t)| filter.matches(state, t))
@@ -304,9 +305,9 @@ fn render_report(report: &MitigationReport) -> Value {
 pub(crate) struct AgentStats<'s>(&'s HashMap<String, (usize, bool)>);
 
 impl<'s> AgentStats<'s> {
-    /// The counts kept by the state (see `State::refresh_agent_stats`).
+    /// The counts kept by the state (see `State::agent_stats`).
     pub(crate) fn compute(state: &'s State) -> AgentStats<'s> {
-        AgentStats(&state.agent_stats)
+        AgentStats(state.agent_stats())
     }
 
     pub(crate) fn active_threats(&self, agent_id: &str) -> usize {
@@ -651,20 +652,19 @@ pub(crate) fn get(state: &State, params: &Params) -> Result<Reply, ApiError> {
         Some(hashes) => {
             let mut candidates: Vec<usize> = hashes
                 .iter()
-                .filter_map(|hash| state.threats_by_sha1.get(hash))
-                .flatten()
+                .flat_map(|hash| state.threats_with_sha1(hash))
                 .copied()
                 .collect();
             candidates.sort_unstable();
             candidates.dedup();
             candidates
                 .into_iter()
-                .map(|index| &state.threats[index])
+                .filter_map(|index| state.threats().get(index))
                 .filter(|t| filter.matches(state, t))
                 .collect()
         }
         None => state
-            .threats
+            .threats()
             .iter()
             .filter(|t| filter.matches(state, t))
             .collect(),
@@ -712,10 +712,10 @@ pub(crate) fn mitigate(state: &mut State, action: &str, body: &Value) -> Result<
     let mut details = Vec::with_capacity(selected.len());
     for index in selected {
         let os_type = state
-            .agent(&state.threats[index].agent_id)
+            .agent(&state.threats()[index].agent_id)
             .map(|a| a.os_type.clone())
             .unwrap_or_default();
-        let threat = &mut state.threats[index];
+        let threat = state.threat_mut(index);
         if !supported.contains(&os_type.as_str()) {
             let platforms = supported
                 .iter()
@@ -773,7 +773,6 @@ pub(crate) fn mitigate(state: &mut State, action: &str, body: &Value) -> Result<
             "reports": [render_report(&report)],
         }));
     }
-    state.refresh_agent_stats();
     Ok(json!({"data": {"affected": affected, "details": details}}))
 }
 
@@ -804,7 +803,7 @@ pub(crate) fn analyst_verdict(state: &mut State, body: &Value) -> Result<Value, 
     let now = state.now();
     let mut details = Vec::with_capacity(selected.len());
     for &index in &selected {
-        let threat = &mut state.threats[index];
+        let threat = state.threat_mut(index);
         let result = if threat.analyst_verdict == verdict {
             "not_changed"
         } else {
@@ -827,7 +826,7 @@ pub(crate) fn incident(state: &mut State, body: &Value) -> Result<Value, ApiErro
     let now = state.now();
     let mut details = Vec::with_capacity(selected.len());
     for &index in &selected {
-        let threat = &mut state.threats[index];
+        let threat = state.threat_mut(index);
         let mut changed = false;
         if threat.incident_status != status {
             threat.incident_status = status.clone();
@@ -848,7 +847,6 @@ pub(crate) fn incident(state: &mut State, body: &Value) -> Result<Value, ApiErro
             "analystVerdict": threat.analyst_verdict,
         }));
     }
-    state.refresh_agent_stats();
     Ok(json!({"data": {"affected": selected.len(), "details": details}}))
 }
 
@@ -865,7 +863,7 @@ pub(crate) fn add_note(state: &mut State, body: &Value) -> Result<Value, ApiErro
     let now = state.now();
     for &index in &selected {
         let id = state.mint_id();
-        state.threats[index].notes.push(Note {
+        state.threat_mut(index).notes.push(Note {
             id,
             text: text.clone(),
             created_at: now,
@@ -886,7 +884,7 @@ pub(crate) fn notes(state: &State, threat_id: &str, params: &Params) -> Result<V
         &["createdAt", "id"],
     )?;
     let threat = state
-        .threats
+        .threats()
         .iter()
         .find(|t| t.id == threat_id)
         .ok_or_else(|| ApiError::not_found(format!("Threat {threat_id} not found")))?;

@@ -8,9 +8,10 @@
 
 use serde_json::{Value, json};
 
+use super::model::ts;
 use super::params::{ApiError, Params};
 use super::scenario::{TokenUserSeed, UserScope};
-use super::state::{State, ts};
+use super::state::State;
 
 /// The user's id: fixed, so answers are reproducible (no seed names users).
 const USER_ID: &str = "1800000000000000001";

@@ -1,415 +1,29 @@
-//! The console's data: the organisation tree, agents, threats, alerts, activities, blacklist and
-//! exclusion entries, IOCs, and how they are seeded from a [`Scenario`].
+//! Seeding: the console a [`Scenario`] describes, made once when the simulator starts.
 //!
-//! Owns the object model, id minting (a counter from 1900000000000000001, skipping ids the
-//! scenario already uses), the clock, scope arithmetic (global → account → site → group) and the
-//! canonical snapshot returned by `Simulator::state`. It does not parse requests or render API
-//! objects; the endpoint modules do.
+//! Owns the expansion of seeds into model objects (defaults, validation with the offending
+//! seed's position in the error, default groups, id minting in seed order) and the bulk objects
+//! of `generate`. It does not change a running console: after `State::from_scenario` returns,
+//! only the endpoints change the state, through its methods.
 
+use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value, json};
 
-use super::params::is_hex;
-use super::scenario::{ActivityTypeSeed, HashEntrySeed, Scenario};
+use super::State;
+use crate::model::{
+    AGENT_OS_TYPES, ANALYST_VERDICTS, Account, Activity, Agent, Alert, CONFIDENCE_LEVELS, Group,
+    HashEntry, INCIDENT_STATUSES, ListKind, MITIGATION_STATUSES, MitigationReport,
+    NETWORK_STATUSES, Note, REPORT_ACTIONS, REPORT_STATUSES, Scope, Site, Threat, canonical_status,
+    hex32,
+};
+use crate::params::is_hex;
+use crate::scenario::{ActivityTypeSeed, HashEntrySeed, Scenario};
 
 /// First id minted by the simulator.
 const FIRST_ID: u64 = 1_900_000_000_000_000_001;
-
-pub(crate) const AGENT_OS_TYPES: &[&str] = &["windows", "macos", "linux"];
-pub(crate) const ENTRY_OS_TYPES: &[&str] = &["windows", "macos", "linux", "windows_legacy"];
-pub(crate) const NETWORK_STATUSES: &[&str] =
-    &["connected", "disconnected", "connecting", "disconnecting"];
-pub(crate) const MITIGATION_STATUSES: &[&str] = &["not_mitigated", "mitigated", "marked_as_benign"];
-pub(crate) const INCIDENT_STATUSES: &[&str] = &["unresolved", "in_progress", "resolved"];
-pub(crate) const ANALYST_VERDICTS: &[&str] =
-    &["undefined", "true_positive", "false_positive", "suspicious"];
-pub(crate) const CONFIDENCE_LEVELS: &[&str] = &["malicious", "suspicious", "n/a"];
-
-/// Where a blacklist entry, exclusion or IOC applies.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum Scope {
-    Global,
-    Account(String),
-    Site(String),
-    Group(String),
-}
-
-impl Scope {
-    /// `global`, `account`, `site` or `group`.
-    pub(crate) fn level(&self) -> &'static str {
-        match self {
-            Scope::Global => "global",
-            Scope::Account(_) => "account",
-            Scope::Site(_) => "site",
-            Scope::Group(_) => "group",
-        }
-    }
-
-    pub(crate) fn id(&self) -> Option<&str> {
-        match self {
-            Scope::Global => None,
-            Scope::Account(id) | Scope::Site(id) | Scope::Group(id) => Some(id),
-        }
-    }
-
-    /// The `scope` object of a blacklist or exclusion entry.
-    pub(crate) fn to_json(&self) -> Value {
-        match self {
-            Scope::Global => json!({"tenant": true}),
-            Scope::Account(id) => json!({"accountIds": [id]}),
-            Scope::Site(id) => json!({"siteIds": [id]}),
-            Scope::Group(id) => json!({"groupIds": [id]}),
-        }
-    }
-
-    /// A stable text form for snapshots, e.g. `site:1900000000000000003`.
-    pub(crate) fn label(&self) -> String {
-        match self.id() {
-            Some(id) => format!("{}:{id}", self.level()),
-            None => "global".to_string(),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Account {
-    pub id: String,
-    pub name: String,
-    pub state: String,
-    pub created_at: DateTime<Utc>,
-    pub extra: Map<String, Value>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Site {
-    pub id: String,
-    pub name: String,
-    pub account_id: String,
-    pub state: String,
-    pub site_type: String,
-    pub sku: String,
-    pub is_default: bool,
-    pub total_licenses: Option<u64>,
-    pub created_at: DateTime<Utc>,
-    pub extra: Map<String, Value>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Group {
-    pub id: String,
-    pub name: String,
-    pub site_id: String,
-    pub kind: String,
-    pub is_default: bool,
-    pub rank: Option<i64>,
-    pub description: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub extra: Map<String, Value>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Agent {
-    pub id: String,
-    pub uuid: String,
-    pub computer_name: String,
-    pub site_id: String,
-    pub group_id: Option<String>,
-    pub os_type: String,
-    pub os_name: String,
-    pub machine_type: String,
-    pub agent_version: String,
-    pub network_interfaces: Vec<Value>,
-    /// Every inet/inet6 address of the interfaces, for IP look-ups.
-    pub addresses: Vec<String>,
-    pub external_ip: Option<String>,
-    pub network_status: String,
-    pub is_active: bool,
-    pub is_decommissioned: bool,
-    pub domain: String,
-    pub last_active_date: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    pub extra: Map<String, Value>,
-}
-
-/// `mitigationStatus[].action` values (Dirt-Diver/s1-api
-/// `api/docs/ThreatsSchemasThreatSchemaMany200MitigationStatus.md`, `ActionEnum`; the macro and
-/// network actions are not simulated).
-pub(crate) const REPORT_ACTIONS: &[&str] = &[
-    "kill",
-    "quarantine",
-    "unquarantine",
-    "remediate",
-    "rollback",
-];
-
-/// `mitigationStatus[].status` values (same model, `StatusEnum`).
-pub(crate) const REPORT_STATUSES: &[&str] = &[
-    "success",
-    "failed",
-    "pending-reboot",
-    "pending",
-    "sent",
-    "partial",
-];
-
-/// One outcome of a mitigation action on a threat, kept (and shown) in the order they happened.
-#[derive(Debug, Clone)]
-pub(crate) struct MitigationReport {
-    pub action: String,
-    pub status: String,
-    pub at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Note {
-    pub id: String,
-    pub text: String,
-    pub created_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Threat {
-    pub id: String,
-    pub agent_id: String,
-    pub name: String,
-    pub sha1: String,
-    pub sha256: Option<String>,
-    pub md5: Option<String>,
-    pub file_path: String,
-    pub classification: String,
-    pub confidence_level: String,
-    pub mitigation_status: String,
-    pub incident_status: String,
-    pub analyst_verdict: String,
-    pub initiated_by: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub reports: Vec<MitigationReport>,
-    pub notes: Vec<Note>,
-    pub extra: Map<String, Value>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Alert {
-    pub id: String,
-    pub agent_id: String,
-    pub rule_id: String,
-    pub rule_name: String,
-    pub severity: String,
-    pub sha1: Option<String>,
-    pub sha256: Option<String>,
-    pub md5: Option<String>,
-    pub file_path: Option<String>,
-    pub process_name: Option<String>,
-    pub command_line: Option<String>,
-    /// Canonical lower snake case (`in_progress`); rendered title case.
-    pub incident_status: String,
-    pub analyst_verdict: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub extra: Map<String, Value>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Activity {
-    pub id: String,
-    pub activity_type: i64,
-    pub primary_description: String,
-    pub secondary_description: Option<String>,
-    pub account_id: Option<String>,
-    pub site_id: Option<String>,
-    pub agent_id: Option<String>,
-    pub threat_id: Option<String>,
-    pub user_id: Option<String>,
-    pub data: Value,
-    pub created_at: DateTime<Utc>,
-    pub extra: Map<String, Value>,
-}
-
-/// Which list a hash entry belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum ListKind {
-    Blacklist,
-    Exclusions,
-}
-
-impl ListKind {
-    /// The hash `type` of the list.
-    pub(crate) fn hash_type(self) -> &'static str {
-        match self {
-            ListKind::Blacklist => "black_hash",
-            ListKind::Exclusions => "white_hash",
-        }
-    }
-
-    /// The `type` values the list accepts.
-    pub(crate) fn types(self) -> &'static [&'static str] {
-        match self {
-            ListKind::Blacklist => &["black_hash"],
-            ListKind::Exclusions => &["white_hash", "path", "certificate", "browser", "file_type"],
-        }
-    }
-}
-
-/// A blacklist (restriction) or exclusion entry.
-#[derive(Debug, Clone)]
-pub(crate) struct HashEntry {
-    pub id: String,
-    pub kind: String,
-    pub value: Option<String>,
-    pub sha256: Option<String>,
-    pub os_type: String,
-    pub description: String,
-    pub source: String,
-    pub scope: Scope,
-    pub user_name: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    /// Other posted fields (`mode`, `pathExclusionType`, …), rendered as given.
-    pub extra: Map<String, Value>,
-}
-
-/// What makes two entries the same: list, type, OS type, scope and one lower-cased hash.
-type EntryKey = (ListKind, String, String, Scope, String);
-
-impl HashEntry {
-    /// One key per hash the entry carries: two entries are the same when they share a key.
-    fn keys(&self, list: ListKind) -> Vec<EntryKey> {
-        self.value
-            .iter()
-            .chain(self.sha256.iter())
-            .map(|hash| {
-                (
-                    list,
-                    self.kind.clone(),
-                    self.os_type.clone(),
-                    self.scope.clone(),
-                    hash.to_lowercase(),
-                )
-            })
-            .collect()
-    }
-}
-
-/// A Threat Intelligence IOC.
-#[derive(Debug, Clone)]
-pub(crate) struct Ioc {
-    pub uuid: String,
-    pub batch_id: String,
-    pub scope: Scope,
-    pub kind: String,
-    pub value: String,
-    pub upload_time: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub valid_until: DateTime<Utc>,
-    /// Every other field as posted (`source`, `method`, `name`, `externalId`, …).
-    pub fields: Map<String, Value>,
-}
-
-impl Ioc {
-    /// The create-or-update key: type, lower-cased value, scope.
-    pub(crate) fn key(&self) -> (String, String, Scope) {
-        (
-            self.kind.clone(),
-            self.value.to_lowercase(),
-            self.scope.clone(),
-        )
-    }
-}
-
-/// Everything the console holds.
-#[derive(Debug)]
-pub(crate) struct State {
-    next_id: u64,
-    used_ids: HashSet<String>,
-    clock: Option<DateTime<Utc>>,
-    pub token_created_at: DateTime<Utc>,
-    pub token_expires_at: DateTime<Utc>,
-    /// The scenario's `inet6_lookup`: whether `networkInterfaceInet__contains` searches IPv6
-    /// addresses too.
-    pub inet6_lookup: bool,
-    /// Fields left out of the token-details answer.
-    pub token_details_omit: Vec<String>,
-    pub accounts: Vec<Account>,
-    pub sites: Vec<Site>,
-    pub groups: Vec<Group>,
-    pub agents: Vec<Agent>,
-    agent_index: HashMap<String, usize>,
-    /// Threats are made only when the state is (seeds and `generate`); their SHA-1 and agent
-    /// never change afterwards.
-    pub threats: Vec<Threat>,
-    /// SHA-1 → positions in `threats`, so a `contentHashes` look-up does not scan them all.
-    pub(crate) threats_by_sha1: HashMap<String, Vec<usize>>,
-    /// Agent id → (unresolved threats, has a not-mitigated threat), shown on every threat,
-    /// agent and alert. Whatever changes a threat's incident or mitigation status must call
-    /// `refresh_agent_stats`.
-    pub(crate) agent_stats: HashMap<String, (usize, bool)>,
-    pub alerts: Vec<Alert>,
-    pub activities: Vec<Activity>,
-    pub activity_types: Vec<ActivityTypeSeed>,
-    /// Read freely; change only through `insert_entry` and `remove_entries`, which keep
-    /// `entry_index` in step.
-    pub restrictions: Vec<HashEntry>,
-    pub exclusions: Vec<HashEntry>,
-    /// Entry key → id, so duplicate checks stay cheap with tens of thousands of entries.
-    entry_index: HashMap<EntryKey, String>,
-    /// Per list (blacklist, exclusions): the entries' hashes for `value__contains` look-ups,
-    /// built by the first look-up after a change.
-    value_index: [std::cell::OnceCell<ValueIndex>; 2],
-    pub iocs: Vec<Ioc>,
-    /// IOC key → position in `iocs`, built by the first upload that needs it and kept across
-    /// uploads; whatever removes IOCs must reset it to `None`.
-    pub ioc_index: Option<HashMap<(String, String, Scope), usize>>,
-    pub hash_verdicts: HashMap<String, String>,
-    /// The accounts the token's user is assigned to (empty: not narrowed to accounts), from
-    /// the scenario's `token_user`; see [`super::user::assigned_accounts`].
-    pub token_accounts: Vec<String>,
-}
-
-/// The hashes of one list's entries: lower-cased `value` and `sha256Value` → positions, and
-/// every (length, position) of those texts, longest first.
-#[derive(Debug, Default)]
-pub(crate) struct ValueIndex {
-    exact: HashMap<String, Vec<usize>>,
-    by_length: Vec<(usize, usize)>,
-}
-
-impl ValueIndex {
-    fn of(entries: &[HashEntry]) -> ValueIndex {
-        let mut index = ValueIndex::default();
-        for (position, entry) in entries.iter().enumerate() {
-            for text in entry.value.iter().chain(entry.sha256.iter()) {
-                let lower = text.to_lowercase();
-                index.by_length.push((lower.len(), position));
-                index.exact.entry(lower).or_default().push(position);
-            }
-        }
-        index.by_length.sort_unstable_by(|a, b| b.cmp(a));
-        index
-    }
-}
-
-/// Renders a timestamp as the console does: `2018-02-27T04:49:26.257525Z`.
-pub(crate) fn ts(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-}
-
-fn fnv(text: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
-}
-
-/// A 32-hex-digit identifier derived from a seed text (agent UUIDs, IOC UUIDs).
-pub(crate) fn hex32(seed: &str) -> String {
-    format!("{:016x}{:016x}", fnv(seed), fnv(&format!("{seed}#")))
-}
 
 fn one_of(value: &str, allowed: &[&str], what: &str) -> Result<String, String> {
     if allowed.contains(&value) {
@@ -420,11 +34,6 @@ fn one_of(value: &str, allowed: &[&str], what: &str) -> Result<String, String> {
             allowed.join(", ")
         ))
     }
-}
-
-/// `IN_PROGRESS`, `in_progress` or `In progress` → `in_progress`.
-pub(crate) fn canonical_status(text: &str) -> String {
-    text.trim().to_lowercase().replace([' ', '-'], "_")
 }
 
 impl State {
@@ -470,7 +79,7 @@ impl State {
             agent_index: HashMap::new(),
             threats: Vec::new(),
             threats_by_sha1: HashMap::new(),
-            agent_stats: HashMap::new(),
+            agent_stats: OnceCell::new(),
             alerts: Vec::new(),
             activities: Vec::new(),
             activity_types: scenario
@@ -491,7 +100,7 @@ impl State {
             token_accounts: Vec::new(),
         };
         state.seed_org(scenario, start)?;
-        state.token_accounts = super::user::assigned_accounts(&scenario.token_user, &state)?;
+        state.token_accounts = crate::user::assigned_accounts(&scenario.token_user, &state)?;
         state.seed_agents(scenario, start)?;
         state.seed_threats(scenario, start)?;
         state.seed_alerts_and_activities(scenario, start)?;
@@ -512,14 +121,14 @@ impl State {
                 return Err(format!("iocs[{i}]: needs accountId, siteId or groupId"));
             }
             let upload = seed.upload_time.unwrap_or(start);
-            let mut ioc = super::iocs::build_ioc(
+            let mut ioc = crate::iocs::build_ioc(
                 &Value::Object(seed.fields.clone()),
                 scope,
                 upload,
                 &hex32(&format!("seed-batch-{i}")),
             )
             .map_err(|e| format!("iocs[{i}]: {}", e.detail.unwrap_or(e.title)))?;
-            ioc.uuid = super::iocs::new_uuid(&mut state);
+            ioc.uuid = state.mint_ioc_uuid();
             if !ioc_keys.insert(ioc.key()) {
                 return Err(format!("iocs[{i}]: duplicate IOC"));
             }
@@ -533,24 +142,7 @@ impl State {
                 .or_default()
                 .push(index);
         }
-        state.refresh_agent_stats();
         Ok(state)
-    }
-
-    /// The simulator clock: the scenario's fixed time, else real UTC now.
-    pub(crate) fn now(&self) -> DateTime<Utc> {
-        self.clock.unwrap_or_else(Utc::now)
-    }
-
-    /// A fresh numeric id.
-    pub(crate) fn mint_id(&mut self) -> String {
-        loop {
-            let id = self.next_id.to_string();
-            self.next_id += 1;
-            if !self.used_ids.contains(&id) {
-                return id;
-            }
-        }
     }
 
     fn seed_id(&mut self, id: &Option<String>) -> String {
@@ -767,11 +359,6 @@ impl State {
             created_at: parts.created_at,
             extra: parts.extra,
         }
-    }
-
-    fn push_agent(&mut self, agent: Agent) {
-        self.agent_index.insert(agent.id.clone(), self.agents.len());
-        self.agents.push(agent);
     }
 
     fn resolve_agent(
@@ -1064,7 +651,7 @@ impl State {
         let created_at = seed.created_at.unwrap_or(start);
         let id = self.seed_id(&seed.id);
         let mut entry =
-            super::lists::entry_from_data(list, &Value::Object(data), id, scope, created_at)
+            crate::lists::entry_from_data(list, &Value::Object(data), id, scope, created_at)
                 .map_err(|e| context(e.detail.unwrap_or(e.title)))?;
         entry
             .extra
@@ -1188,7 +775,7 @@ impl State {
                     description: "generated".to_string(),
                     source: "user".to_string(),
                     scope: Scope::Global,
-                    user_name: super::lists::USER_NAME.to_string(),
+                    user_name: crate::lists::USER_NAME.to_string(),
                     created_at: start,
                     updated_at: start,
                     extra: Map::new(),
@@ -1197,273 +784,6 @@ impl State {
         }
         Ok(())
     }
-
-    /// The id of an entry of `list` that is the same as `entry`, if any.
-    pub(crate) fn find_duplicate(&self, list: ListKind, entry: &HashEntry) -> Option<&str> {
-        entry
-            .keys(list)
-            .iter()
-            .find_map(|key| self.entry_index.get(key))
-            .map(String::as_str)
-    }
-
-    /// The positions in `list` of the entries whose `value` or `sha256Value` may contain one
-    /// of `needles` (lower-cased): those equal to a needle, and those longer than the shortest
-    /// needle, which the caller still has to check. Ascending, without repeats.
-    pub(crate) fn value_candidates<'n>(
-        &self,
-        list: ListKind,
-        needles: impl Iterator<Item = &'n str>,
-    ) -> Vec<usize> {
-        let entries = match list {
-            ListKind::Blacklist => &self.restrictions,
-            ListKind::Exclusions => &self.exclusions,
-        };
-        let index = self.value_index[list as usize].get_or_init(|| ValueIndex::of(entries));
-        let mut shortest = usize::MAX;
-        let mut found: Vec<usize> = Vec::new();
-        for needle in needles {
-            shortest = shortest.min(needle.len());
-            found.extend(index.exact.get(needle).into_iter().flatten());
-        }
-        found.extend(
-            index
-                .by_length
-                .iter()
-                .take_while(|(length, _)| *length > shortest)
-                .map(|(_, position)| *position),
-        );
-        found.sort_unstable();
-        found.dedup();
-        found
-    }
-
-    /// Adds an entry the caller checked with `find_duplicate`.
-    pub(crate) fn insert_entry(&mut self, list: ListKind, entry: HashEntry) {
-        self.value_index[list as usize] = std::cell::OnceCell::new();
-        for key in entry.keys(list) {
-            self.entry_index.insert(key, entry.id.clone());
-        }
-        match list {
-            ListKind::Blacklist => self.restrictions.push(entry),
-            ListKind::Exclusions => self.exclusions.push(entry),
-        }
-    }
-
-    /// Removes the entries of `list` that `remove` selects; returns how many.
-    pub(crate) fn remove_entries(
-        &mut self,
-        list: ListKind,
-        remove: impl Fn(&HashEntry) -> bool,
-    ) -> usize {
-        self.value_index[list as usize] = std::cell::OnceCell::new();
-        let entries = match list {
-            ListKind::Blacklist => &mut self.restrictions,
-            ListKind::Exclusions => &mut self.exclusions,
-        };
-        let before = entries.len();
-        let mut removed = Vec::new();
-        entries.retain(|entry| {
-            if remove(entry) {
-                removed.extend(entry.keys(list));
-                false
-            } else {
-                true
-            }
-        });
-        let count = before - entries.len();
-        for key in removed {
-            self.entry_index.remove(&key);
-        }
-        count
-    }
-
-    pub(crate) fn account(&self, id: &str) -> Option<&Account> {
-        self.accounts.iter().find(|a| a.id == id)
-    }
-
-    pub(crate) fn site(&self, id: &str) -> Option<&Site> {
-        self.sites.iter().find(|s| s.id == id)
-    }
-
-    pub(crate) fn group(&self, id: &str) -> Option<&Group> {
-        self.groups.iter().find(|g| g.id == id)
-    }
-
-    /// Recounts `agent_stats` from the threats.
-    pub(crate) fn refresh_agent_stats(&mut self) {
-        let mut stats: HashMap<String, (usize, bool)> = HashMap::new();
-        for threat in &self.threats {
-            let entry = match stats.get_mut(threat.agent_id.as_str()) {
-                Some(entry) => entry,
-                None => stats.entry(threat.agent_id.clone()).or_default(),
-            };
-            if threat.incident_status != "resolved" {
-                entry.0 += 1;
-            }
-            if threat.mitigation_status == "not_mitigated" {
-                entry.1 = true;
-            }
-        }
-        self.agent_stats = stats;
-    }
-
-    pub(crate) fn agent(&self, id: &str) -> Option<&Agent> {
-        self.agent_index.get(id).map(|&i| &self.agents[i])
-    }
-
-    pub(crate) fn agent_mut(&mut self, id: &str) -> Option<&mut Agent> {
-        self.agent_index.get(id).map(|&i| &mut self.agents[i])
-    }
-
-    /// The account a site belongs to.
-    pub(crate) fn site_account(&self, site_id: &str) -> Option<&str> {
-        self.site(site_id).map(|s| s.account_id.as_str())
-    }
-
-    /// The scopes above `scope`, nearest first, ending with global.
-    pub(crate) fn parents(&self, scope: &Scope) -> Vec<Scope> {
-        let mut out = Vec::new();
-        let mut current = scope.clone();
-        loop {
-            let parent = match &current {
-                Scope::Global => break,
-                Scope::Account(_) => Scope::Global,
-                Scope::Site(id) => match self.site_account(id) {
-                    Some(account) => Scope::Account(account.to_string()),
-                    None => Scope::Global,
-                },
-                Scope::Group(id) => match self.group(id) {
-                    Some(group) => Scope::Site(group.site_id.clone()),
-                    None => Scope::Global,
-                },
-            };
-            out.push(parent.clone());
-            current = parent;
-        }
-        out
-    }
-
-    /// True when `scope` is `ancestor` or lies below it.
-    pub(crate) fn within(&self, scope: &Scope, ancestor: &Scope) -> bool {
-        scope == ancestor || self.parents(scope).contains(ancestor)
-    }
-
-    /// The display name of a scope.
-    pub(crate) fn scope_name(&self, scope: &Scope) -> String {
-        match scope {
-            Scope::Global => "Global".to_string(),
-            Scope::Account(id) => self.account(id).map(|a| a.name.clone()).unwrap_or_default(),
-            Scope::Site(id) => self.site(id).map(|s| s.name.clone()).unwrap_or_default(),
-            Scope::Group(id) => self.group(id).map(|g| g.name.clone()).unwrap_or_default(),
-        }
-    }
-
-    /// `Global / Account / Site / Group`.
-    pub(crate) fn scope_path(&self, scope: &Scope) -> String {
-        let mut names: Vec<String> = self
-            .parents(scope)
-            .iter()
-            .rev()
-            .map(|s| self.scope_name(s))
-            .collect();
-        if *scope != Scope::Global {
-            names.push(self.scope_name(scope));
-        }
-        if names.is_empty() {
-            names.push("Global".to_string());
-        }
-        names.join(" / ")
-    }
-
-    /// The canonical snapshot of what clients can change, independent of request order: created
-    /// entries are listed without their minted ids and times, sorted by content.
-    pub(crate) fn snapshot(&self) -> Value {
-        let entries = |list: &[HashEntry]| {
-            let mut rows: Vec<Value> = list
-                .iter()
-                .map(|e| {
-                    json!({
-                        "scope": e.scope.label(),
-                        "type": e.kind,
-                        "osType": e.os_type,
-                        "value": e.value,
-                        "sha256Value": e.sha256,
-                        "description": e.description,
-                        "source": e.source,
-                    })
-                })
-                .collect();
-            rows.sort_by_cached_key(|row| row.to_string());
-            rows
-        };
-        let mut iocs: Vec<Value> = self
-            .iocs
-            .iter()
-            .map(|ioc| {
-                let mut row = ioc.fields.clone();
-                row.insert("scope".to_string(), json!(ioc.scope.label()));
-                row.insert("type".to_string(), json!(ioc.kind));
-                row.insert("value".to_string(), json!(ioc.value));
-                row.insert("validUntil".to_string(), json!(ts(ioc.valid_until)));
-                Value::Object(sorted_map(row))
-            })
-            .collect();
-        iocs.sort_by_cached_key(|row| row.to_string());
-        let mut threats: Vec<&Threat> = self.threats.iter().collect();
-        threats.sort_by(|a, b| super::paging::compare_ids(&a.id, &b.id));
-        let threats: Vec<Value> = threats
-            .iter()
-            .map(|t| {
-                let mut notes: Vec<&str> = t.notes.iter().map(|n| n.text.as_str()).collect();
-                notes.sort_unstable();
-                let mut actions: Vec<String> = t
-                    .reports
-                    .iter()
-                    .map(|r| format!("{}:{}", r.action, r.status))
-                    .collect();
-                actions.sort();
-                json!({
-                    "id": t.id,
-                    "mitigationStatus": t.mitigation_status,
-                    "mitigationActions": actions,
-                    "incidentStatus": t.incident_status,
-                    "analystVerdict": t.analyst_verdict,
-                    "notes": notes,
-                })
-            })
-            .collect();
-        let mut agents: Vec<&Agent> = self.agents.iter().collect();
-        agents.sort_by(|a, b| super::paging::compare_ids(&a.id, &b.id));
-        let agents: Vec<Value> = agents
-            .iter()
-            .map(|a| {
-                json!({"id": a.id, "computerName": a.computer_name, "networkStatus": a.network_status})
-            })
-            .collect();
-        let mut alerts: Vec<&Alert> = self.alerts.iter().collect();
-        alerts.sort_by(|a, b| super::paging::compare_ids(&a.id, &b.id));
-        let alerts: Vec<Value> = alerts
-            .iter()
-            .map(|a| {
-                json!({"id": a.id, "analystVerdict": a.analyst_verdict, "incidentStatus": a.incident_status})
-            })
-            .collect();
-        json!({
-            "restrictions": entries(&self.restrictions),
-            "exclusions": entries(&self.exclusions),
-            "iocs": iocs,
-            "threats": threats,
-            "agents": agents,
-            "alerts": alerts,
-        })
-    }
-}
-
-fn sorted_map(map: Map<String, Value>) -> Map<String, Value> {
-    let mut pairs: Vec<(String, Value)> = map.into_iter().collect();
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    pairs.into_iter().collect()
 }
 
 struct AgentParts {
@@ -1549,7 +869,7 @@ fn check_hex(value: &Option<String>, len: usize, what: &str) -> Result<Option<St
 }
 
 /// The last component of a Windows or POSIX path.
-pub(crate) fn file_name(path: &str) -> String {
+fn file_name(path: &str) -> String {
     path.rsplit(['\\', '/']).next().unwrap_or(path).to_string()
 }
 
