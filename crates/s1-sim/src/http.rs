@@ -19,6 +19,8 @@ const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 #[derive(Debug)]
 pub(crate) struct Request {
     pub method: String,
+    /// The request target as sent: path and query, not decoded.
+    pub target: String,
     /// The path, percent-decoded, without the query.
     pub path: String,
     /// Decoded query parameters; a repeated key has its values joined with commas.
@@ -139,9 +141,11 @@ pub(crate) fn read_request(stream: &TcpStream) -> Result<Request, ReadError> {
                 .or_insert_with(|| value.into_owned());
         }
     }
+    let path = percent_decode(raw_path);
     Ok(Request {
         method,
-        path: percent_decode(raw_path),
+        path,
+        target,
         query,
         headers,
         body,
@@ -260,29 +264,43 @@ impl Response {
 /// Writes the answer. With `truncate`, only the first half of the body is sent although the
 /// `Content-Length` announces all of it.
 pub(crate) fn write_response(
-    mut stream: &TcpStream,
+    stream: &TcpStream,
     response: &Response,
     truncate: bool,
 ) -> io::Result<()> {
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nDate: {}\r\nConnection: close\r\n",
-        response.status,
-        reason(response.status),
-        response.content_type,
-        response.body.len(),
-        httpdate::fmt_http_date(SystemTime::now()),
-    );
+    let mut headers = vec![
+        ("Content-Type", response.content_type.to_string()),
+        ("Content-Length", response.body.len().to_string()),
+        ("Date", httpdate::fmt_http_date(SystemTime::now())),
+        ("Connection", "close".to_string()),
+    ];
     if let Some(retry_after) = &response.retry_after {
-        head.push_str("Retry-After: ");
-        head.push_str(retry_after);
-        head.push_str("\r\n");
+        headers.push(("Retry-After", retry_after.clone()));
     }
-    head.push_str("\r\n");
     let body = if truncate {
         &response.body[..response.body.len() / 2]
     } else {
         &response.body[..]
     };
+    write_message(stream, response.status, &headers, body)
+}
+
+/// Writes a status line, exactly `headers` (nothing added: a caller that lies in
+/// `Content-Length` is heard) and `body`.
+pub(crate) fn write_message(
+    mut stream: &TcpStream,
+    status: u16,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> io::Result<()> {
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    for (name, value) in headers {
+        head.push_str(name);
+        head.push_str(": ");
+        head.push_str(value);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;
     stream.flush()

@@ -10,7 +10,9 @@
 //!
 //! Submodules: `scenario` (the seed file), `model` (the console's objects), `state` (what the
 //! console holds, with its indexes behind methods; `state::seed` makes it from a scenario),
-//! `routes` (dispatch), one module per endpoint family, `paging`, `params`, `faults` and `http`. The behaviours chosen
+//! `routes` (dispatch), one module per endpoint family, `paging`, `params`, `faults` and `http`.
+//! `scripted` is the other server on the same codec: it answers from a script rather than as a
+//! console, for the unit tests of s1-actions' HTTP client. The behaviours chosen
 //! where SentinelOne's are unconfirmed are listed in `docs/simulator.md`.
 //!
 //! It is a crate of its own so that the s1-actions tree holds only the product: the binary
@@ -31,6 +33,7 @@ mod paging;
 mod params;
 mod routes;
 pub mod scenario;
+pub mod scripted;
 mod state;
 mod threats;
 mod user;
