@@ -203,12 +203,7 @@ fn demo_command(dir: &std::path::Path) -> ExitStatus {
 fn envelope_command(input: Option<PathBuf>, mode: Mode) -> ExitStatus {
     let text = match read_input(input.as_ref()) {
         Ok(text) => text,
-        Err(failure) => {
-            let mut result = RunResult::new(None);
-            result.errors.push(failure);
-            result.finish();
-            return print_document(&result, ExitStatus::InvalidInput);
-        }
+        Err(failure) => return print_refusal(failure),
     };
     let text = if mode == Mode::Check {
         with_default_action(&text)
@@ -225,12 +220,7 @@ fn envelope_command(input: Option<PathBuf>, mode: Mode) -> ExitStatus {
 fn probe_command(input: Option<PathBuf>, format: ProbeFormat) -> ExitStatus {
     let text = match read_input(input.as_ref()) {
         Ok(text) => text,
-        Err(failure) => {
-            let mut result = RunResult::new(None);
-            result.errors.push(failure);
-            result.finish();
-            return print_document(&result, ExitStatus::InvalidInput);
-        }
+        Err(failure) => return print_refusal(failure),
     };
     let text = with_action_or(&text, PROBE_DEFAULT_ACTION);
     let (result, exit) = runner::execute_owned(text, Mode::Probe);
@@ -238,6 +228,14 @@ fn probe_command(input: Option<PathBuf>, format: ProbeFormat) -> ExitStatus {
         ProbeFormat::Json => print_document(&result, exit),
         ProbeFormat::Text => print_text(&crate::probe::render_text(&result), exit),
     }
+}
+
+/// The document of an envelope that could not even be read (a missing `--input` file, say).
+fn print_refusal(failure: Failure) -> ExitStatus {
+    let mut result = RunResult::new(None);
+    result.errors.push(failure);
+    result.finish();
+    print_document(&result, ExitStatus::InvalidInput)
 }
 
 /// The action whose manifest a `probe` envelope without `action` is checked against: IOC

@@ -649,7 +649,7 @@ fn retry_after(client: &ApiClient) -> Finding {
             4,
             CHECK,
             Verdict::Contradicted,
-            format!("{} of {seen} 429 answer(s) carried no Retry-After; the client then backs off exponentially", seen - with_header),
+            format!("{} of {seen} 429 answer(s) carried no Retry-After; the client then waits for the endpoint family's window before retrying", seen - with_header),
         )
         .recommend(
             false,

@@ -117,29 +117,13 @@ fn execute_parsed(
             request.run.now,
             &mut result,
         );
-        let (mut result, exit) = finish(
-            result,
-            Vec::new(),
-            Vec::new(),
-            &[],
-            RunOutput::default(),
-            &client,
-            started,
-        );
+        let (mut result, exit) = finish_without_objects(result, &client, started);
         let exit = crate::probe::gate(&mut result, exit);
         return (result, exit);
     }
     if mode == Mode::Check {
         check(&client, request.run.now, &mut result);
-        return finish(
-            result,
-            Vec::new(),
-            Vec::new(),
-            &[],
-            RunOutput::default(),
-            &client,
-            started,
-        );
+        return finish_without_objects(result, &client, started);
     }
 
     let (plans, targets) = request::classify(
@@ -220,6 +204,23 @@ fn prepare(
             warnings: request.warnings,
         }),
     }
+}
+
+/// [`finish`] for the commands that work on the console, not on objects (`check`, `probe`).
+fn finish_without_objects(
+    result: RunResult,
+    client: &ApiClient,
+    started: Instant,
+) -> (RunResult, ExitStatus) {
+    finish(
+        result,
+        Vec::new(),
+        Vec::new(),
+        &[],
+        RunOutput::default(),
+        client,
+        started,
+    )
 }
 
 /// Fills the document from the run's output and computes the exit status.

@@ -14,7 +14,7 @@
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, RngSeed};
+use proptest::test_runner::Config as ProptestConfig;
 use s1_actions::action::agents::{fully_qualified_name, names_agent};
 use s1_actions::runner::{self, Mode};
 use s1_sim::{Scenario, Simulator};
@@ -26,22 +26,7 @@ const PURE_CASES: u32 = 512;
 const SIMULATED_CASES: u32 = 24;
 
 fn config(cases: u32) -> ProptestConfig {
-    let defaults = ProptestConfig::default();
-    let from_env = |name: &str| std::env::var_os(name).is_some();
-    ProptestConfig {
-        cases: if from_env("PROPTEST_CASES") {
-            defaults.cases
-        } else {
-            cases
-        },
-        rng_seed: if from_env("PROPTEST_RNG_SEED") {
-            defaults.rng_seed
-        } else {
-            RngSeed::Fixed(0x0014_fdd1)
-        },
-        failure_persistence: None,
-        ..defaults
-    }
+    crate::support::proptest_config(cases, 0x0014_fdd1)
 }
 
 /// The test's own reading of a name: blanks and one trailing dot dropped, ASCII lower case.

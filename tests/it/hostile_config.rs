@@ -11,7 +11,7 @@
 //! the real binary, a bounded number of times (`PROPTEST_CASES` scales them).
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, RngSeed};
+use proptest::test_runner::Config as ProptestConfig;
 use s1_actions::manifest::{self, Param, ParamType};
 use s1_actions::runner::{self, Mode};
 use serde_json::{Value, json};
@@ -22,22 +22,7 @@ use crate::support::{self, CANARY_TOKEN, Reply, ScriptedServer};
 const BINARY_CASES: u32 = 32;
 
 fn config(cases: u32) -> ProptestConfig {
-    let defaults = ProptestConfig::default();
-    let from_env = |name: &str| std::env::var_os(name).is_some();
-    ProptestConfig {
-        cases: if from_env("PROPTEST_CASES") {
-            defaults.cases
-        } else {
-            cases
-        },
-        rng_seed: if from_env("PROPTEST_RNG_SEED") {
-            defaults.rng_seed
-        } else {
-            RngSeed::Fixed(0x0c0f_1600)
-        },
-        failure_persistence: None,
-        ..defaults
-    }
+    support::proptest_config(cases, 0x0c0f_1600)
 }
 
 /// A console that records every request and answers each with an empty success.

@@ -8,29 +8,14 @@
 //! partial (exit 1) with no run-level error.
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, RngSeed};
+use proptest::test_runner::Config as ProptestConfig;
 use serde_json::{Value, json};
 
 use crate::support::{self, CANARY_TOKEN};
 
 /// Runs are processes against a simulator: a handful of cases by default.
 fn config(cases: u32) -> ProptestConfig {
-    let defaults = ProptestConfig::default();
-    let from_env = |name: &str| std::env::var_os(name).is_some();
-    ProptestConfig {
-        cases: if from_env("PROPTEST_CASES") {
-            defaults.cases
-        } else {
-            cases
-        },
-        rng_seed: if from_env("PROPTEST_RNG_SEED") {
-            defaults.rng_seed
-        } else {
-            RngSeed::Fixed(0x0dd_a5e5)
-        },
-        failure_persistence: None,
-        ..defaults
-    }
+    support::proptest_config(cases, 0x0dd_a5e5)
 }
 
 /// Odd 2xx bodies: none is the documented shape of a verdict or a list page.

@@ -12,7 +12,7 @@
 //! Inputs that once broke a property are kept as plain tests at the end of the file.
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, RngSeed};
+use proptest::test_runner::Config as ProptestConfig;
 use s1_actions::error::ExitStatus;
 use s1_actions::runner::{self, Mode};
 use serde_json::{Map, Value, json};
@@ -25,22 +25,7 @@ const IN_PROCESS_CASES: u32 = 256;
 const BINARY_CASES: u32 = 64;
 
 fn config(cases: u32) -> ProptestConfig {
-    let defaults = ProptestConfig::default();
-    let from_env = |name: &str| std::env::var_os(name).is_some();
-    ProptestConfig {
-        cases: if from_env("PROPTEST_CASES") {
-            defaults.cases
-        } else {
-            cases
-        },
-        rng_seed: if from_env("PROPTEST_RNG_SEED") {
-            defaults.rng_seed
-        } else {
-            RngSeed::Fixed(0x5e47_1e1e)
-        },
-        failure_persistence: None,
-        ..defaults
-    }
+    support::proptest_config(cases, 0x5e47_1e1e)
 }
 
 // ---------------------------------------------------------------- strategies

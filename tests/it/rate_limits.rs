@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+use s1_sim::Simulator;
 use serde_json::{Value, json};
 
 use crate::support::{self, CANARY_TOKEN};
@@ -23,7 +24,7 @@ fn ioc_objects(count: usize) -> Vec<Value> {
         .collect()
 }
 
-fn statuses(sim: &s1_sim::Simulator, status: u16) -> usize {
+fn statuses(sim: &Simulator, status: u16) -> usize {
     sim.requests()
         .iter()
         .filter(|request| request.status == status)
@@ -71,19 +72,7 @@ fn ioc_uploads_are_spaced_to_the_family_limit_and_never_throttled() {
 /// look-up is retried until it gets through (well within the deadline), and the run succeeds.
 #[test]
 fn throttling_without_retry_after_is_waited_out_past_max_retries() {
-    let sim = support::simulator(json!({
-        "faults": [{ "method": "GET", "path": "/restrictions", "times": 5,
-                     "fault": { "status": 429 } }],
-    }));
-    let envelope = json!({
-        "action": 1,
-        "run": { "deadline_seconds": 60, "now": "2026-04-22T13:50:54Z" },
-        "config": { "hostname": sim.base_url(), "api_token": CANARY_TOKEN,
-                    "max_retries": 1, "os_type": ["Windows"] },
-        "objects": [{ "id": 1, "type": "SHA-1", "value": "7eb2197d6fd80c31bd04d3a7fb8c725eb9789013" }],
-    });
-    let out = support::run(&["run"], &envelope.to_string());
-    let result = support::checked(&out, 1);
+    let (sim, out, result) = blacklist_one_hash_through_five(429);
     assert_eq!(out.exit, 0, "{result}");
     assert_eq!(statuses(&sim, 429), 5);
     assert_eq!(result["metrics"]["retries"], 5);
@@ -94,9 +83,18 @@ fn throttling_without_retry_after_is_waited_out_past_max_retries() {
 /// The same console with a 5xx instead: `max_retries` still caps those.
 #[test]
 fn server_errors_still_stop_at_max_retries() {
+    let (sim, out, result) = blacklist_one_hash_through_five(503);
+    assert_eq!(out.exit, 5, "{result}");
+    assert_eq!(result["errors"][0]["code"], "upstream.server_error");
+    assert_eq!(sim.requests().len(), 2);
+}
+
+/// Blacklists one hash, `max_retries` 1 and a 60 s deadline, against a console whose first five
+/// look-ups answer `status` (without `Retry-After`).
+fn blacklist_one_hash_through_five(status: u16) -> (Simulator, support::Run, Value) {
     let sim = support::simulator(json!({
         "faults": [{ "method": "GET", "path": "/restrictions", "times": 5,
-                     "fault": { "status": 503 } }],
+                     "fault": { "status": status } }],
     }));
     let envelope = json!({
         "action": 1,
@@ -107,9 +105,7 @@ fn server_errors_still_stop_at_max_retries() {
     });
     let out = support::run(&["run"], &envelope.to_string());
     let result = support::checked(&out, 1);
-    assert_eq!(out.exit, 5, "{result}");
-    assert_eq!(result["errors"][0]["code"], "upstream.server_error");
-    assert_eq!(sim.requests().len(), 2);
+    (sim, out, result)
 }
 
 /// The simulator's `"sentinelone"` preset and the client's own table are written out separately

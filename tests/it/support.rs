@@ -299,3 +299,25 @@ pub fn read_request(stream: &mut impl std::io::Read) -> Option<String> {
     }
     Some(String::from_utf8_lossy(&data).into_owned())
 }
+
+/// A property's configuration: `cases` and a fixed seed by default, so CI runs are bounded and
+/// failures reproduce; `PROPTEST_CASES` and `PROPTEST_RNG_SEED` override them for longer runs.
+pub fn proptest_config(cases: u32, seed: u64) -> proptest::test_runner::Config {
+    use proptest::test_runner::{Config, RngSeed};
+    let defaults = Config::default();
+    let from_env = |name: &str| std::env::var_os(name).is_some();
+    Config {
+        cases: if from_env("PROPTEST_CASES") {
+            defaults.cases
+        } else {
+            cases
+        },
+        rng_seed: if from_env("PROPTEST_RNG_SEED") {
+            defaults.rng_seed
+        } else {
+            RngSeed::Fixed(seed)
+        },
+        failure_persistence: None,
+        ..defaults
+    }
+}

@@ -13,7 +13,7 @@
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, RngSeed};
+use proptest::test_runner::Config as ProptestConfig;
 use s1_actions::runner::{self, Mode};
 use s1_sim::Simulator;
 use serde_json::{Value, json};
@@ -52,22 +52,7 @@ fn base() -> impl Strategy<Value = Value> {
 }
 
 fn config() -> ProptestConfig {
-    let defaults = ProptestConfig::default();
-    let from_env = |name: &str| std::env::var_os(name).is_some();
-    ProptestConfig {
-        cases: if from_env("PROPTEST_CASES") {
-            defaults.cases
-        } else {
-            CASES
-        },
-        rng_seed: if from_env("PROPTEST_RNG_SEED") {
-            defaults.rng_seed
-        } else {
-            RngSeed::Fixed(0x7a11_d8e5)
-        },
-        failure_persistence: None,
-        ..defaults
-    }
+    support::proptest_config(CASES, 0x7a11_d8e5)
 }
 
 /// The simulator every case's `run` is pointed at; it records every request it receives.
