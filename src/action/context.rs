@@ -17,13 +17,14 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::api::ApiClient;
 use crate::api::chunk_for_query;
 use crate::connection::LookupValues;
 use crate::envelope::{InputObject, ObjectView};
-use crate::error::Failure;
+use crate::error::{ErrorCode, Failure};
 use crate::indicator::IndicatorType;
 use crate::log;
 use crate::result::{AddedAttribute, PlannedRequest, Warning};
@@ -52,6 +53,74 @@ pub struct Target {
     pub value: String,
     /// Indexes of the input objects with this type and value, ascending.
     pub indices: Vec<usize>,
+}
+
+/// The method of a write request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMethod {
+    Post,
+    /// `DELETE` with a JSON body, as SentinelOne's bulk deletes expect.
+    Delete,
+}
+
+/// One write request of a batch.
+#[derive(Debug, Clone)]
+pub struct Write<'p> {
+    pub method: WriteMethod,
+    pub path: &'p str,
+    pub body: Value,
+}
+
+impl<'p> Write<'p> {
+    pub fn post(path: &'p str, body: Value) -> Self {
+        Self {
+            method: WriteMethod::Post,
+            path,
+            body,
+        }
+    }
+
+    pub fn delete(path: &'p str, body: Value) -> Self {
+        Self {
+            method: WriteMethod::Delete,
+            path,
+            body,
+        }
+    }
+}
+
+/// What became of one write request: only planned (dry run), or sent and answered.
+#[derive(Debug)]
+pub enum Reply<A> {
+    Planned,
+    Sent(Result<A, Failure>),
+}
+
+impl<A> Reply<A> {
+    /// The answer (`None` for a planned request); a refusal is the error.
+    pub fn answer(self) -> Result<Option<A>, Failure> {
+        match self {
+            Self::Planned => Ok(None),
+            Self::Sent(answer) => answer.map(Some),
+        }
+    }
+}
+
+/// How a detail tells the writes: done, or (dry run) only planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tense {
+    Done,
+    Planned,
+}
+
+impl Tense {
+    /// `done` or `planned`, the wording of this tense.
+    pub fn pick<T>(self, done: T, planned: T) -> T {
+        match self {
+            Self::Done => done,
+            Self::Planned => planned,
+        }
+    }
 }
 
 /// The outcome recorded for a target.
@@ -195,7 +264,17 @@ impl<'a> RunContext<'a> {
         matches!(self.output.outcomes[id], Outcome::Pending)
     }
 
-    /// Records success, unless the target already has an outcome.
+    /// Whether details tell what was done or (dry run) what would be done.
+    pub fn tense(&self) -> Tense {
+        if self.dry_run {
+            Tense::Planned
+        } else {
+            Tense::Done
+        }
+    }
+
+    /// Records success, unless the target already has an outcome. A dry run adds no
+    /// attributes: nothing was written that they could report.
     pub fn succeed(
         &mut self,
         id: TargetId,
@@ -203,6 +282,7 @@ impl<'a> RunContext<'a> {
         attributes: Vec<AddedAttribute>,
     ) {
         if self.is_pending(id) {
+            let attributes = if self.dry_run { Vec::new() } else { attributes };
             self.output.outcomes[id] = Outcome::Succeeded {
                 detail: detail.into(),
                 attributes,
@@ -341,6 +421,48 @@ impl<'a> RunContext<'a> {
             .collect()
     }
 
+    /// Sends the write `request(batch)` of every batch on the client's workers and reads each
+    /// answer (as `A`: only the fields it names) with `read`; in a dry run, adds each request to
+    /// the plan instead and reads [`Reply::Planned`]. Returns each batch's result as
+    /// [`RunContext::batches`] does: `None` where the batch failed, its targets failed with
+    /// the error `read` returned.
+    ///
+    /// The request is made by the worker that sends it, so bodies are not all held at once.
+    pub fn write<'p, B: Sync, A: DeserializeOwned, R: Send>(
+        &mut self,
+        phase: &str,
+        batches: &[B],
+        targets_of: impl Fn(&B) -> Vec<TargetId>,
+        request: impl Fn(&B) -> Write<'p> + Sync,
+        read: impl Fn(&B, Reply<A>) -> Result<R, Failure> + Sync,
+    ) -> Vec<Option<R>> {
+        if !self.dry_run {
+            return self.batches(phase, batches, targets_of, |client, batch| {
+                read(batch, Reply::Sent(send(client, request(batch))))
+            });
+        }
+        batches
+            .iter()
+            .map(|batch| {
+                let write = request(batch);
+                let method = match write.method {
+                    WriteMethod::Post => "POST",
+                    WriteMethod::Delete => "DELETE",
+                };
+                self.plan(method, write.path, Some(write.body), &targets_of(batch));
+                match read(batch, Reply::Planned) {
+                    Ok(value) => Some(value),
+                    Err(failure) => {
+                        for id in targets_of(batch) {
+                            self.fail(id, failure.clone());
+                        }
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+
     /// Ends the run with `failure` (if none ended it before).
     pub fn end_run(&mut self, failure: Failure) {
         if self.output.run_error.is_none() {
@@ -366,5 +488,24 @@ impl<'a> RunContext<'a> {
             }
         }
         (self.output, self.targets)
+    }
+}
+
+/// Sends one write and reads its answer as `A`.
+fn send<A: DeserializeOwned>(client: &ApiClient, write: Write<'_>) -> Result<A, Failure> {
+    match write.method {
+        WriteMethod::Post => client.post_as(write.path, &write.body),
+        WriteMethod::Delete => {
+            let answer = client.delete(write.path, &write.body)?;
+            serde_json::from_value(answer).map_err(|err| {
+                Failure::new(
+                    ErrorCode::UpstreamBadResponse,
+                    format!(
+                        "SentinelOne's answer to DELETE {} could not be read: {err}",
+                        write.path
+                    ),
+                )
+            })
+        }
     }
 }

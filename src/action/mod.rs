@@ -37,7 +37,7 @@ use schemars::{JsonSchema, Schema};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub use context::{RunContext, Target, TargetId, distinct_targets};
+pub use context::{Reply, RunContext, Target, TargetId, Tense, Write, distinct_targets};
 
 use crate::envelope::ActionRef;
 use crate::error::Failure;
