@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use super::agents::{self, Agent, Found, Scope};
-use super::{RunContext, TargetId, distinct_targets};
+use super::{Reply, RunContext, TargetId, Tense, Write, distinct_targets};
 use crate::error::{ErrorCode, Failure};
 use crate::result::{AddedAttribute, Warning};
 
@@ -114,13 +114,32 @@ pub fn run(ctx: &mut RunContext<'_>, settings: Settings<'_>) -> Result<(), Failu
     }
     let direction = settings.direction;
     let found = agents::find(ctx, &ids, settings.scope);
+    let accepted = within_limit(ctx, ids, found, settings.limit);
+    send(ctx, direction, &accepted);
+    for (id, found) in accepted {
+        let detail = report(direction, &found, ctx.tense());
+        let count = found.agents.len().to_string();
+        ctx.succeed(
+            id,
+            detail,
+            vec![AddedAttribute::new(direction.attribute(), count)],
+        );
+    }
+    Ok(())
+}
 
-    // Indicators within the limit, with their agents; the others fail here and send nothing.
-    let mut accepted: Vec<(TargetId, Found)> = Vec::new();
+/// Indicators within the limit, with their agents; the others fail here and send nothing.
+fn within_limit(
+    ctx: &mut RunContext<'_>,
+    ids: Vec<TargetId>,
+    found: Vec<Option<Found>>,
+    limit: Option<Limit>,
+) -> Vec<(TargetId, Found)> {
+    let mut accepted = Vec::new();
     for (id, found) in ids.into_iter().zip(found) {
         let Some(found) = found else { continue };
         let agents = &found.agents;
-        match settings.limit {
+        match limit {
             Some(Limit { max_agents, param }) if agents.len() > max_agents => {
                 let all: Vec<&Agent> = agents.iter().collect();
                 let message = format!(
@@ -140,10 +159,14 @@ pub fn run(ctx: &mut RunContext<'_>, settings: Settings<'_>) -> Result<(), Failu
             _ => accepted.push((id, found)),
         }
     }
+    accepted
+}
 
-    // The agent ids to send, each with the indicators it acts for.
+/// Sends (or plans) the action for every agent not yet in the wanted state, each once however
+/// many indicators match it.
+fn send(ctx: &mut RunContext<'_>, direction: Direction, accepted: &[(TargetId, Found)]) {
     let mut owners: BTreeMap<&str, BTreeSet<TargetId>> = BTreeMap::new();
-    for (id, found) in &accepted {
+    for (id, found) in accepted {
         for agent in found
             .agents
             .iter()
@@ -154,97 +177,78 @@ pub fn run(ctx: &mut RunContext<'_>, settings: Settings<'_>) -> Result<(), Failu
     }
     let keys: Vec<&str> = owners.keys().copied().collect();
     let batches: Vec<&[&str]> = keys.chunks(IDS_PER_REQUEST).collect();
-    let body = |batch: &[&str]| json!({ "filter": { "ids": batch }, "data": {} });
-    let targets_of = |batch: &&[&str]| -> Vec<TargetId> {
-        distinct_targets(batch.iter().flat_map(|key| owners[key].iter().copied()))
-    };
-    if ctx.dry_run() {
-        for batch in &batches {
-            ctx.plan(
-                "POST",
+    let affected = ctx.write(
+        "network action",
+        &batches,
+        |batch| distinct_targets(batch.iter().flat_map(|key| owners[key].iter().copied())),
+        |batch| {
+            Write::post(
                 direction.path(),
-                Some(body(batch)),
-                &targets_of(batch),
-            );
-        }
-    } else {
-        let results = ctx.batches("network action", &batches, targets_of, |client, batch| {
-            client.post(direction.path(), &body(batch))
-        });
-        for (batch, response) in batches.iter().zip(results) {
-            let affected = response
-                .as_ref()
-                .and_then(|response| response.pointer("/data/affected"))
-                .and_then(Value::as_u64);
-            // SentinelOne counts only the agents it acted on, and names none of them: a short
-            // count cannot be pinned on an indicator, so it is reported for the run.
-            if let Some(affected) = affected.filter(|affected| *affected < batch.len() as u64) {
-                ctx.warn(Warning {
-                    code: "upstream.partially_applied".into(),
-                    message: format!(
-                        "SentinelOne reported {affected} of {} agents affected by POST {}",
-                        batch.len(),
-                        direction.path()
-                    ),
-                    field: None,
-                });
-            }
-        }
-    }
-
-    for (id, found) in accepted {
-        let agents = found.agents.as_slice();
-        if agents.is_empty() {
-            // Succeeded with 0, as DESIGN §6 has every indicator without a match: there is
-            // nothing to retry. The detail names same-named computers of other domains, so an
-            // analyst sees the look-alike was found and left alone.
-            let attributes = if ctx.dry_run() {
-                Vec::new()
-            } else {
-                vec![AddedAttribute::new(direction.attribute(), "0")]
-            };
-            ctx.succeed(id, found.no_match_detail(), attributes);
-            continue;
-        }
-        let (to_change, unchanged): (Vec<&Agent>, Vec<&Agent>) = agents
-            .iter()
-            .partition(|agent| direction.needs_action(agent));
-        let mut parts = Vec::new();
-        if !to_change.is_empty() {
-            let names = agents::name_list(&to_change, NAMES_IN_DETAIL);
-            parts.push(if ctx.dry_run() {
-                format!(
-                    "Dry run: would {} {} computer(s): {names}",
-                    direction.infinitive(),
-                    to_change.len()
-                )
-            } else {
-                format!(
-                    "{} computer(s) {} the network: {names}",
-                    to_change.len(),
-                    direction.done()
-                )
+                json!({ "filter": { "ids": batch }, "data": {} }),
+            )
+        },
+        |_, reply: Reply<Value>| {
+            Ok(reply
+                .answer()?
+                .and_then(|answer| answer.pointer("/data/affected")?.as_u64()))
+        },
+    );
+    for (batch, affected) in batches.iter().zip(affected) {
+        // SentinelOne counts only the agents it acted on, and names none of them: a short
+        // count cannot be pinned on an indicator, so it is reported for the run.
+        if let Some(affected) = affected
+            .flatten()
+            .filter(|affected| *affected < batch.len() as u64)
+        {
+            ctx.warn(Warning {
+                code: "upstream.partially_applied".into(),
+                message: format!(
+                    "SentinelOne reported {affected} of {} agents affected by POST {}",
+                    batch.len(),
+                    direction.path()
+                ),
+                field: None,
             });
         }
-        if !unchanged.is_empty() {
-            parts.push(format!(
-                "{} computer(s) {}: {}",
-                unchanged.len(),
-                direction.already(),
-                agents::name_list(&unchanged, NAMES_IN_DETAIL)
-            ));
-        }
-        let attributes = if ctx.dry_run() {
-            Vec::new()
-        } else {
-            vec![AddedAttribute::new(
-                direction.attribute(),
-                agents.len().to_string(),
-            )]
-        };
-        ctx.succeed(id, parts.join("; "), attributes);
     }
-    Ok(())
+}
+
+/// An indicator's detail, in the run's tense.
+fn report(direction: Direction, found: &Found, tense: Tense) -> String {
+    if found.agents.is_empty() {
+        // Succeeded with 0, as DESIGN §6 has every indicator without a match: there is
+        // nothing to retry. The detail names same-named computers of other domains, so an
+        // analyst sees the look-alike was found and left alone.
+        return found.no_match_detail();
+    }
+    let (to_change, unchanged): (Vec<&Agent>, Vec<&Agent>) = found
+        .agents
+        .iter()
+        .partition(|agent| direction.needs_action(agent));
+    let mut parts = Vec::new();
+    if !to_change.is_empty() {
+        let names = agents::name_list(&to_change, NAMES_IN_DETAIL);
+        let count = to_change.len();
+        parts.push(tense.pick(
+            format!(
+                "{count} computer(s) {} the network: {names}",
+                direction.done()
+            ),
+            format!(
+                "Dry run: would {} {count} computer(s): {names}",
+                direction.infinitive()
+            ),
+        ));
+    }
+    if !unchanged.is_empty() {
+        parts.push(format!(
+            "{} computer(s) {}: {}",
+            unchanged.len(),
+            direction.already(),
+            agents::name_list(&unchanged, NAMES_IN_DETAIL)
+        ));
+    }
+    parts.join("; ")
 }
 
 #[cfg(test)]
