@@ -17,6 +17,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -63,16 +64,16 @@ pub enum WriteMethod {
     Delete,
 }
 
-/// One write request of a batch.
+/// One write request of a batch, its body anything serializable (streamed when sent).
 #[derive(Debug, Clone)]
-pub struct Write<'p> {
+pub struct Write<'p, T = Value> {
     pub method: WriteMethod,
     pub path: &'p str,
-    pub body: Value,
+    pub body: T,
 }
 
-impl<'p> Write<'p> {
-    pub fn post(path: &'p str, body: Value) -> Self {
+impl<'p, T: Serialize> Write<'p, T> {
+    pub fn post(path: &'p str, body: T) -> Self {
         Self {
             method: WriteMethod::Post,
             path,
@@ -80,7 +81,7 @@ impl<'p> Write<'p> {
         }
     }
 
-    pub fn delete(path: &'p str, body: Value) -> Self {
+    pub fn delete(path: &'p str, body: T) -> Self {
         Self {
             method: WriteMethod::Delete,
             path,
@@ -207,11 +208,6 @@ impl<'a> RunContext<'a> {
         self.client.deadline()
     }
 
-    /// Whether writes are planned instead of sent.
-    pub fn dry_run(&self) -> bool {
-        self.dry_run
-    }
-
     /// The checkpoint the previous run returned (ingest actions).
     pub fn input_state(&self) -> Option<&'a Value> {
         self.input_state
@@ -307,7 +303,7 @@ impl<'a> RunContext<'a> {
     }
 
     /// Adds a write to the dry-run plan.
-    pub fn plan(&mut self, method: &str, path: &str, body: Option<Value>, targets: &[TargetId]) {
+    fn plan(&mut self, method: &str, path: &str, body: Option<Value>, targets: &[TargetId]) {
         let mut objects: Vec<usize> = targets
             .iter()
             .flat_map(|id| self.targets[*id].indices.iter().copied())
@@ -428,12 +424,12 @@ impl<'a> RunContext<'a> {
     /// the error `read` returned.
     ///
     /// The request is made by the worker that sends it, so bodies are not all held at once.
-    pub fn write<'p, B: Sync, A: DeserializeOwned, R: Send>(
+    pub fn write<'p, B: Sync, T: Serialize, A: DeserializeOwned, R: Send>(
         &mut self,
         phase: &str,
         batches: &[B],
         targets_of: impl Fn(&B) -> Vec<TargetId>,
-        request: impl Fn(&B) -> Write<'p> + Sync,
+        request: impl Fn(&B) -> Write<'p, T> + Sync,
         read: impl Fn(&B, Reply<A>) -> Result<R, Failure> + Sync,
     ) -> Vec<Option<R>> {
         if !self.dry_run {
@@ -449,7 +445,8 @@ impl<'a> RunContext<'a> {
                     WriteMethod::Post => "POST",
                     WriteMethod::Delete => "DELETE",
                 };
-                self.plan(method, write.path, Some(write.body), &targets_of(batch));
+                let body = serde_json::to_value(&write.body).unwrap_or_default();
+                self.plan(method, write.path, Some(body), &targets_of(batch));
                 match read(batch, Reply::Planned) {
                     Ok(value) => Some(value),
                     Err(failure) => {
@@ -492,7 +489,10 @@ impl<'a> RunContext<'a> {
 }
 
 /// Sends one write and reads its answer as `A`.
-fn send<A: DeserializeOwned>(client: &ApiClient, write: Write<'_>) -> Result<A, Failure> {
+fn send<T: Serialize, A: DeserializeOwned>(
+    client: &ApiClient,
+    write: Write<'_, T>,
+) -> Result<A, Failure> {
     match write.method {
         WriteMethod::Post => client.post_as(write.path, &write.body),
         WriteMethod::Delete => {

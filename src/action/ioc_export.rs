@@ -17,7 +17,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
-use super::{Action, RunContext, TargetId};
+use super::{Action, Reply, RunContext, TargetId, Write};
 use crate::envelope::{Attribute, InputObject};
 use crate::error::{ErrorCode, Failure};
 use crate::indicator::IndicatorType;
@@ -25,6 +25,8 @@ use crate::result::AddedAttribute;
 
 /// IOCs per POST.
 const IOCS_PER_REQUEST: usize = 1000;
+
+const IOCS: &str = "/threat-intelligence/iocs";
 
 const SOURCE: &str = "ThreatQ";
 const EXPORTED: &str = "Exported to SentinelOne Threat Intelligence";
@@ -483,70 +485,65 @@ impl Action for IocExport {
             })
             .collect();
         let batches: Vec<&[Source<'_>]> = sources.chunks(IOCS_PER_REQUEST).collect();
-        let targets_of = |batch: &&[Source<'_>]| batch.iter().map(|source| source.id).collect();
-
-        if ctx.dry_run() {
-            for batch in &batches {
-                let targets: Vec<TargetId> = targets_of(batch);
-                let planned = serde_json::to_value(upload_body(params, &filter, batch, now))
-                    .unwrap_or_default();
-                ctx.plan("POST", "/threat-intelligence/iocs", Some(planned), &targets);
-            }
-            for source in &sources {
-                let detail = format!(
-                    "Dry run: would export as {} until {}",
-                    ioc_type(source.kind).unwrap_or(""),
-                    time_text(valid_until(params, source.kind, now))
-                );
-                ctx.succeed(source.id, detail, Vec::new());
-            }
-            return Ok(());
-        }
-
         // Each worker reduces its answer to the two attribute values of each IOC it sent, so
         // the answers are not held until the last batch is done.
-        let exported = ctx.batches("export", &batches, targets_of, |client, batch| {
-            let echoed = client
-                .post_as::<Answer, _>(
-                    "/threat-intelligence/iocs",
-                    &upload_body(params, &filter, batch, now),
-                )
-                .map(echoes)
-                .map_err(|failure| multi_scope_refusal(failure, accounts_seen))?;
-            let values: Vec<(String, String)> = batch
-                .iter()
-                .map(|source| {
-                    let kind = ioc_type(source.kind).unwrap_or_default();
-                    // The request's values stand in where the answer lacks the IOC.
-                    let stored = echoed.get(&(kind.to_string(), source.value.to_lowercase()));
-                    let uploaded = stored
-                        .and_then(|(uploaded, _)| uploaded.clone())
-                        .unwrap_or_else(|| time_text(now));
-                    let until = stored
-                        .and_then(|(_, until)| until.clone())
-                        .unwrap_or_else(|| time_text(valid_until(params, source.kind, now)));
-                    (uploaded, until)
-                })
-                .collect();
-            Ok(values)
-        });
+        let exported = ctx.write(
+            "export",
+            &batches,
+            |batch| batch.iter().map(|source| source.id).collect(),
+            |batch| Write::post(IOCS, upload_body(params, &filter, batch, now)),
+            |batch, reply| {
+                let echoed = match reply {
+                    Reply::Planned => Echoes::new(),
+                    Reply::Sent(answer) => answer
+                        .map(echoes)
+                        .map_err(|failure| multi_scope_refusal(failure, accounts_seen))?,
+                };
+                Ok(stored_values(params, batch, &echoed, now))
+            },
+        );
+        let tense = ctx.tense();
         for (batch, values) in batches.iter().zip(exported) {
             let Some(values) = values else { continue };
             for (source, (uploaded, until)) in batch.iter().zip(values) {
                 let kind = ioc_type(source.kind).unwrap_or_default();
-                let detail = format!("Exported as {kind} until {until}");
-                ctx.succeed(
-                    source.id,
-                    detail,
-                    vec![
-                        AddedAttribute::new(EXPORTED, uploaded),
-                        AddedAttribute::new(EXPIRATION, until),
-                    ],
+                let detail = tense.pick(
+                    format!("Exported as {kind} until {until}"),
+                    format!("Dry run: would export as {kind} until {until}"),
                 );
+                let attributes = vec![
+                    AddedAttribute::new(EXPORTED, uploaded),
+                    AddedAttribute::new(EXPIRATION, until),
+                ];
+                ctx.succeed(source.id, detail, attributes);
             }
         }
         Ok(())
     }
+}
+
+/// `(uploadTime, validUntil)` of each IOC of `batch`, as the console stored them; the request's
+/// values stand in where the answer lacks the IOC (and for a planned request).
+fn stored_values(
+    params: &Params,
+    batch: &[Source<'_>],
+    echoed: &Echoes,
+    now: DateTime<Utc>,
+) -> Vec<(String, String)> {
+    batch
+        .iter()
+        .map(|source| {
+            let kind = ioc_type(source.kind).unwrap_or_default();
+            let stored = echoed.get(&(kind.to_string(), source.value.to_lowercase()));
+            let uploaded = stored
+                .and_then(|(uploaded, _)| uploaded.clone())
+                .unwrap_or_else(|| time_text(now));
+            let until = stored
+                .and_then(|(_, until)| until.clone())
+                .unwrap_or_else(|| time_text(valid_until(params, source.kind, now)));
+            (uploaded, until)
+        })
+        .collect()
 }
 
 #[cfg(test)]
