@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::hash_list::{HashList, ListEntry, Lookup, LookupScope, entries};
+use super::lookup::hash_list::{HashList, ListEntry, Lookup, LookupScope, entries};
 use super::{Action, Reply, RunContext, TargetId, Tense, Write};
 use crate::error::Failure;
 use crate::indicator::IndicatorType;

@@ -11,7 +11,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::agents::Scope;
+use super::lookup::agents::Scope;
 use super::network::{self, Direction, Settings};
 use super::{Action, RunContext};
 use crate::error::Failure;

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::hash_list::{self, HashList, ListEntry, Lookup, LookupScope};
+use super::lookup::hash_list::{self, HashList, ListEntry, Lookup, LookupScope};
 use super::{Action, Reply, RunContext, TargetId, Tense, Write, distinct_targets};
 use crate::error::Failure;
 use crate::indicator::IndicatorType;

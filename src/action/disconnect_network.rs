@@ -16,7 +16,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::agents::Scope;
+use super::lookup::agents::Scope;
 use super::network::{self, Direction, Limit, Settings};
 use super::{Action, RunContext};
 use crate::error::Failure;

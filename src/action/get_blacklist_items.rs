@@ -20,7 +20,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::hash_list::{HashList, Lookup, LookupScope};
+use super::lookup::hash_list::{HashList, Lookup, LookupScope};
 use super::{Action, RunContext, TargetId};
 use crate::error::Failure;
 use crate::indicator::IndicatorType;

@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::listing::{self, text};
+use super::lookup::listing::{self, text};
 use super::{Action, RunContext};
 use crate::error::Failure;
 use crate::result::Warning;

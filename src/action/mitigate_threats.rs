@@ -22,7 +22,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::threats::{self, LeanThreat};
+use super::lookup::threats::{self, LeanThreat};
 use super::{Action, RunContext, TargetId, Tense, Write, distinct_targets};
 use crate::error::Failure;
 use crate::result::AddedAttribute;

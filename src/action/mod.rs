@@ -5,30 +5,26 @@
 //! name); a manifest whose action is not in the table is reported as not implemented, never run.
 //! Shared mechanics (outcomes, batching, dry-run plans) live in [`context`], not in actions.
 
-pub mod agents;
 pub mod blacklist_whitelist_hashes;
-pub mod checkpoint;
 pub mod connect_network;
 pub mod context;
 pub mod delete_hashes;
 pub mod disconnect_network;
-pub mod feed;
 pub mod get_activities;
 pub mod get_alerts;
 pub mod get_blacklist_items;
 pub mod get_threats;
-pub mod hash_list;
 pub mod hash_reputation;
+pub mod ingest;
 pub mod ingest_threats;
 pub mod ioc_export;
 pub mod list_agents;
 pub mod list_groups;
 pub mod list_sites;
-pub mod listing;
+pub mod lookup;
 pub mod mitigate_threats;
 pub mod monitor_threat_status;
 pub mod network;
-pub mod threats;
 pub mod update_alerts;
 pub mod update_threats;
 

@@ -2,7 +2,7 @@
 //! (connect) and 13 (disconnect).
 //!
 //! The agents of every IP Address, IPv6 Address or FQDN are found with the shared look-up
-//! ([`super::agents`]: an IP must equal an interface address, an FQDN the agent's
+//! ([`super::lookup::agents`]: an IP must equal an interface address, an FQDN the agent's
 //! fully-qualified name — a write never rests on a partial match), then `POST /agents/actions/{connect|disconnect}` is sent with
 //! `filter.ids` = their agent ids, at most 1,000 per request, each agent once however many
 //! indicators match it. A filter is never sent without ids: SentinelOne reads an empty filter
@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use super::agents::{self, Agent, Found, Scope};
+use super::lookup::agents::{self, Agent, Found, Scope};
 use super::{Reply, RunContext, TargetId, Tense, Write, distinct_targets};
 use crate::error::{ErrorCode, Failure};
 use crate::result::{AddedAttribute, Warning};

@@ -26,7 +26,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::feed::text_at;
+use super::ingest::feed::text_at;
 use super::{Action, Reply, RunContext, TargetId, Tense, Write, distinct_targets};
 use crate::api::{QUERY_VALUES_BUDGET, chunk_for_query, join_csv};
 use crate::error::{ErrorCode, Failure};

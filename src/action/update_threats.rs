@@ -29,7 +29,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::threats::{self, Threat};
+use super::lookup::threats::{self, Threat};
 use super::{Action, Reply, RunContext, TargetId, Tense, Write, distinct_targets};
 use crate::api::{QUERY_VALUES_BUDGET, chunk_for_query, join_csv};
 use crate::error::{ErrorCode, Failure};

@@ -29,8 +29,8 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
-use super::RunContext;
 use super::checkpoint::Checkpoint;
+use crate::action::RunContext;
 use crate::error::{ErrorCode, Failure};
 use crate::indicator::IndicatorType;
 use crate::log;
@@ -76,7 +76,7 @@ impl Fed {
 }
 
 /// Whether [`read`] can read the checkpoint in `state`: `config.invalid` on `state` when it
-/// cannot (the ingest actions' [`Action::preflight`](super::Action::preflight)).
+/// cannot (the ingest actions' [`Action::preflight`](crate::action::Action::preflight)).
 pub fn check_state(state: Option<&Value>, now: DateTime<Utc>) -> Result<(), Failure> {
     // Where reading would start without a checkpoint does not matter here.
     Checkpoint::from_state(state, now, DateTime::<Utc>::UNIX_EPOCH).map(drop)
