@@ -27,8 +27,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ingest::feed::text_at;
+use super::lookup;
 use super::{Action, Reply, RunContext, TargetId, Tense, Write, distinct_targets};
-use crate::api::{QUERY_VALUES_BUDGET, chunk_for_query, join_csv};
 use crate::error::{ErrorCode, Failure};
 use crate::result::{AddedAttribute, Warning};
 
@@ -264,23 +264,10 @@ fn find_alerts(
             .collect();
         Some((id, needed))
     };
-    let found = ctx.batches(
-        "alert lookup",
-        &chunk_for_query(
-            &owners.keys().cloned().collect::<Vec<_>>(),
-            QUERY_VALUES_BUDGET,
-        ),
-        |chunk| distinct_targets(chunk.iter().flat_map(|alert| owners[alert].iter().copied())),
-        |client, chunk| {
-            let mut alerts = Vec::new();
-            let query = vec![("ids", join_csv(chunk))];
-            client
-                .pages("/cloud-detection/alerts", query, "/data")
-                .each_item(|alert| alerts.extend(read(alert)))?;
-            Ok(alerts)
-        },
-    );
-    found.into_iter().flatten().flatten().collect()
+    let alerts = ("/cloud-detection/alerts", "ids");
+    lookup::by_ids(ctx, "alert lookup", alerts, owners, read)
+        .into_iter()
+        .collect()
 }
 
 /// Sends (or plans) one change to the alerts `ids`, 1,000 a request; a short count of updated

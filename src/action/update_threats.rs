@@ -29,9 +29,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::lookup;
 use super::lookup::threats::{self, Threat};
 use super::{Action, Reply, RunContext, TargetId, Tense, Write, distinct_targets};
-use crate::api::{QUERY_VALUES_BUDGET, chunk_for_query, join_csv};
 use crate::error::{ErrorCode, Failure};
 use crate::indicator::IndicatorType;
 use crate::result::AddedAttribute;
@@ -197,37 +197,19 @@ struct Found {
 
 /// Looks the threats of attribute-named ids up (`GET /threats?ids=…`, many per request).
 fn find_by_ids(ctx: &mut RunContext<'_>, wanted: &[(TargetId, Vec<String>)]) -> Vec<Option<Found>> {
-    let mut owners: BTreeMap<&str, BTreeSet<TargetId>> = BTreeMap::new();
+    let mut owners: BTreeMap<String, BTreeSet<TargetId>> = BTreeMap::new();
     for (id, threat_ids) in wanted {
         for threat_id in threat_ids {
-            owners.entry(threat_id.as_str()).or_default().insert(*id);
+            owners.entry(threat_id.clone()).or_default().insert(*id);
         }
     }
-    let all: Vec<String> = owners.keys().map(|id| id.to_string()).collect();
-    let chunks: Vec<&[String]> = chunk_for_query(&all, QUERY_VALUES_BUDGET);
-    let targets_of = |chunk: &&[String]| -> Vec<TargetId> {
-        distinct_targets(
-            chunk
-                .iter()
-                .flat_map(|threat_id| owners[threat_id.as_str()].iter().copied()),
-        )
-    };
-    let pages = ctx.batches(
-        "threat lookup by id",
-        &chunks,
-        targets_of,
-        |client, chunk| {
-            client
-                .pages("/threats", vec![("ids", join_csv(chunk))], "/data")
-                .all_items()
-        },
-    );
-    let mut known: HashMap<String, Threat> = HashMap::new();
-    for items in pages.into_iter().flatten() {
-        for threat in items.iter().filter_map(Threat::from_json) {
-            known.insert(threat.id.clone(), threat);
-        }
-    }
+    let threats = ("/threats", "ids");
+    let known: HashMap<String, Threat> =
+        lookup::by_ids(ctx, "threat lookup by id", threats, &owners, |item| {
+            Threat::from_value(item).map(|threat| (threat.id.clone(), threat))
+        })
+        .into_iter()
+        .collect();
     wanted
         .iter()
         .map(|(id, threat_ids)| {

@@ -7,8 +7,6 @@
 //! case). A path containing a comma cannot be sent in SentinelOne's comma-separated list
 //! filters, so it is looked up through the free-text `query` filter and matched here.
 
-use std::collections::HashMap;
-
 use std::fmt;
 
 use chrono::DateTime;
@@ -16,7 +14,7 @@ use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::action::{RunContext, TargetId};
+use crate::action::{RunContext, TargetId, lookup};
 use crate::api::{QUERY_VALUES_BUDGET, join_csv};
 use crate::indicator::IndicatorType;
 
@@ -502,11 +500,8 @@ fn find_threats<T: Send>(
         (IndicatorType::Sha1, "contentHashes"),
         (IndicatorType::FilePath, "filePath__contains"),
     ] {
-        for chunk in ctx.query_chunks(&of_kind(kind, false), QUERY_VALUES_BUDGET) {
-            let values: Vec<String> = chunk
-                .iter()
-                .map(|id| ctx.target(*id).value.clone())
-                .collect();
+        for (chunk, values) in lookup::value_chunks(ctx, &of_kind(kind, false), QUERY_VALUES_BUDGET)
+        {
             let query = extra(vec![(filter, join_csv(&values))]);
             batches.push(Batch {
                 targets: chunk,
@@ -526,10 +521,12 @@ fn find_threats<T: Send>(
     }
     // Each page is read into threats by the worker that fetched it, as it arrives, so the pages
     // themselves are never all held at once.
-    let pages = ctx.batches(
+    lookup::per_target(
+        ctx,
         "threat lookup",
+        ids,
         &batches,
-        |batch| batch.targets.clone(),
+        |batch| &batch.targets,
         |client, batch| {
             let mut threats = Vec::new();
             // The configured query checked here, on the whole threat, where it was not sent.
@@ -564,19 +561,7 @@ fn find_threats<T: Send>(
                 .collect();
             Ok(lists)
         },
-    );
-    // Every target is in exactly one batch.
-    let mut found: HashMap<TargetId, Vec<T>> = HashMap::new();
-    for (batch, lists) in batches.iter().zip(pages) {
-        let Some(lists) = lists else { continue };
-        found.extend(batch.targets.iter().copied().zip(lists));
-    }
-    ids.iter()
-        .map(|id| {
-            ctx.is_pending(*id)
-                .then(|| found.remove(id).unwrap_or_default())
-        })
-        .collect()
+    )
 }
 
 /// A local stand-in for SentinelOne's free-text `query` where it could not be sent.
