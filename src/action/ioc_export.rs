@@ -110,6 +110,17 @@ struct Source<'o> {
     object: &'o InputObject,
 }
 
+impl<'o> Source<'o> {
+    fn of(ctx: &RunContext<'o>, id: TargetId) -> Self {
+        Self {
+            id,
+            kind: ctx.target(id).kind,
+            value: ctx.target(id).value.clone(),
+            object: ctx.object(id),
+        }
+    }
+}
+
 /// `validUntil` as sent for an indicator of `kind`.
 fn valid_until(params: &Params, kind: IndicatorType, now: DateTime<Utc>) -> DateTime<Utc> {
     now + Duration::days(i64::from(params.expiration_days(kind)))
@@ -424,6 +435,20 @@ fn multi_scope_refusal(failure: Failure, accounts_seen: usize) -> Failure {
     .with_upstream_code(Some(FORBIDDEN))
 }
 
+/// The scope filter of every upload: the configured scope, or else every account the token
+/// sees; with how many accounts the token was seen to reach (0: not looked up). `None` when the
+/// account look-up failed (the targets have failed with it).
+fn scope_filter(params: &Params, ctx: &mut RunContext<'_>) -> Option<(Value, usize)> {
+    match params.configured_filter() {
+        Some(filter) => Some((filter, 0)),
+        None => {
+            let accounts = resolve_accounts(ctx)?;
+            let seen = accounts.len();
+            Some((json!({ "accountIds": accounts }), seen))
+        }
+    }
+}
+
 /// `accountIds` of every account the token sees.
 fn resolve_accounts(ctx: &mut RunContext<'_>) -> Option<Vec<String>> {
     let pending = ctx.pending();
@@ -462,28 +487,11 @@ impl Action for IocExport {
         if ids.is_empty() {
             return Ok(());
         }
-        // How many accounts the token was seen to reach (0: not looked up).
-        let mut accounts_seen = 0;
-        let filter = match params.configured_filter() {
-            Some(filter) => filter,
-            None => match resolve_accounts(ctx) {
-                Some(accounts) => {
-                    accounts_seen = accounts.len();
-                    json!({ "accountIds": accounts })
-                }
-                None => return Ok(()),
-            },
+        let Some((filter, accounts_seen)) = scope_filter(params, ctx) else {
+            return Ok(());
         };
         let now = ctx.now();
-        let sources: Vec<Source<'_>> = ids
-            .iter()
-            .map(|id| Source {
-                id: *id,
-                kind: ctx.target(*id).kind,
-                value: ctx.target(*id).value.clone(),
-                object: ctx.object(*id),
-            })
-            .collect();
+        let sources: Vec<Source<'_>> = ids.iter().map(|id| Source::of(ctx, *id)).collect();
         let batches: Vec<&[Source<'_>]> = sources.chunks(IOCS_PER_REQUEST).collect();
         // Each worker reduces its answer to the two attribute values of each IOC it sent, so
         // the answers are not held until the last batch is done.
