@@ -130,31 +130,7 @@ impl Action for BlacklistWhitelistHashes {
         let existing = params.lookup(&os_types).find(ctx, &ids);
         let mut counts = vec![Counts::default(); ctx.targets().len()];
         let missing = params.missing(&ids, &existing, &os_types, &mut counts);
-        let slots: Vec<(&Slot, IndicatorType, String)> = missing
-            .iter()
-            .map(|slot| {
-                (
-                    slot,
-                    ctx.target(slot.target).kind,
-                    ctx.target(slot.target).value.clone(),
-                )
-            })
-            .collect();
-        let created = ctx.write(
-            "add",
-            &slots,
-            |(slot, _, _)| vec![slot.target],
-            |(slot, kind, hash)| {
-                let body = params.body(*kind, hash, slot.os, slot.site.as_deref());
-                Write::post(params.list.path(), body)
-            },
-            |_, reply: Reply<Value>| match reply.answer() {
-                Ok(_) => Ok(true),
-                // Added by someone else since the look-up: the entry exists, which is the goal.
-                Err(failure) if failure.upstream_code == Some(ALREADY_EXISTS) => Ok(false),
-                Err(failure) => Err(failure),
-            },
-        );
+        let created = params.add(ctx, &missing);
         for (slot, created) in missing.iter().zip(created) {
             counts[slot.target].count(slot.os, created);
         }
@@ -215,6 +191,33 @@ impl Params {
             }
         }
         missing
+    }
+
+    /// POSTs (or plans) each missing entry; per entry, whether it was added (`false`: it turned
+    /// out to exist), `None` where its request failed.
+    fn add(&self, ctx: &mut RunContext<'_>, missing: &[Slot]) -> Vec<Option<bool>> {
+        let slots: Vec<(&Slot, IndicatorType, String)> = missing
+            .iter()
+            .map(|slot| {
+                let target = ctx.target(slot.target);
+                (slot, target.kind, target.value.clone())
+            })
+            .collect();
+        ctx.write(
+            "add",
+            &slots,
+            |(slot, _, _)| vec![slot.target],
+            |(slot, kind, hash)| {
+                let body = self.body(*kind, hash, slot.os, slot.site.as_deref());
+                Write::post(self.list.path(), body)
+            },
+            |_, reply: Reply<Value>| match reply.answer() {
+                Ok(_) => Ok(true),
+                // Added by someone else since the look-up: the entry exists, which is the goal.
+                Err(failure) if failure.upstream_code == Some(ALREADY_EXISTS) => Ok(false),
+                Err(failure) => Err(failure),
+            },
+        )
     }
 
     /// "the global scope" or "N site(s)", for details.

@@ -490,26 +490,9 @@ impl Action for IocExport {
         let Some((filter, accounts_seen)) = scope_filter(params, ctx) else {
             return Ok(());
         };
-        let now = ctx.now();
         let sources: Vec<Source<'_>> = ids.iter().map(|id| Source::of(ctx, *id)).collect();
         let batches: Vec<&[Source<'_>]> = sources.chunks(IOCS_PER_REQUEST).collect();
-        // Each worker reduces its answer to the two attribute values of each IOC it sent, so
-        // the answers are not held until the last batch is done.
-        let exported = ctx.write(
-            "export",
-            &batches,
-            |batch| batch.iter().map(|source| source.id).collect(),
-            |batch| Write::post(IOCS, upload_body(params, &filter, batch, now)),
-            |batch, reply| {
-                let echoed = match reply {
-                    Reply::Planned => Echoes::new(),
-                    Reply::Sent(answer) => answer
-                        .map(echoes)
-                        .map_err(|failure| multi_scope_refusal(failure, accounts_seen))?,
-                };
-                Ok(stored_values(params, batch, &echoed, now))
-            },
-        );
+        let exported = export(ctx, params, (&filter, accounts_seen), &batches);
         let tense = ctx.tense();
         for (batch, values) in batches.iter().zip(exported) {
             let Some(values) = values else { continue };
@@ -528,6 +511,33 @@ impl Action for IocExport {
         }
         Ok(())
     }
+}
+
+/// Uploads (or plans) each batch of IOCs with the scope `filter`; per batch, the
+/// [`stored_values`] of its IOCs, `None` where its request failed. Each worker reduces its answer
+/// to these, so the answers are not held until the last batch is done.
+fn export(
+    ctx: &mut RunContext<'_>,
+    params: &Params,
+    (filter, accounts_seen): (&Value, usize),
+    batches: &[&[Source<'_>]],
+) -> Vec<Option<Vec<(String, String)>>> {
+    let now = ctx.now();
+    ctx.write(
+        "export",
+        batches,
+        |batch| batch.iter().map(|source| source.id).collect(),
+        |batch| Write::post(IOCS, upload_body(params, filter, batch, now)),
+        |batch, reply| {
+            let echoed = match reply {
+                Reply::Planned => Echoes::new(),
+                Reply::Sent(answer) => answer
+                    .map(echoes)
+                    .map_err(|failure| multi_scope_refusal(failure, accounts_seen))?,
+            };
+            Ok(stored_values(params, batch, &echoed, now))
+        },
+    )
 }
 
 /// `(uploadTime, validUntil)` of each IOC of `batch`, as the console stored them; the request's
