@@ -24,7 +24,6 @@ pub mod list_sites;
 pub mod lookup;
 pub mod mitigate_threats;
 pub mod monitor_threat_status;
-pub mod network;
 pub mod update_alerts;
 pub mod update_threats;
 
