@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 
 use super::lookup::agents::{self, Agent, Found, Scope};
 use super::{Action, Reply, RunContext, TargetId, Tense, Write, distinct_targets};
-use crate::error::{ErrorCode, Failure};
+use crate::error::{ErrorCode, Failure, WarningCode};
 use crate::result::{AddedAttribute, Warning};
 
 pub struct DisconnectNetwork;
@@ -245,7 +245,7 @@ fn send(ctx: &mut RunContext<'_>, direction: Direction, accepted: &[(TargetId, F
             .filter(|affected| *affected < batch.len() as u64)
         {
             ctx.warn(Warning {
-                code: "upstream.partially_applied".into(),
+                code: WarningCode::UpstreamPartiallyApplied,
                 message: format!(
                     "SentinelOne reported {affected} of {} agents affected by POST {}",
                     batch.len(),

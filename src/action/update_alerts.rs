@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use super::ingest::feed::text_at;
 use super::lookup;
 use super::{Action, Reply, RunContext, TargetId, Tense, Write, distinct_targets};
-use crate::error::{ErrorCode, Failure};
+use crate::error::{ErrorCode, Failure, WarningCode};
 use crate::result::{AddedAttribute, Warning};
 
 /// Alert ids per write request.
@@ -297,7 +297,7 @@ fn write(
     let short: usize = affected.into_iter().flatten().flatten().sum();
     if short > 0 {
         ctx.warn(Warning {
-            code: "upstream.partial_update".into(),
+            code: WarningCode::UpstreamPartiallyApplied,
             message: format!(
                 "SentinelOne reported {short} alert(s) fewer than sent as updated by POST {}",
                 change.path
