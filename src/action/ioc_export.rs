@@ -12,11 +12,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use schemars::JsonSchema;
-use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
+use super::lookup::lenient;
 use super::{Action, Reply, RunContext, TargetId, Write};
 use crate::envelope::{Attribute, InputObject};
 use crate::error::{ErrorCode, Failure};
@@ -240,172 +240,40 @@ fn ioc<'s>(params: &Params, source: &'s Source<'_>, now: DateTime<Utc>) -> IocOu
 /// type and lower-cased value: `(uploadTime, validUntil)`. The first record of a key wins.
 type Echoes = HashMap<(String, String), (Option<String>, Option<String>)>;
 
+/// A POST answer as far as [`Echoes`] needs it, read leniently: an answer that is not
+/// `{"data": [ioc, …]}` gives no echoes (the request's values then stand in, as for an IOC the
+/// answer lacks), and whatever else it holds is skipped.
+type Answer = lenient::Object<AnswerFields>;
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct AnswerFields {
+    data: lenient::List<Vec<lenient::Object<StoredIoc>>>,
+}
+
 /// A stored IOC's `type`, `value`, `uploadTime` and `validUntil`, where they are text.
-type StoredFields = [Option<String>; 4];
-
-/// A POST answer as far as [`Echoes`] needs it, read without building a JSON tree and
-/// leniently: an answer that is not `{"data": [ioc, …]}` gives no echoes (the request's values
-/// then stand in, as for an IOC the answer lacks), and whatever else it holds is skipped.
-#[derive(Default)]
-struct Answer(Vec<StoredFields>);
-
-impl<'de> Deserialize<'de> for Answer {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match deserializer.deserialize_any(Lenient::Answer)? {
-            Read::List(items) => Ok(Self(items)),
-            Read::Item(_) => Ok(Self::default()),
-        }
-    }
-}
-
-/// The `data` list of an answer.
-struct StoredList(Vec<StoredFields>);
-
-impl<'de> Deserialize<'de> for StoredList {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match deserializer.deserialize_any(Lenient::List)? {
-            Read::List(items) => Ok(Self(items)),
-            Read::Item(_) => Ok(Self(Vec::new())),
-        }
-    }
-}
-
-/// One element of `data`: a stored IOC, or nothing for an element that is not an object.
-struct StoredItem(Option<StoredFields>);
-
-impl<'de> Deserialize<'de> for StoredItem {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match deserializer.deserialize_any(Lenient::Item)? {
-            Read::Item(item) => Ok(Self(item)),
-            Read::List(_) => Ok(Self(None)),
-        }
-    }
-}
-
-/// A visitor that accepts any JSON value: an answer (an object with `data`), a list of stored
-/// IOCs (`data`) or one stored IOC (an element); every other shape reads as nothing.
-#[derive(Clone, Copy)]
-enum Lenient {
-    Answer,
-    List,
-    Item,
-}
-
-/// What a [`Lenient`] visitor read.
-enum Read {
-    List(Vec<StoredFields>),
-    Item(Option<StoredFields>),
-}
-
-impl Lenient {
-    fn nothing(self) -> Read {
-        match self {
-            Self::Answer | Self::List => Read::List(Vec::new()),
-            Self::Item => Read::Item(None),
-        }
-    }
-}
-
-impl<'de> Visitor<'de> for Lenient {
-    type Value = Read;
-
-    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("any JSON value")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Read, A::Error> {
-        let mut items = Vec::new();
-        while let Some(StoredItem(item)) = seq.next_element::<StoredItem>()? {
-            if let (Self::List, Some(item)) = (self, item) {
-                items.push(item);
-            }
-        }
-        Ok(match self {
-            Self::List => Read::List(items),
-            other => other.nothing(),
-        })
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Read, A::Error> {
-        let mut fields = StoredFields::default();
-        let mut data = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let slot = match (self, key.as_str()) {
-                (Self::Answer, "data") => {
-                    data = map.next_value::<StoredList>()?.0;
-                    continue;
-                }
-                (Self::Item, "type") => Some(0),
-                (Self::Item, "value") => Some(1),
-                (Self::Item, "uploadTime") => Some(2),
-                (Self::Item, "validUntil") => Some(3),
-                _ => None,
-            };
-            match slot {
-                // A repeated key keeps its last value, as in a JSON tree.
-                Some(slot) => fields[slot] = map.next_value::<TextOrNothing>()?.0,
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(match self {
-            Self::Answer => Read::List(data),
-            Self::List => Read::List(Vec::new()),
-            Self::Item => Read::Item(Some(fields)),
-        })
-    }
-
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Read, E> {
-        Ok(self.nothing())
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Read, E> {
-        Ok(self.nothing())
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Read, E> {
-        Ok(self.nothing())
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Read, E> {
-        Ok(self.nothing())
-    }
-
-    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Read, E> {
-        Ok(self.nothing())
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Read, E> {
-        Ok(self.nothing())
-    }
-
-    fn visit_none<E: serde::de::Error>(self) -> Result<Read, E> {
-        Ok(self.nothing())
-    }
-}
-
-/// A JSON string as text; any other value as nothing.
-struct TextOrNothing(Option<String>);
-
-impl<'de> Deserialize<'de> for TextOrNothing {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match Value::deserialize(deserializer)? {
-            Value::String(text) => Ok(Self(Some(text))),
-            _ => Ok(Self(None)),
-        }
-    }
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct StoredIoc {
+    #[serde(rename = "type", deserialize_with = "lenient::text")]
+    kind: Option<String>,
+    #[serde(deserialize_with = "lenient::text")]
+    value: Option<String>,
+    #[serde(rename = "uploadTime", deserialize_with = "lenient::text")]
+    upload_time: Option<String>,
+    #[serde(rename = "validUntil", deserialize_with = "lenient::text")]
+    valid_until: Option<String>,
 }
 
 fn echoes(answer: Answer) -> Echoes {
     let mut echoes = Echoes::new();
-    for [kind, value, upload_time, valid_until] in answer.0 {
-        let (Some(kind), Some(value)) = (kind, value) else {
+    for lenient::Lenient(stored) in answer.0.data.0 {
+        let (Some(kind), Some(value)) = (stored.kind, stored.value) else {
             continue;
         };
         echoes
             .entry((kind, value.to_lowercase()))
-            .or_insert((upload_time, valid_until));
+            .or_insert((stored.upload_time, stored.valid_until));
     }
     echoes
 }
