@@ -509,3 +509,70 @@ fn send<T: Serialize, A: DeserializeOwned>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::api::ClientSettings;
+    use crate::connection::{BaseUrl, Secret};
+    use crate::result::AddedAttribute;
+
+    /// A client of a console nobody answers for: a dry run must not need one.
+    fn unreachable_client() -> ApiClient {
+        ApiClient::new(ClientSettings {
+            base: BaseUrl::parse("http://127.0.0.1:9").unwrap(),
+            token: Secret::new("token"),
+            verify_tls: true,
+            ca_bundle: None,
+            proxy: None,
+            request_timeout: Duration::from_secs(1),
+            max_retries: 0,
+            requests_per_second: 0.0,
+            max_concurrency: 1,
+            deadline: None,
+            max_response_bytes: 1 << 20,
+        })
+        .unwrap()
+    }
+
+    fn target(value: &str, indices: Vec<usize>) -> Target {
+        Target {
+            kind: IndicatorType::Sha1,
+            value: value.into(),
+            indices,
+        }
+    }
+
+    #[test]
+    fn a_dry_run_plans_every_write_sends_none_and_adds_no_attribute() {
+        let client = unreachable_client();
+        let targets = vec![target("a", vec![0, 2]), target("b", vec![1])];
+        let mut ctx = RunContext::new(&client, &[], targets, Utc::now(), true, None);
+        assert_eq!(ctx.tense(), Tense::Planned);
+        let batches: [Vec<TargetId>; 2] = [vec![0, 1], vec![1]];
+        let answers = ctx.write(
+            "write",
+            &batches,
+            Clone::clone,
+            |batch| Write::post("/things", json!({ "ids": batch })),
+            |_, reply: Reply<Value>| Ok(matches!(reply, Reply::Planned)),
+        );
+        assert_eq!(answers, [Some(true), Some(true)]);
+        ctx.succeed(0, "would be done", vec![AddedAttribute::new("A", "1")]);
+        let output = ctx.finish();
+        assert_eq!(client.metrics().http_requests, 0);
+        let planned: Vec<(&str, &[usize])> = output
+            .plan
+            .iter()
+            .map(|request| (request.method.as_str(), request.objects.as_slice()))
+            .collect();
+        assert_eq!(planned, [("POST", &[0, 1, 2][..]), ("POST", &[1][..])]);
+        assert_eq!(output.plan[1].body, Some(json!({ "ids": [1] })));
+        assert!(matches!(
+            &output.outcomes[0],
+            Outcome::Succeeded { attributes, .. } if attributes.is_empty()
+        ));
+    }
+}
