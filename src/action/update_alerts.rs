@@ -198,22 +198,14 @@ impl Action for UpdateAlerts {
         let chosen: Vec<&str> = changes.iter().map(|change| change.label).collect();
         let chosen = chosen.join(" / ");
         for (id, ids) in wanted {
-            let present: Vec<&String> = ids
-                .iter()
-                .filter(|alert| found.contains_key(*alert))
-                .collect();
-            let changed = present
-                .iter()
-                .filter(|alert| found[**alert].iter().any(|needed| *needed))
-                .count();
-            let counts = Counts {
-                changed,
-                already: present.len() - changed,
-                missing: ids.len() - present.len(),
-            };
+            let counts = Counts::of(&ids, &found);
             let detail = counts.detail(&chosen, ctx.tense());
-            let attributes = vec![AddedAttribute::new(UPDATED, present.len().to_string())];
-            ctx.succeed(id, detail, attributes);
+            let present = counts.changed + counts.already;
+            ctx.succeed(
+                id,
+                detail,
+                vec![AddedAttribute::new(UPDATED, present.to_string())],
+            );
         }
         Ok(())
     }
@@ -315,6 +307,20 @@ struct Counts {
 }
 
 impl Counts {
+    /// How the alerts `ids` of one object stand, by what the look-up `found`.
+    fn of(ids: &BTreeSet<String>, found: &BTreeMap<String, Vec<bool>>) -> Self {
+        let present: Vec<&Vec<bool>> = ids.iter().filter_map(|alert| found.get(alert)).collect();
+        let changed = present
+            .iter()
+            .filter(|needed| needed.iter().any(|needed| *needed))
+            .count();
+        Self {
+            changed,
+            already: present.len() - changed,
+            missing: ids.len() - present.len(),
+        }
+    }
+
     /// The detail, in the run's tense.
     fn detail(&self, chosen: &str, tense: Tense) -> String {
         let mut parts = Vec::new();

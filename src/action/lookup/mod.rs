@@ -1,6 +1,6 @@
 //! Reading what SentinelOne already holds before an action writes: the batched look-ups that
-//! actions share (agents, threats, hash-list entries, whole listings) and the two skeletons they
-//! are built on.
+//! actions share (agents, threats, hash-list entries, whole listings), the two skeletons they
+//! are built on, and the lenient reading of answers ([`lenient`]).
 //!
 //! A look-up sends many values per request (as many as fit in one URL, see
 //! [`RunContext::query_chunks`]), reads every page of each answer on the client's workers, and
