@@ -186,6 +186,79 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// Stable, dotted codes of the result's `warnings` (non-fatal remarks), one spelling each, as
+/// [`ErrorCode`] is for errors. Written as text: the result's schema keeps `code` a string,
+/// since `probe` findings add a code per check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WarningCode {
+    /// A configuration key the action's manifest does not have; it was ignored.
+    ConfigUnknown,
+    /// `verify_tls` is false.
+    TlsVerificationDisabled,
+    /// The API token expires within 30 days (`check`).
+    AuthTokenExpiring,
+    /// SentinelOne reported fewer objects changed than a write request named.
+    UpstreamPartiallyApplied,
+    /// A hash-list entry without a hash value.
+    UpstreamEntryWithoutHash,
+    /// Site names could not be read for a listing.
+    UpstreamSiteNamesUnavailable,
+    /// A list read oldest first came back out of order.
+    UpstreamUnsorted,
+    /// An item of a list could not be read.
+    UpstreamBadResponse,
+    /// An item carried a value that is not what its field holds.
+    UpstreamInvalidValue,
+    /// An ingest run stopped at its per-run limit; the next run goes on from there.
+    IngestLimitReached,
+    /// A finding of `s1-actions probe` that needs action: `probe.<check>`.
+    Probe(&'static str),
+}
+
+impl WarningCode {
+    pub fn as_str(self) -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed(match self {
+            Self::ConfigUnknown => "config.unknown",
+            Self::TlsVerificationDisabled => "tls.verification_disabled",
+            Self::AuthTokenExpiring => "auth.token_expiring",
+            Self::UpstreamPartiallyApplied => "upstream.partially_applied",
+            Self::UpstreamEntryWithoutHash => "upstream.entry_without_hash",
+            Self::UpstreamSiteNamesUnavailable => "upstream.site_names_unavailable",
+            Self::UpstreamUnsorted => "upstream.unsorted",
+            Self::UpstreamBadResponse => "upstream.bad_response",
+            Self::UpstreamInvalidValue => "upstream.invalid_value",
+            Self::IngestLimitReached => "ingest.limit_reached",
+            Self::Probe(check) => return format!("probe.{check}").into(),
+        })
+    }
+}
+
+impl fmt::Display for WarningCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.as_str())
+    }
+}
+
+impl Serialize for WarningCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.as_str())
+    }
+}
+
+impl JsonSchema for WarningCode {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "WarningCode".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        String::json_schema(generator)
+    }
+}
+
 /// One protocol error object: `{ code, category, message, field?, retryable, http_status? }`.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema, thiserror::Error)]
 #[error("{code}: {message}")]

@@ -2,9 +2,10 @@
 //! the validation of one configuration value against one parameter.
 //!
 //! Manifests are the single source of truth for an action's configuration page: labels, types,
-//! options, defaults and limits. The binary embeds the files (see `action::ACTIONS`); `spec`
-//! prints them with the JSON Schema of [`Manifest`]. This module does not know which actions
-//! exist, and it does not read envelopes (see `request`).
+//! options, defaults and limits. Each entry of the action table (`action::ACTIONS`) embeds its
+//! file, and [`all`] reads them from there; `spec` prints them with the JSON Schema of
+//! [`Manifest`]. This module does not run actions, and it does not read envelopes (see
+//! `request`).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -23,90 +24,15 @@ pub const MAX_OBJECTS_PER_RUN: u64 = 50_000;
 /// Name of the parameter that bounds how many objects one run handles.
 pub const OBJECTS_PER_RUN: &str = "objects_per_run";
 
-/// The manifest files, embedded at build time; `manifests/` in the repository is the source.
-const MANIFEST_FILES: &[(&str, &str)] = &[
-    (
-        "sentinelone-blacklist-whitelist-hashes",
-        include_str!("../manifests/sentinelone-blacklist-whitelist-hashes.json"),
-    ),
-    (
-        "sentinelone-mitigate-threats",
-        include_str!("../manifests/sentinelone-mitigate-threats.json"),
-    ),
-    (
-        "sentinelone-delete-hashes",
-        include_str!("../manifests/sentinelone-delete-hashes.json"),
-    ),
-    (
-        "sentinelone-ioc-export",
-        include_str!("../manifests/sentinelone-ioc-export.json"),
-    ),
-    (
-        "sentinelone-hash-reputation",
-        include_str!("../manifests/sentinelone-hash-reputation.json"),
-    ),
-    (
-        "sentinelone-get-blacklist-items",
-        include_str!("../manifests/sentinelone-get-blacklist-items.json"),
-    ),
-    (
-        "sentinelone-get-threats",
-        include_str!("../manifests/sentinelone-get-threats.json"),
-    ),
-    (
-        "sentinelone-list-groups",
-        include_str!("../manifests/sentinelone-list-groups.json"),
-    ),
-    (
-        "sentinelone-list-agents",
-        include_str!("../manifests/sentinelone-list-agents.json"),
-    ),
-    (
-        "sentinelone-list-sites",
-        include_str!("../manifests/sentinelone-list-sites.json"),
-    ),
-    (
-        "sentinelone-get-activities",
-        include_str!("../manifests/sentinelone-get-activities.json"),
-    ),
-    (
-        "sentinelone-connect-network",
-        include_str!("../manifests/sentinelone-connect-network.json"),
-    ),
-    (
-        "sentinelone-disconnect-network",
-        include_str!("../manifests/sentinelone-disconnect-network.json"),
-    ),
-    (
-        "sentinelone-get-alerts",
-        include_str!("../manifests/sentinelone-get-alerts.json"),
-    ),
-    (
-        "sentinelone-update-alerts",
-        include_str!("../manifests/sentinelone-update-alerts.json"),
-    ),
-    (
-        "sentinelone-monitor-threat-status",
-        include_str!("../manifests/sentinelone-monitor-threat-status.json"),
-    ),
-    (
-        "sentinelone-update-threats",
-        include_str!("../manifests/sentinelone-update-threats.json"),
-    ),
-    (
-        "sentinelone-ingest-threats",
-        include_str!("../manifests/sentinelone-ingest-threats.json"),
-    ),
-];
-
+/// The manifest of every action of the table, parsed once.
 static MANIFESTS: std::sync::LazyLock<Vec<Manifest>> = std::sync::LazyLock::new(|| {
-    MANIFEST_FILES
+    crate::action::ACTIONS
         .iter()
-        .map(|(file, text)| match Manifest::parse(text) {
-            Ok(manifest) if manifest.name == *file => manifest,
-            Ok(manifest) => panic!("manifests/{file}.json is named {}", manifest.name),
+        .map(|entry| match Manifest::parse(entry.manifest) {
+            Ok(manifest) if manifest.name == entry.name => manifest,
+            Ok(manifest) => panic!("manifests/{}.json is named {}", entry.name, manifest.name),
             // The test suite parses every embedded manifest, so this cannot ship broken.
-            Err(err) => panic!("manifests/{file}.json is invalid: {err}"),
+            Err(err) => panic!("manifests/{}.json is invalid: {err}", entry.name),
         })
         .collect()
 });

@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 use crate::api::ApiClient;
 use crate::connection::LookupValues;
 use crate::envelope;
-use crate::error::{Category, ErrorCode, ExitStatus, Failure};
+use crate::error::{Category, ErrorCode, ExitStatus, Failure, WarningCode};
 use crate::log;
 use crate::result::{RunResult, RunStatus, Warning};
 
@@ -170,7 +170,7 @@ pub fn run(
     for finding in &findings {
         if finding.action_needed {
             result.warnings.push(Warning {
-                code: format!("probe.{}", finding.check),
+                code: WarningCode::Probe(finding.check),
                 message: match &finding.recommendation {
                     Some(recommendation) => format!("{} {recommendation}", finding.detail),
                     None => finding.detail.clone(),

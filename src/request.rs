@@ -15,7 +15,7 @@ use crate::action::{self, PreparedAction, Target, TargetId};
 use crate::connection::{CONNECTION_PARAMS, ConnectionConfig};
 use crate::cores;
 use crate::envelope::{Envelope, InputObject, Named, PROTOCOL};
-use crate::error::{ErrorCode, Failure};
+use crate::error::{ErrorCode, Failure, WarningCode};
 use crate::indicator::IndicatorType;
 use crate::manifest::{MAX_OBJECTS_PER_RUN, Manifest, OBJECTS_PER_RUN};
 use crate::result::Warning;
@@ -126,7 +126,7 @@ pub fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
     for key in envelope.config.keys() {
         if manifest.param(key).is_none() {
             warnings.push(Warning {
-                code: "config.unknown".into(),
+                code: WarningCode::ConfigUnknown,
                 message: format!(
                     "The configuration key '{key}' is not a parameter of {}; it was ignored",
                     manifest.name
@@ -155,7 +155,7 @@ pub fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
         })?;
     if !connection.verify_tls {
         warnings.push(Warning {
-            code: "tls.verification_disabled".into(),
+            code: WarningCode::TlsVerificationDisabled,
             message: "TLS certificate verification is off (verify_tls is false): the console's identity is not checked".into(),
             field: Some("config.verify_tls".into()),
         });

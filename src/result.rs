@@ -15,7 +15,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::envelope::{AttributesAt, PROTOCOL, RawObject};
-use crate::error::Failure;
+use crate::error::{Failure, WarningCode};
 
 /// The output document.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -285,7 +285,7 @@ pub struct ObjectResult {
 /// A non-fatal remark about the run (an unknown config key, TLS verification off).
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Warning {
-    pub code: String,
+    pub code: WarningCode,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
@@ -575,7 +575,7 @@ mod tests {
             .errors
             .push(Failure::internal("run error").with_field("config"));
         result.warnings.push(Warning {
-            code: "w".into(),
+            code: WarningCode::ConfigUnknown,
             message: "m".into(),
             field: None,
         });

@@ -17,7 +17,7 @@ use crate::action::{RunContext, Target};
 use crate::api::{ApiClient, ClientSettings};
 use crate::connection::API_TOKEN;
 use crate::envelope::{self, InputObject};
-use crate::error::{ExitStatus, Failure};
+use crate::error::{ExitStatus, Failure, WarningCode};
 use crate::log;
 use crate::manifest::Manifest;
 use crate::redact;
@@ -435,7 +435,7 @@ fn check(client: &ApiClient, now: DateTime<Utc>, result: &mut RunResult) {
             let days_left = expires.map(|at| (at - now).num_days());
             if let Some(days) = days_left.filter(|days| *days < 30) {
                 result.warnings.push(Warning {
-                    code: "auth.token_expiring".into(),
+                    code: WarningCode::AuthTokenExpiring,
                     message: format!("The API token expires in {days} days; generate a new one in the SentinelOne console"),
                     field: Some("config.api_token".into()),
                 });

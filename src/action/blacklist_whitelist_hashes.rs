@@ -12,8 +12,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::hash_list::{HashList, ListEntry, Lookup, LookupScope, entries};
-use super::{Action, RunContext, TargetId};
+use super::lookup::hash_list::{HashList, ListEntry, Lookup, LookupScope, entries};
+use super::{Action, Reply, RunContext, TargetId, Tense, Write};
 use crate::error::Failure;
 use crate::indicator::IndicatorType;
 use crate::result::AddedAttribute;
@@ -126,30 +126,60 @@ impl Action for BlacklistWhitelistHashes {
         if ids.is_empty() {
             return Ok(());
         }
-        let sites = params.sites();
         let os_types: BTreeSet<OsType> = params.os_type.iter().copied().collect();
-        let scope = match params.site_ids.as_deref() {
+        let existing = params.lookup(&os_types).find(ctx, &ids);
+        let mut counts = vec![Counts::default(); ctx.targets().len()];
+        let missing = params.missing(&ids, &existing, &os_types, &mut counts);
+        let created = params.add(ctx, &missing);
+        for (slot, created) in missing.iter().zip(created) {
+            counts[slot.target].count(slot.os, created);
+        }
+        let os_list: Vec<&str> = os_types.iter().map(|os| os.api_value()).collect();
+        for id in ids {
+            let detail = counts[id].detail(params, &os_list, ctx.tense());
+            let attributes = os_list
+                .iter()
+                .map(|os| AddedAttribute::new(params.attribute_name(), *os))
+                .collect();
+            ctx.succeed(id, detail, attributes);
+        }
+        Ok(())
+    }
+}
+
+impl Params {
+    fn lookup(&self, os_types: &BTreeSet<OsType>) -> Lookup {
+        let scope = match self.site_ids.as_deref() {
             Some(sites) if !sites.is_empty() => LookupScope::Sites(sites.to_vec()),
             _ => LookupScope::Global,
         };
-        let lookup = Lookup {
-            list: params.list,
+        Lookup {
+            list: self.list,
             scope,
             os_types: os_types.iter().map(|os| os.api_value()).collect(),
-        };
-        let existing = lookup.find(ctx, &ids);
+        }
+    }
 
-        let mut missing: Vec<Slot> = Vec::new();
-        let mut present_counts = vec![0usize; ctx.targets().len()];
-        for (id, entries) in ids.iter().zip(&existing) {
+    /// The entries that must be added: one per (hash, OS, scope) the look-up did not find.
+    /// Those found are counted as present.
+    fn missing(
+        &self,
+        ids: &[TargetId],
+        existing: &[Option<Vec<ListEntry>>],
+        os_types: &BTreeSet<OsType>,
+        counts: &mut [Counts],
+    ) -> Vec<Slot> {
+        let sites = self.sites();
+        let mut missing = Vec::new();
+        for (id, entries) in ids.iter().zip(existing) {
             let Some(entries) = entries else { continue };
-            for os in &os_types {
+            for os in os_types {
                 for site in &sites {
                     if entries
                         .iter()
                         .any(|entry| covers(entry, *os, site.as_deref()))
                     {
-                        present_counts[*id] += 1;
+                        counts[*id].present += 1;
                     } else {
                         missing.push(Slot {
                             target: *id,
@@ -160,92 +190,90 @@ impl Action for BlacklistWhitelistHashes {
                 }
             }
         }
+        missing
+    }
 
-        let noun = params.list.noun();
-        // Per target: entries added, and the OS types they were added for.
-        let mut added: Vec<(usize, BTreeSet<&str>)> =
-            vec![(0, BTreeSet::new()); ctx.targets().len()];
-        if ctx.dry_run() {
-            for slot in &missing {
+    /// POSTs (or plans) each missing entry; per entry, whether it was added (`false`: it turned
+    /// out to exist), `None` where its request failed.
+    fn add(&self, ctx: &mut RunContext<'_>, missing: &[Slot]) -> Vec<Option<bool>> {
+        let slots: Vec<(&Slot, IndicatorType, String)> = missing
+            .iter()
+            .map(|slot| {
                 let target = ctx.target(slot.target);
-                let body = params.body(target.kind, &target.value, slot.os, slot.site.as_deref());
-                ctx.plan("POST", params.list.path(), Some(body), &[slot.target]);
-                added[slot.target].0 += 1;
-                added[slot.target].1.insert(slot.os.api_value());
-            }
-        } else {
-            // Each body is made by the worker that sends it: 50,000 bodies made up front would
-            // be 50,000 JSON trees held for the whole phase.
-            let batches: Vec<(&Slot, IndicatorType, String)> = missing
-                .iter()
-                .map(|slot| {
-                    let target = ctx.target(slot.target);
-                    (slot, target.kind, target.value.clone())
-                })
-                .collect();
-            let posted = ctx.batches(
-                "add",
-                &batches,
-                |(slot, _, _)| vec![slot.target],
-                |client, (slot, kind, hash)| {
-                    let body = params.body(*kind, hash, slot.os, slot.site.as_deref());
-                    match client.post(params.list.path(), &body) {
-                        Ok(_) => Ok(true),
-                        // Added by someone else since the look-up: the entry exists, which is the goal.
-                        Err(failure) if failure.upstream_code == Some(ALREADY_EXISTS) => Ok(false),
-                        Err(failure) => Err(failure),
-                    }
-                },
-            );
-            for (slot, created) in missing.iter().zip(posted) {
-                match created {
-                    Some(true) => {
-                        added[slot.target].0 += 1;
-                        added[slot.target].1.insert(slot.os.api_value());
-                    }
-                    Some(false) => present_counts[slot.target] += 1,
-                    None => {}
-                }
-            }
-        }
+                (slot, target.kind, target.value.clone())
+            })
+            .collect();
+        ctx.write(
+            "add",
+            &slots,
+            |(slot, _, _)| vec![slot.target],
+            |(slot, kind, hash)| {
+                let body = self.body(*kind, hash, slot.os, slot.site.as_deref());
+                Write::post(self.list.path(), body)
+            },
+            |_, reply: Reply<Value>| match reply.answer() {
+                Ok(_) => Ok(true),
+                // Added by someone else since the look-up: the entry exists, which is the goal.
+                Err(failure) if failure.upstream_code == Some(ALREADY_EXISTS) => Ok(false),
+                Err(failure) => Err(failure),
+            },
+        )
+    }
 
-        let attribute = params.attribute_name();
-        let os_list: Vec<&str> = os_types.iter().map(|os| os.api_value()).collect();
-        for id in ids {
-            let (count, added_os) = &added[id];
-            let (count, present) = (*count, present_counts[id]);
-            let added_os = added_os.iter().copied().collect::<Vec<_>>().join(", ");
-            let scope = if sites.len() == 1 && sites[0].is_none() {
-                "the global scope".to_string()
-            } else {
-                format!("{} site(s)", sites.len())
-            };
-            if ctx.dry_run() {
-                let detail = format!(
-                    "Dry run: would add {} ({added_os}) in {scope}; {present} already present",
-                    entries(count, noun)
-                );
-                ctx.succeed(id, detail, Vec::new());
-                continue;
+    /// "the global scope" or "N site(s)", for details.
+    fn scope_text(&self) -> String {
+        let sites = self.sites();
+        if sites.len() == 1 && sites[0].is_none() {
+            "the global scope".to_string()
+        } else {
+            format!("{} site(s)", sites.len())
+        }
+    }
+}
+
+/// What became of one target's entries.
+#[derive(Debug, Clone, Default)]
+struct Counts {
+    /// Entries added (or, in a dry run, to be added), and their OS types.
+    added: usize,
+    added_os: BTreeSet<&'static str>,
+    /// Entries that were there already.
+    present: usize,
+}
+
+impl Counts {
+    /// Counts one missing entry by its POST: `Some(true)` added, `Some(false)` found to exist
+    /// after all, `None` failed.
+    fn count(&mut self, os: OsType, created: Option<bool>) {
+        match created {
+            Some(true) => {
+                self.added += 1;
+                self.added_os.insert(os.api_value());
             }
-            let detail = if count == 0 {
+            Some(false) => self.present += 1,
+            None => {}
+        }
+    }
+
+    /// The target's detail, in the run's tense.
+    fn detail(&self, params: &Params, os_list: &[&str], tense: Tense) -> String {
+        let (noun, scope, present) = (params.list.noun(), params.scope_text(), self.present);
+        let added = entries(self.added, noun);
+        let added_os = self.added_os.iter().copied().collect::<Vec<_>>().join(", ");
+        match tense {
+            Tense::Planned => format!(
+                "Dry run: would add {added} ({added_os}) in {scope}; {present} already present"
+            ),
+            Tense::Done if self.added == 0 => {
                 format!(
                     "Already on the {noun} for {} in {scope}",
                     os_list.join(", ")
                 )
-            } else {
-                format!(
-                    "Added {} ({added_os}) in {scope}; {present} already present",
-                    entries(count, noun)
-                )
-            };
-            let attributes = os_list
-                .iter()
-                .map(|os| AddedAttribute::new(attribute, *os))
-                .collect();
-            ctx.succeed(id, detail, attributes);
+            }
+            Tense::Done => {
+                format!("Added {added} ({added_os}) in {scope}; {present} already present")
+            }
         }
-        Ok(())
     }
 }
 

@@ -6,13 +6,13 @@
 //! `POST /agents/actions/connect` is sent with `filter.ids` = those agent ids, up to 1,000 per
 //! request and never without ids. Agents already connected are not sent again. Adds
 //! `Computers Reconnected to Network` = the number of the indicator's agents (all connected
-//! once the run is over). Dry-run plans the POSTs and sends no write. See [`super::network`].
+//! once the run is over). Dry-run plans the POSTs and sends no write. See [`super::disconnect_network`], whose body this shares.
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::agents::Scope;
-use super::network::{self, Direction, Settings};
+use super::disconnect_network::{Direction, Settings, change_network};
+use super::lookup::agents::Scope;
 use super::{Action, RunContext};
 use crate::error::Failure;
 
@@ -32,7 +32,7 @@ impl Action for ConnectNetwork {
     type Params = Params;
 
     fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {
-        network::run(
+        change_network(
             ctx,
             Settings {
                 direction: Direction::Connect,

@@ -17,13 +17,15 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::api::ApiClient;
 use crate::api::chunk_for_query;
 use crate::connection::LookupValues;
 use crate::envelope::{InputObject, ObjectView};
-use crate::error::Failure;
+use crate::error::{ErrorCode, Failure};
 use crate::indicator::IndicatorType;
 use crate::log;
 use crate::result::{AddedAttribute, PlannedRequest, Warning};
@@ -52,6 +54,74 @@ pub struct Target {
     pub value: String,
     /// Indexes of the input objects with this type and value, ascending.
     pub indices: Vec<usize>,
+}
+
+/// The method of a write request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMethod {
+    Post,
+    /// `DELETE` with a JSON body, as SentinelOne's bulk deletes expect.
+    Delete,
+}
+
+/// One write request of a batch, its body anything serializable (streamed when sent).
+#[derive(Debug, Clone)]
+pub struct Write<'p, T = Value> {
+    pub method: WriteMethod,
+    pub path: &'p str,
+    pub body: T,
+}
+
+impl<'p, T: Serialize> Write<'p, T> {
+    pub fn post(path: &'p str, body: T) -> Self {
+        Self {
+            method: WriteMethod::Post,
+            path,
+            body,
+        }
+    }
+
+    pub fn delete(path: &'p str, body: T) -> Self {
+        Self {
+            method: WriteMethod::Delete,
+            path,
+            body,
+        }
+    }
+}
+
+/// What became of one write request: only planned (dry run), or sent and answered.
+#[derive(Debug)]
+pub enum Reply<A> {
+    Planned,
+    Sent(Result<A, Failure>),
+}
+
+impl<A> Reply<A> {
+    /// The answer (`None` for a planned request); a refusal is the error.
+    pub fn answer(self) -> Result<Option<A>, Failure> {
+        match self {
+            Self::Planned => Ok(None),
+            Self::Sent(answer) => answer.map(Some),
+        }
+    }
+}
+
+/// How a detail tells the writes: done, or (dry run) only planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tense {
+    Done,
+    Planned,
+}
+
+impl Tense {
+    /// `done` or `planned`, the wording of this tense.
+    pub fn pick<T>(self, done: T, planned: T) -> T {
+        match self {
+            Self::Done => done,
+            Self::Planned => planned,
+        }
+    }
 }
 
 /// The outcome recorded for a target.
@@ -138,11 +208,6 @@ impl<'a> RunContext<'a> {
         self.client.deadline()
     }
 
-    /// Whether writes are planned instead of sent.
-    pub fn dry_run(&self) -> bool {
-        self.dry_run
-    }
-
     /// The checkpoint the previous run returned (ingest actions).
     pub fn input_state(&self) -> Option<&'a Value> {
         self.input_state
@@ -195,7 +260,17 @@ impl<'a> RunContext<'a> {
         matches!(self.output.outcomes[id], Outcome::Pending)
     }
 
-    /// Records success, unless the target already has an outcome.
+    /// Whether details tell what was done or (dry run) what would be done.
+    pub fn tense(&self) -> Tense {
+        if self.dry_run {
+            Tense::Planned
+        } else {
+            Tense::Done
+        }
+    }
+
+    /// Records success, unless the target already has an outcome. A dry run adds no
+    /// attributes: nothing was written that they could report.
     pub fn succeed(
         &mut self,
         id: TargetId,
@@ -203,6 +278,7 @@ impl<'a> RunContext<'a> {
         attributes: Vec<AddedAttribute>,
     ) {
         if self.is_pending(id) {
+            let attributes = if self.dry_run { Vec::new() } else { attributes };
             self.output.outcomes[id] = Outcome::Succeeded {
                 detail: detail.into(),
                 attributes,
@@ -227,7 +303,7 @@ impl<'a> RunContext<'a> {
     }
 
     /// Adds a write to the dry-run plan.
-    pub fn plan(&mut self, method: &str, path: &str, body: Option<Value>, targets: &[TargetId]) {
+    fn plan(&mut self, method: &str, path: &str, body: Option<Value>, targets: &[TargetId]) {
         let mut objects: Vec<usize> = targets
             .iter()
             .flat_map(|id| self.targets[*id].indices.iter().copied())
@@ -341,6 +417,49 @@ impl<'a> RunContext<'a> {
             .collect()
     }
 
+    /// Sends the write `request(batch)` of every batch on the client's workers and reads each
+    /// answer (as `A`: only the fields it names) with `read`; in a dry run, adds each request to
+    /// the plan instead and reads [`Reply::Planned`]. Returns each batch's result as
+    /// [`RunContext::batches`] does: `None` where the batch failed, its targets failed with
+    /// the error `read` returned.
+    ///
+    /// The request is made by the worker that sends it, so bodies are not all held at once.
+    pub fn write<'p, B: Sync, T: Serialize, A: DeserializeOwned, R: Send>(
+        &mut self,
+        phase: &str,
+        batches: &[B],
+        targets_of: impl Fn(&B) -> Vec<TargetId>,
+        request: impl Fn(&B) -> Write<'p, T> + Sync,
+        read: impl Fn(&B, Reply<A>) -> Result<R, Failure> + Sync,
+    ) -> Vec<Option<R>> {
+        if !self.dry_run {
+            return self.batches(phase, batches, targets_of, |client, batch| {
+                read(batch, Reply::Sent(send(client, request(batch))))
+            });
+        }
+        batches
+            .iter()
+            .map(|batch| {
+                let write = request(batch);
+                let method = match write.method {
+                    WriteMethod::Post => "POST",
+                    WriteMethod::Delete => "DELETE",
+                };
+                let body = serde_json::to_value(&write.body).unwrap_or_default();
+                self.plan(method, write.path, Some(body), &targets_of(batch));
+                match read(batch, Reply::Planned) {
+                    Ok(value) => Some(value),
+                    Err(failure) => {
+                        for id in targets_of(batch) {
+                            self.fail(id, failure.clone());
+                        }
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+
     /// Ends the run with `failure` (if none ended it before).
     pub fn end_run(&mut self, failure: Failure) {
         if self.output.run_error.is_none() {
@@ -366,5 +485,94 @@ impl<'a> RunContext<'a> {
             }
         }
         (self.output, self.targets)
+    }
+}
+
+/// Sends one write and reads its answer as `A`.
+fn send<T: Serialize, A: DeserializeOwned>(
+    client: &ApiClient,
+    write: Write<'_, T>,
+) -> Result<A, Failure> {
+    match write.method {
+        WriteMethod::Post => client.post_as(write.path, &write.body),
+        WriteMethod::Delete => {
+            let answer = client.delete(write.path, &write.body)?;
+            serde_json::from_value(answer).map_err(|err| {
+                Failure::new(
+                    ErrorCode::UpstreamBadResponse,
+                    format!(
+                        "SentinelOne's answer to DELETE {} could not be read: {err}",
+                        write.path
+                    ),
+                )
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::api::ClientSettings;
+    use crate::connection::{BaseUrl, Secret};
+    use crate::result::AddedAttribute;
+
+    /// A client of a console nobody answers for: a dry run must not need one.
+    fn unreachable_client() -> ApiClient {
+        ApiClient::new(ClientSettings {
+            base: BaseUrl::parse("http://127.0.0.1:9").unwrap(),
+            token: Secret::new("token"),
+            verify_tls: true,
+            ca_bundle: None,
+            proxy: None,
+            request_timeout: Duration::from_secs(1),
+            max_retries: 0,
+            requests_per_second: 0.0,
+            max_concurrency: 1,
+            deadline: None,
+            max_response_bytes: 1 << 20,
+        })
+        .unwrap()
+    }
+
+    fn target(value: &str, indices: Vec<usize>) -> Target {
+        Target {
+            kind: IndicatorType::Sha1,
+            value: value.into(),
+            indices,
+        }
+    }
+
+    #[test]
+    fn a_dry_run_plans_every_write_sends_none_and_adds_no_attribute() {
+        let client = unreachable_client();
+        let targets = vec![target("a", vec![0, 2]), target("b", vec![1])];
+        let mut ctx = RunContext::new(&client, &[], targets, Utc::now(), true, None);
+        assert_eq!(ctx.tense(), Tense::Planned);
+        let batches: [Vec<TargetId>; 2] = [vec![0, 1], vec![1]];
+        let answers = ctx.write(
+            "write",
+            &batches,
+            Clone::clone,
+            |batch| Write::post("/things", json!({ "ids": batch })),
+            |_, reply: Reply<Value>| Ok(matches!(reply, Reply::Planned)),
+        );
+        assert_eq!(answers, [Some(true), Some(true)]);
+        ctx.succeed(0, "would be done", vec![AddedAttribute::new("A", "1")]);
+        let output = ctx.finish();
+        assert_eq!(client.metrics().http_requests, 0);
+        let planned: Vec<(&str, &[usize])> = output
+            .plan
+            .iter()
+            .map(|request| (request.method.as_str(), request.objects.as_slice()))
+            .collect();
+        assert_eq!(planned, [("POST", &[0, 1, 2][..]), ("POST", &[1][..])]);
+        assert_eq!(output.plan[1].body, Some(json!({ "ids": [1] })));
+        assert!(matches!(
+            &output.outcomes[0],
+            Outcome::Succeeded { attributes, .. } if attributes.is_empty()
+        ));
     }
 }

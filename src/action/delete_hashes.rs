@@ -8,10 +8,10 @@ use std::collections::{BTreeSet, HashMap};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::hash_list::{self, HashList, Lookup, LookupScope};
-use super::{Action, RunContext, TargetId, distinct_targets};
+use super::lookup::hash_list::{self, HashList, ListEntry, Lookup, LookupScope};
+use super::{Action, Reply, RunContext, TargetId, Tense, Write, distinct_targets};
 use crate::error::Failure;
 use crate::indicator::IndicatorType;
 use crate::result::AddedAttribute;
@@ -56,71 +56,63 @@ impl Action for DeleteHashes {
             os_types: Vec::new(),
         };
         let found = lookup.find(ctx, &ids);
+        let entries = entries_to_delete(&ids, &found);
+        let batches: Vec<&[(String, Vec<TargetId>)]> = entries.chunks(DELETE_BATCH).collect();
+        ctx.write(
+            "delete",
+            &batches,
+            |batch| distinct_targets(batch.iter().flat_map(|(_, owners)| owners.iter().copied())),
+            |batch| {
+                let entry_ids: Vec<&str> = batch.iter().map(|(entry, _)| entry.as_str()).collect();
+                let body =
+                    json!({ "data": { "ids": entry_ids, "type": params.list.entry_type() } });
+                Write::delete(params.list.path(), body)
+            },
+            |_, reply: Reply<Value>| reply.answer().map(drop),
+        );
+        for (id, entries) in ids.into_iter().zip(found) {
+            let Some(entries) = entries else { continue };
+            let detail = report(params.list.noun(), &entries, ctx.tense());
+            let removed = AddedAttribute::new(params.attribute_name(), entries.len().to_string());
+            ctx.succeed(id, detail, vec![removed]);
+        }
+        Ok(())
+    }
+}
 
-        // (entry id, owning targets), each entry once, in target order so that batches stay
-        // deterministic. One entry can match two targets (an entry carrying both the SHA-1 and
-        // the SHA-256 of a file): its id is sent once, and a failed request fails both.
-        let mut entries: Vec<(String, Vec<TargetId>)> = Vec::new();
-        let mut position: HashMap<String, usize> = HashMap::new();
-        for (id, found) in ids.iter().zip(&found) {
-            for entry in found.iter().flatten() {
-                match position.get(&entry.id) {
-                    Some(&at) => entries[at].1.push(*id),
-                    None => {
-                        position.insert(entry.id.clone(), entries.len());
-                        entries.push((entry.id.clone(), vec![*id]));
-                    }
+/// (entry id, owning targets), each entry once, in target order so that batches stay
+/// deterministic. One entry can match two targets (an entry carrying both the SHA-1 and the
+/// SHA-256 of a file): its id is sent once, and a failed request fails both.
+fn entries_to_delete(
+    ids: &[TargetId],
+    found: &[Option<Vec<ListEntry>>],
+) -> Vec<(String, Vec<TargetId>)> {
+    let mut entries: Vec<(String, Vec<TargetId>)> = Vec::new();
+    let mut position: HashMap<&str, usize> = HashMap::new();
+    for (id, found) in ids.iter().zip(found) {
+        for entry in found.iter().flatten() {
+            match position.get(entry.id.as_str()) {
+                Some(&at) => entries[at].1.push(*id),
+                None => {
+                    position.insert(&entry.id, entries.len());
+                    entries.push((entry.id.clone(), vec![*id]));
                 }
             }
         }
-        let batches: Vec<&[(String, Vec<TargetId>)]> = entries.chunks(DELETE_BATCH).collect();
-        let body = |batch: &[(String, Vec<TargetId>)]| {
-            let entry_ids: Vec<&str> = batch.iter().map(|(entry, _)| entry.as_str()).collect();
-            json!({ "data": { "ids": entry_ids, "type": params.list.entry_type() } })
-        };
-        let owners = |batch: &&[(String, Vec<TargetId>)]| -> Vec<TargetId> {
-            distinct_targets(batch.iter().flat_map(|(_, owners)| owners.iter().copied()))
-        };
-        if ctx.dry_run() {
-            for batch in &batches {
-                ctx.plan(
-                    "DELETE",
-                    params.list.path(),
-                    Some(body(batch)),
-                    &owners(batch),
-                );
-            }
-        } else {
-            ctx.batches("delete", &batches, owners, |client, batch| {
-                client.delete(params.list.path(), &body(batch))
-            });
-        }
+    }
+    entries
+}
 
-        let noun = params.list.noun();
-        for (id, entries) in ids.into_iter().zip(found) {
-            let Some(entries) = entries else { continue };
-            let removed = entries.len();
-            let os_types: BTreeSet<&str> =
-                entries.iter().map(|entry| entry.os_type.as_str()).collect();
-            let os_types = os_types.into_iter().collect::<Vec<_>>().join(", ");
-            let detail = match (removed, ctx.dry_run()) {
-                (0, _) => format!("Not on the {noun}; nothing to remove"),
-                (n, true) => format!(
-                    "Dry run: would remove {} ({os_types})",
-                    hash_list::entries(n, noun)
-                ),
-                (n, false) => format!("Removed {} ({os_types})", hash_list::entries(n, noun)),
-            };
-            let attributes = if ctx.dry_run() {
-                Vec::new()
-            } else {
-                vec![AddedAttribute::new(
-                    params.attribute_name(),
-                    removed.to_string(),
-                )]
-            };
-            ctx.succeed(id, detail, attributes);
-        }
-        Ok(())
+/// A hash's detail, in the run's tense.
+fn report(noun: &str, entries: &[ListEntry], tense: Tense) -> String {
+    let os_types: BTreeSet<&str> = entries.iter().map(|entry| entry.os_type.as_str()).collect();
+    let os_types = os_types.into_iter().collect::<Vec<_>>().join(", ");
+    let removed = hash_list::entries(entries.len(), noun);
+    match entries.len() {
+        0 => format!("Not on the {noun}; nothing to remove"),
+        _ => tense.pick(
+            format!("Removed {removed} ({os_types})"),
+            format!("Dry run: would remove {removed} ({os_types})"),
+        ),
     }
 }

@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::feed::{self, Feed, text_at};
+use super::ingest::feed::{self, Feed, text_at};
 use super::{Action, RunContext};
 use crate::error::Failure;
 

@@ -20,9 +20,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::hash_list::{HashList, Lookup, LookupScope};
+use super::lookup::hash_list::{HashList, Lookup, LookupScope};
 use super::{Action, RunContext, TargetId};
-use crate::error::Failure;
+use crate::error::{Failure, WarningCode};
 use crate::indicator::IndicatorType;
 use crate::result::{AddedAttribute, Warning};
 
@@ -217,7 +217,7 @@ fn list_everything(ctx: &mut RunContext<'_>) -> Result<(), Failure> {
     }
     if without_hash > 0 {
         ctx.warn(Warning {
-            code: "upstream.entry_without_hash".into(),
+            code: WarningCode::UpstreamEntryWithoutHash,
             message: format!(
                 "{without_hash} blacklist entr{} carried neither a SHA-1 nor a SHA-256 and {} not returned",
                 if without_hash == 1 { "y" } else { "ies" },

@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::threats::{self, Threat};
+use super::lookup::threats::{self, Threat};
 use super::{Action, RunContext, TargetId};
 use crate::error::Failure;
 use crate::result::AddedAttribute;

@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::feed::{self, Feed, Indicators, text_at};
+use super::ingest::feed::{self, Feed, Indicators, text_at};
 use super::{Action, RunContext};
 use crate::error::Failure;
 use crate::indicator::IndicatorType;

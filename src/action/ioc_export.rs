@@ -12,12 +12,12 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use schemars::JsonSchema;
-use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
-use super::{Action, RunContext, TargetId};
+use super::lookup::lenient;
+use super::{Action, Reply, RunContext, TargetId, Write};
 use crate::envelope::{Attribute, InputObject};
 use crate::error::{ErrorCode, Failure};
 use crate::indicator::IndicatorType;
@@ -25,6 +25,8 @@ use crate::result::AddedAttribute;
 
 /// IOCs per POST.
 const IOCS_PER_REQUEST: usize = 1000;
+
+const IOCS: &str = "/threat-intelligence/iocs";
 
 const SOURCE: &str = "ThreatQ";
 const EXPORTED: &str = "Exported to SentinelOne Threat Intelligence";
@@ -106,6 +108,17 @@ struct Source<'o> {
     kind: IndicatorType,
     value: String,
     object: &'o InputObject,
+}
+
+impl<'o> Source<'o> {
+    fn of(ctx: &RunContext<'o>, id: TargetId) -> Self {
+        Self {
+            id,
+            kind: ctx.target(id).kind,
+            value: ctx.target(id).value.clone(),
+            object: ctx.object(id),
+        }
+    }
 }
 
 /// `validUntil` as sent for an indicator of `kind`.
@@ -227,172 +240,40 @@ fn ioc<'s>(params: &Params, source: &'s Source<'_>, now: DateTime<Utc>) -> IocOu
 /// type and lower-cased value: `(uploadTime, validUntil)`. The first record of a key wins.
 type Echoes = HashMap<(String, String), (Option<String>, Option<String>)>;
 
+/// A POST answer as far as [`Echoes`] needs it, read leniently: an answer that is not
+/// `{"data": [ioc, …]}` gives no echoes (the request's values then stand in, as for an IOC the
+/// answer lacks), and whatever else it holds is skipped.
+type Answer = lenient::Object<AnswerFields>;
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct AnswerFields {
+    data: lenient::List<Vec<lenient::Object<StoredIoc>>>,
+}
+
 /// A stored IOC's `type`, `value`, `uploadTime` and `validUntil`, where they are text.
-type StoredFields = [Option<String>; 4];
-
-/// A POST answer as far as [`Echoes`] needs it, read without building a JSON tree and
-/// leniently: an answer that is not `{"data": [ioc, …]}` gives no echoes (the request's values
-/// then stand in, as for an IOC the answer lacks), and whatever else it holds is skipped.
-#[derive(Default)]
-struct Answer(Vec<StoredFields>);
-
-impl<'de> Deserialize<'de> for Answer {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match deserializer.deserialize_any(Lenient::Answer)? {
-            Read::List(items) => Ok(Self(items)),
-            Read::Item(_) => Ok(Self::default()),
-        }
-    }
-}
-
-/// The `data` list of an answer.
-struct StoredList(Vec<StoredFields>);
-
-impl<'de> Deserialize<'de> for StoredList {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match deserializer.deserialize_any(Lenient::List)? {
-            Read::List(items) => Ok(Self(items)),
-            Read::Item(_) => Ok(Self(Vec::new())),
-        }
-    }
-}
-
-/// One element of `data`: a stored IOC, or nothing for an element that is not an object.
-struct StoredItem(Option<StoredFields>);
-
-impl<'de> Deserialize<'de> for StoredItem {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match deserializer.deserialize_any(Lenient::Item)? {
-            Read::Item(item) => Ok(Self(item)),
-            Read::List(_) => Ok(Self(None)),
-        }
-    }
-}
-
-/// A visitor that accepts any JSON value: an answer (an object with `data`), a list of stored
-/// IOCs (`data`) or one stored IOC (an element); every other shape reads as nothing.
-#[derive(Clone, Copy)]
-enum Lenient {
-    Answer,
-    List,
-    Item,
-}
-
-/// What a [`Lenient`] visitor read.
-enum Read {
-    List(Vec<StoredFields>),
-    Item(Option<StoredFields>),
-}
-
-impl Lenient {
-    fn nothing(self) -> Read {
-        match self {
-            Self::Answer | Self::List => Read::List(Vec::new()),
-            Self::Item => Read::Item(None),
-        }
-    }
-}
-
-impl<'de> Visitor<'de> for Lenient {
-    type Value = Read;
-
-    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("any JSON value")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Read, A::Error> {
-        let mut items = Vec::new();
-        while let Some(StoredItem(item)) = seq.next_element::<StoredItem>()? {
-            if let (Self::List, Some(item)) = (self, item) {
-                items.push(item);
-            }
-        }
-        Ok(match self {
-            Self::List => Read::List(items),
-            other => other.nothing(),
-        })
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Read, A::Error> {
-        let mut fields = StoredFields::default();
-        let mut data = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let slot = match (self, key.as_str()) {
-                (Self::Answer, "data") => {
-                    data = map.next_value::<StoredList>()?.0;
-                    continue;
-                }
-                (Self::Item, "type") => Some(0),
-                (Self::Item, "value") => Some(1),
-                (Self::Item, "uploadTime") => Some(2),
-                (Self::Item, "validUntil") => Some(3),
-                _ => None,
-            };
-            match slot {
-                // A repeated key keeps its last value, as in a JSON tree.
-                Some(slot) => fields[slot] = map.next_value::<TextOrNothing>()?.0,
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(match self {
-            Self::Answer => Read::List(data),
-            Self::List => Read::List(Vec::new()),
-            Self::Item => Read::Item(Some(fields)),
-        })
-    }
-
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Read, E> {
-        Ok(self.nothing())
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Read, E> {
-        Ok(self.nothing())
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Read, E> {
-        Ok(self.nothing())
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Read, E> {
-        Ok(self.nothing())
-    }
-
-    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Read, E> {
-        Ok(self.nothing())
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Read, E> {
-        Ok(self.nothing())
-    }
-
-    fn visit_none<E: serde::de::Error>(self) -> Result<Read, E> {
-        Ok(self.nothing())
-    }
-}
-
-/// A JSON string as text; any other value as nothing.
-struct TextOrNothing(Option<String>);
-
-impl<'de> Deserialize<'de> for TextOrNothing {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match Value::deserialize(deserializer)? {
-            Value::String(text) => Ok(Self(Some(text))),
-            _ => Ok(Self(None)),
-        }
-    }
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct StoredIoc {
+    #[serde(rename = "type", deserialize_with = "lenient::text")]
+    kind: Option<String>,
+    #[serde(deserialize_with = "lenient::text")]
+    value: Option<String>,
+    #[serde(rename = "uploadTime", deserialize_with = "lenient::text")]
+    upload_time: Option<String>,
+    #[serde(rename = "validUntil", deserialize_with = "lenient::text")]
+    valid_until: Option<String>,
 }
 
 fn echoes(answer: Answer) -> Echoes {
     let mut echoes = Echoes::new();
-    for [kind, value, upload_time, valid_until] in answer.0 {
-        let (Some(kind), Some(value)) = (kind, value) else {
+    for lenient::Lenient(stored) in answer.0.data.0 {
+        let (Some(kind), Some(value)) = (stored.kind, stored.value) else {
             continue;
         };
         echoes
             .entry((kind, value.to_lowercase()))
-            .or_insert((upload_time, valid_until));
+            .or_insert((stored.upload_time, stored.valid_until));
     }
     echoes
 }
@@ -420,6 +301,20 @@ fn multi_scope_refusal(failure: Failure, accounts_seen: usize) -> Failure {
     .with_field("config.api_token")
     .with_http_status(403)
     .with_upstream_code(Some(FORBIDDEN))
+}
+
+/// The scope filter of every upload: the configured scope, or else every account the token
+/// sees; with how many accounts the token was seen to reach (0: not looked up). `None` when the
+/// account look-up failed (the targets have failed with it).
+fn scope_filter(params: &Params, ctx: &mut RunContext<'_>) -> Option<(Value, usize)> {
+    match params.configured_filter() {
+        Some(filter) => Some((filter, 0)),
+        None => {
+            let accounts = resolve_accounts(ctx)?;
+            let seen = accounts.len();
+            Some((json!({ "accountIds": accounts }), seen))
+        }
+    }
 }
 
 /// `accountIds` of every account the token sees.
@@ -460,93 +355,81 @@ impl Action for IocExport {
         if ids.is_empty() {
             return Ok(());
         }
-        // How many accounts the token was seen to reach (0: not looked up).
-        let mut accounts_seen = 0;
-        let filter = match params.configured_filter() {
-            Some(filter) => filter,
-            None => match resolve_accounts(ctx) {
-                Some(accounts) => {
-                    accounts_seen = accounts.len();
-                    json!({ "accountIds": accounts })
-                }
-                None => return Ok(()),
-            },
-        };
-        let now = ctx.now();
-        let sources: Vec<Source<'_>> = ids
-            .iter()
-            .map(|id| Source {
-                id: *id,
-                kind: ctx.target(*id).kind,
-                value: ctx.target(*id).value.clone(),
-                object: ctx.object(*id),
-            })
-            .collect();
-        let batches: Vec<&[Source<'_>]> = sources.chunks(IOCS_PER_REQUEST).collect();
-        let targets_of = |batch: &&[Source<'_>]| batch.iter().map(|source| source.id).collect();
-
-        if ctx.dry_run() {
-            for batch in &batches {
-                let targets: Vec<TargetId> = targets_of(batch);
-                let planned = serde_json::to_value(upload_body(params, &filter, batch, now))
-                    .unwrap_or_default();
-                ctx.plan("POST", "/threat-intelligence/iocs", Some(planned), &targets);
-            }
-            for source in &sources {
-                let detail = format!(
-                    "Dry run: would export as {} until {}",
-                    ioc_type(source.kind).unwrap_or(""),
-                    time_text(valid_until(params, source.kind, now))
-                );
-                ctx.succeed(source.id, detail, Vec::new());
-            }
+        let Some((filter, accounts_seen)) = scope_filter(params, ctx) else {
             return Ok(());
-        }
-
-        // Each worker reduces its answer to the two attribute values of each IOC it sent, so
-        // the answers are not held until the last batch is done.
-        let exported = ctx.batches("export", &batches, targets_of, |client, batch| {
-            let echoed = client
-                .post_as::<Answer, _>(
-                    "/threat-intelligence/iocs",
-                    &upload_body(params, &filter, batch, now),
-                )
-                .map(echoes)
-                .map_err(|failure| multi_scope_refusal(failure, accounts_seen))?;
-            let values: Vec<(String, String)> = batch
-                .iter()
-                .map(|source| {
-                    let kind = ioc_type(source.kind).unwrap_or_default();
-                    // The request's values stand in where the answer lacks the IOC.
-                    let stored = echoed.get(&(kind.to_string(), source.value.to_lowercase()));
-                    let uploaded = stored
-                        .and_then(|(uploaded, _)| uploaded.clone())
-                        .unwrap_or_else(|| time_text(now));
-                    let until = stored
-                        .and_then(|(_, until)| until.clone())
-                        .unwrap_or_else(|| time_text(valid_until(params, source.kind, now)));
-                    (uploaded, until)
-                })
-                .collect();
-            Ok(values)
-        });
+        };
+        let sources: Vec<Source<'_>> = ids.iter().map(|id| Source::of(ctx, *id)).collect();
+        let batches: Vec<&[Source<'_>]> = sources.chunks(IOCS_PER_REQUEST).collect();
+        let exported = export(ctx, params, (&filter, accounts_seen), &batches);
+        let tense = ctx.tense();
         for (batch, values) in batches.iter().zip(exported) {
             let Some(values) = values else { continue };
             for (source, (uploaded, until)) in batch.iter().zip(values) {
                 let kind = ioc_type(source.kind).unwrap_or_default();
-                let detail = format!("Exported as {kind} until {until}");
-                ctx.succeed(
-                    source.id,
-                    detail,
-                    vec![
-                        AddedAttribute::new(EXPORTED, uploaded),
-                        AddedAttribute::new(EXPIRATION, until),
-                    ],
+                let detail = tense.pick(
+                    format!("Exported as {kind} until {until}"),
+                    format!("Dry run: would export as {kind} until {until}"),
                 );
+                let attributes = vec![
+                    AddedAttribute::new(EXPORTED, uploaded),
+                    AddedAttribute::new(EXPIRATION, until),
+                ];
+                ctx.succeed(source.id, detail, attributes);
             }
         }
         Ok(())
     }
+}
+
+/// Uploads (or plans) each batch of IOCs with the scope `filter`; per batch, the
+/// [`stored_values`] of its IOCs, `None` where its request failed. Each worker reduces its answer
+/// to these, so the answers are not held until the last batch is done.
+fn export(
+    ctx: &mut RunContext<'_>,
+    params: &Params,
+    (filter, accounts_seen): (&Value, usize),
+    batches: &[&[Source<'_>]],
+) -> Vec<Option<Vec<(String, String)>>> {
+    let now = ctx.now();
+    ctx.write(
+        "export",
+        batches,
+        |batch| batch.iter().map(|source| source.id).collect(),
+        |batch| Write::post(IOCS, upload_body(params, filter, batch, now)),
+        |batch, reply| {
+            let echoed = match reply {
+                Reply::Planned => Echoes::new(),
+                Reply::Sent(answer) => answer
+                    .map(echoes)
+                    .map_err(|failure| multi_scope_refusal(failure, accounts_seen))?,
+            };
+            Ok(stored_values(params, batch, &echoed, now))
+        },
+    )
+}
+
+/// `(uploadTime, validUntil)` of each IOC of `batch`, as the console stored them; the request's
+/// values stand in where the answer lacks the IOC (and for a planned request).
+fn stored_values(
+    params: &Params,
+    batch: &[Source<'_>],
+    echoed: &Echoes,
+    now: DateTime<Utc>,
+) -> Vec<(String, String)> {
+    batch
+        .iter()
+        .map(|source| {
+            let kind = ioc_type(source.kind).unwrap_or_default();
+            let stored = echoed.get(&(kind.to_string(), source.value.to_lowercase()));
+            let uploaded = stored
+                .and_then(|(uploaded, _)| uploaded.clone())
+                .unwrap_or_else(|| time_text(now));
+            let until = stored
+                .and_then(|(_, until)| until.clone())
+                .unwrap_or_else(|| time_text(valid_until(params, source.kind, now)));
+            (uploaded, until)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //!
 //! Finds the SentinelOne agents behind each IP Address, IPv6 Address or FQDN (exactly the
 //! agent's fully-qualified name) with the shared agent look-up (`GET /agents`, many indicators
-//! per request, every page; see [`super::agents`] for the matching rules), narrowed by the
+//! per request, every page; see [`super::lookup::agents`] for the matching rules), narrowed by the
 //! optional free-text `query` and site filters, and adds one set of attributes per matching agent: its id, computer name, OS,
 //! network status and last activity. An indicator with no agent succeeds with no attribute.
 //! Read-only: a dry run does the same.
@@ -10,7 +10,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::agents::{self, Agent, Scope};
+use super::lookup::agents::{self, Agent, Scope};
 use super::{Action, RunContext};
 use crate::error::Failure;
 use crate::result::AddedAttribute;

@@ -13,9 +13,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::listing::{self, text};
+use super::lookup::listing::{self, text};
 use super::{Action, RunContext};
-use crate::error::Failure;
+use crate::error::{Failure, WarningCode};
 use crate::result::Warning;
 
 /// Groups per page. The `limit` maximum of `GET /groups` is UNCONFIRMED: 300 in SentinelOne's
@@ -60,7 +60,7 @@ fn site_names(ctx: &mut RunContext<'_>, groups: &[Value]) -> HashMap<String, Str
             .collect(),
         Err(failure) => {
             ctx.warn(Warning {
-                code: "upstream.site_names_unavailable".into(),
+                code: WarningCode::UpstreamSiteNamesUnavailable,
                 message: format!(
                     "Groups are listed without site names: the site look-up failed ({})",
                     failure.message

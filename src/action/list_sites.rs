@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::listing::{self, text};
+use super::lookup::listing::{self, text};
 use super::{Action, RunContext};
 use crate::error::Failure;
 

@@ -1,34 +1,31 @@
 //! The table of actions and the one adapter that turns a typed [`Action`] into a table entry.
 //!
 //! An action is a type implementing [`Action`] in its own file; [`ACTIONS`] lists every action
-//! this build implements, once. Manifests are looked up by the envelope's `action` (numeric ID or
-//! name); a manifest whose action is not in the table is reported as not implemented, never run.
-//! Shared mechanics (outcomes, batching, dry-run plans) live in [`context`], not in actions.
+//! once, each with its manifest (`manifests/<name>.json`, embedded), and is the one list to edit
+//! to add an action. The envelope's `action` (numeric ID or name) is looked up among the
+//! manifests. Shared mechanics (outcomes, batching, writes and dry-run plans) live in
+//! [`context`], look-ups in [`lookup`], ingest checkpoints and feeds in [`ingest`]: not in
+//! actions.
 
-pub mod agents;
 pub mod blacklist_whitelist_hashes;
-pub mod checkpoint;
 pub mod connect_network;
 pub mod context;
 pub mod delete_hashes;
 pub mod disconnect_network;
-pub mod feed;
 pub mod get_activities;
 pub mod get_alerts;
 pub mod get_blacklist_items;
 pub mod get_threats;
-pub mod hash_list;
 pub mod hash_reputation;
+pub mod ingest;
 pub mod ingest_threats;
 pub mod ioc_export;
 pub mod list_agents;
 pub mod list_groups;
 pub mod list_sites;
-pub mod listing;
+pub mod lookup;
 pub mod mitigate_threats;
 pub mod monitor_threat_status;
-pub mod network;
-pub mod threats;
 pub mod update_alerts;
 pub mod update_threats;
 
@@ -37,7 +34,7 @@ use schemars::{JsonSchema, Schema};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub use context::{RunContext, Target, TargetId, distinct_targets};
+pub use context::{Reply, RunContext, Target, TargetId, Tense, Write, distinct_targets};
 
 use crate::envelope::ActionRef;
 use crate::error::Failure;
@@ -104,6 +101,8 @@ impl<A: Action> PreparedAction for Prepared<A> {
 pub struct ActionEntry {
     /// The manifest's `name`.
     pub name: &'static str,
+    /// The text of `manifests/<name>.json`, embedded at build time.
+    pub manifest: &'static str,
     /// JSON Schema of the action's typed parameters.
     pub params_schema: fn() -> Schema,
     /// Reads validated parameters into the typed form.
@@ -119,37 +118,67 @@ fn params_schema<A: Action>() -> Schema {
     schemars::schema_for!(A::Params)
 }
 
-/// The table entry of action type `A` with manifest `name`.
-const fn entry<A: Action>(name: &'static str) -> ActionEntry {
+/// The table entry of action type `A` with manifest `name` and its text.
+const fn entry<A: Action>(name: &'static str, manifest: &'static str) -> ActionEntry {
     ActionEntry {
         name,
+        manifest,
         params_schema: params_schema::<A>,
         prepare: prepare::<A>,
     }
 }
 
-/// Every action this build implements.
+/// The entry of action type `$action`, whose manifest is `manifests/$name.json`.
+macro_rules! action {
+    ($action:ty, $name:literal) => {
+        entry::<$action>(
+            $name,
+            include_str!(concat!("../../manifests/", $name, ".json")),
+        )
+    };
+}
+
+/// Every action this build implements, in action ID order: the one list of actions.
 pub static ACTIONS: &[ActionEntry] = &[
-    entry::<blacklist_whitelist_hashes::BlacklistWhitelistHashes>(
-        "sentinelone-blacklist-whitelist-hashes",
+    action!(
+        blacklist_whitelist_hashes::BlacklistWhitelistHashes,
+        "sentinelone-blacklist-whitelist-hashes"
     ),
-    entry::<mitigate_threats::MitigateThreats>("sentinelone-mitigate-threats"),
-    entry::<delete_hashes::DeleteHashes>("sentinelone-delete-hashes"),
-    entry::<ioc_export::IocExport>("sentinelone-ioc-export"),
-    entry::<hash_reputation::HashReputation>("sentinelone-hash-reputation"),
-    entry::<get_blacklist_items::GetBlacklistItems>("sentinelone-get-blacklist-items"),
-    entry::<get_threats::GetThreats>("sentinelone-get-threats"),
-    entry::<list_groups::ListGroups>("sentinelone-list-groups"),
-    entry::<list_agents::ListAgents>("sentinelone-list-agents"),
-    entry::<list_sites::ListSites>("sentinelone-list-sites"),
-    entry::<get_activities::GetActivities>("sentinelone-get-activities"),
-    entry::<connect_network::ConnectNetwork>("sentinelone-connect-network"),
-    entry::<disconnect_network::DisconnectNetwork>("sentinelone-disconnect-network"),
-    entry::<get_alerts::GetAlerts>("sentinelone-get-alerts"),
-    entry::<update_alerts::UpdateAlerts>("sentinelone-update-alerts"),
-    entry::<monitor_threat_status::MonitorThreatStatus>("sentinelone-monitor-threat-status"),
-    entry::<update_threats::UpdateThreats>("sentinelone-update-threats"),
-    entry::<ingest_threats::IngestThreats>("sentinelone-ingest-threats"),
+    action!(
+        mitigate_threats::MitigateThreats,
+        "sentinelone-mitigate-threats"
+    ),
+    action!(delete_hashes::DeleteHashes, "sentinelone-delete-hashes"),
+    action!(ioc_export::IocExport, "sentinelone-ioc-export"),
+    action!(
+        hash_reputation::HashReputation,
+        "sentinelone-hash-reputation"
+    ),
+    action!(
+        get_blacklist_items::GetBlacklistItems,
+        "sentinelone-get-blacklist-items"
+    ),
+    action!(get_threats::GetThreats, "sentinelone-get-threats"),
+    action!(list_groups::ListGroups, "sentinelone-list-groups"),
+    action!(list_agents::ListAgents, "sentinelone-list-agents"),
+    action!(list_sites::ListSites, "sentinelone-list-sites"),
+    action!(get_activities::GetActivities, "sentinelone-get-activities"),
+    action!(
+        connect_network::ConnectNetwork,
+        "sentinelone-connect-network"
+    ),
+    action!(
+        disconnect_network::DisconnectNetwork,
+        "sentinelone-disconnect-network"
+    ),
+    action!(get_alerts::GetAlerts, "sentinelone-get-alerts"),
+    action!(update_alerts::UpdateAlerts, "sentinelone-update-alerts"),
+    action!(
+        monitor_threat_status::MonitorThreatStatus,
+        "sentinelone-monitor-threat-status"
+    ),
+    action!(update_threats::UpdateThreats, "sentinelone-update-threats"),
+    action!(ingest_threats::IngestThreats, "sentinelone-ingest-threats"),
 ];
 
 /// The implemented action of a manifest.
@@ -159,18 +188,21 @@ pub fn entry_for(manifest: &Manifest) -> Option<&'static ActionEntry> {
 
 /// Resolves the envelope's `action` to its manifest and implementation.
 ///
-/// An unknown action, and a known one this build does not implement, are `config.invalid`
-/// naming the action.
+/// An unknown action is `config.invalid` naming the action and listing the known ones.
 pub fn resolve(action: &ActionRef) -> Result<(&'static Manifest, &'static ActionEntry), Failure> {
     let manifests = manifest::all();
-    let found = manifests.iter().find(|manifest| match action {
-        ActionRef::Id(id) => u64::from(manifest.id) == *id,
-        ActionRef::Name(name) => {
-            let name = name.trim();
-            manifest.name.eq_ignore_ascii_case(name) || manifest.id.to_string() == name
-        }
-    });
-    let Some(manifest) = found else {
+    // `manifest::all()` is read from the table, entry by entry.
+    let found = manifests
+        .iter()
+        .zip(ACTIONS)
+        .find(|(manifest, _)| match action {
+            ActionRef::Id(id) => u64::from(manifest.id) == *id,
+            ActionRef::Name(name) => {
+                let name = name.trim();
+                manifest.name.eq_ignore_ascii_case(name) || manifest.id.to_string() == name
+            }
+        });
+    let Some((manifest, entry)) = found else {
         let known: Vec<String> = manifests
             .iter()
             .map(|manifest| format!("{} ({})", manifest.id, manifest.name))
@@ -183,15 +215,6 @@ pub fn resolve(action: &ActionRef) -> Result<(&'static Manifest, &'static Action
             ),
         ));
     };
-    let entry = entry_for(manifest).ok_or_else(|| {
-        Failure::config_invalid(
-            "action",
-            format!(
-                "The action {} ({}) is not implemented in this build",
-                manifest.id, manifest.name
-            ),
-        )
-    })?;
     Ok((manifest, entry))
 }
 
@@ -300,6 +323,20 @@ mod tests {
             values.extend(enum_values(variant, root));
         }
         values
+    }
+
+    #[test]
+    fn every_manifest_file_is_in_the_table() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+        for file in std::fs::read_dir(dir).unwrap() {
+            let name = file.unwrap().file_name().to_string_lossy().into_owned();
+            let Some(name) = name.strip_suffix(".json") else {
+                continue;
+            };
+            if name.starts_with("sentinelone-") {
+                assert!(ACTIONS.iter().any(|entry| entry.name == name), "{name}");
+            }
+        }
     }
 
     #[test]

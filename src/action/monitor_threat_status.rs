@@ -19,7 +19,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::threats::{self, Threat};
+use super::lookup::threats::{self, Threat};
 use super::{Action, RunContext, TargetId};
 use crate::error::Failure;
 use crate::log;
@@ -125,48 +125,20 @@ impl Action for MonitorThreatStatus {
         let started = Instant::now();
         let interval = Duration::from_secs(params.poll_interval_seconds.max(1));
         let timeout = Duration::from_secs(params.timeout_minutes.saturating_mul(60));
-        let mut watching: Vec<TargetId> = ctx.pending();
-        let mut last: HashMap<TargetId, Seen> = HashMap::new();
-        let mut rounds = 0usize;
+        let mut watch = Watch {
+            watching: ctx.pending(),
+            last: HashMap::new(),
+            rounds: 0,
+        };
         let mut stop = None;
-        while !watching.is_empty() {
-            rounds += 1;
+        while !watch.watching.is_empty() {
             let round_started = Instant::now();
-            let found = threats::find(ctx, &watching, None);
-            let mut unresolved = Vec::new();
-            for (id, threats) in watching.iter().copied().zip(found) {
-                let Some(threats) = threats else { continue };
-                if threats.is_empty() {
-                    ctx.succeed(id, "No matching threats; nothing to monitor", Vec::new());
-                    continue;
-                }
-                let seen = observe(&threats);
-                if seen.unresolved == 0 {
-                    let detail =
-                        format!("All {} threat(s) resolved (round {rounds})", seen.threats);
-                    ctx.succeed(id, detail, vec![AddedAttribute::new(ATTRIBUTE, RESOLVED)]);
-                } else {
-                    last.insert(id, seen);
-                    unresolved.push(id);
-                }
-            }
-            watching = unresolved;
-            log::info(
-                "poll",
-                "",
-                json!({ "round": rounds, "unresolved": watching.len() }),
-            );
-            if watching.is_empty() || ctx.run_error().is_some() {
+            watch.poll(ctx);
+            if watch.watching.is_empty() || ctx.run_error().is_some() {
                 break;
             }
-            match next_round(
-                Instant::now(),
-                started,
-                interval,
-                timeout,
-                ctx.deadline(),
-                round_started.elapsed(),
-            ) {
+            let (now, took) = (Instant::now(), round_started.elapsed());
+            match next_round(now, started, interval, timeout, ctx.deadline(), took) {
                 Ok(wait) => std::thread::sleep(wait),
                 Err(reason) => {
                     stop = Some(reason);
@@ -180,19 +152,61 @@ impl Action for MonitorThreatStatus {
                 "the run deadline leaves no time for another round".into()
             }
         };
-        for id in watching {
-            let Some(seen) = last.get(&id) else { continue };
-            let detail = format!(
-                "Monitoring timed out after {rounds} round(s) ({why}): {} of {} threat(s) not resolved; status {}",
-                seen.unresolved, seen.threats, seen.status
-            );
-            ctx.succeed(
-                id,
-                detail,
-                vec![AddedAttribute::new(ATTRIBUTE, seen.status.clone())],
-            );
-        }
+        watch.time_out(ctx, &why);
         Ok(())
+    }
+}
+
+/// The indicators still watched, what the last round saw of each, and how many rounds ran.
+struct Watch {
+    watching: Vec<TargetId>,
+    last: HashMap<TargetId, Seen>,
+    rounds: usize,
+}
+
+impl Watch {
+    /// One polling round: indicators whose threats are all resolved (or that have none)
+    /// succeed; the others stay watched.
+    fn poll(&mut self, ctx: &mut RunContext<'_>) {
+        self.rounds += 1;
+        let found = threats::find(ctx, &self.watching, None);
+        let mut unresolved = Vec::new();
+        for (id, threats) in self.watching.iter().copied().zip(found) {
+            let Some(threats) = threats else { continue };
+            if threats.is_empty() {
+                ctx.succeed(id, "No matching threats; nothing to monitor", Vec::new());
+                continue;
+            }
+            let seen = observe(&threats);
+            if seen.unresolved == 0 {
+                let detail = format!(
+                    "All {} threat(s) resolved (round {})",
+                    seen.threats, self.rounds
+                );
+                ctx.succeed(id, detail, vec![AddedAttribute::new(ATTRIBUTE, RESOLVED)]);
+            } else {
+                self.last.insert(id, seen);
+                unresolved.push(id);
+            }
+        }
+        self.watching = unresolved;
+        let progress = json!({ "round": self.rounds, "unresolved": self.watching.len() });
+        log::info("poll", "", progress);
+    }
+
+    /// Reports the indicators still unresolved when monitoring stopped, `why` it stopped.
+    fn time_out(self, ctx: &mut RunContext<'_>, why: &str) {
+        for id in self.watching {
+            let Some(seen) = self.last.get(&id) else {
+                continue;
+            };
+            let detail = format!(
+                "Monitoring timed out after {} round(s) ({why}): {} of {} threat(s) not resolved; status {}",
+                self.rounds, seen.unresolved, seen.threats, seen.status
+            );
+            let status = AddedAttribute::new(ATTRIBUTE, seen.status.clone());
+            ctx.succeed(id, detail, vec![status]);
+        }
     }
 }
 

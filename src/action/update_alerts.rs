@@ -26,10 +26,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::feed::text_at;
-use super::{Action, RunContext, TargetId, distinct_targets};
-use crate::api::{QUERY_VALUES_BUDGET, chunk_for_query, join_csv};
-use crate::error::{ErrorCode, Failure};
+use super::ingest::feed::text_at;
+use super::lookup;
+use super::{Action, Reply, RunContext, TargetId, Tense, Write, distinct_targets};
+use crate::error::{ErrorCode, Failure, WarningCode};
 use crate::result::{AddedAttribute, Warning};
 
 /// Alert ids per write request.
@@ -182,162 +182,166 @@ impl Action for UpdateAlerts {
 
     fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {
         let changes = chosen_changes(params)?;
-
-        // The alert ids of every object, and which targets name each id.
-        let mut wanted: BTreeMap<TargetId, BTreeSet<String>> = BTreeMap::new();
-        let mut owners: BTreeMap<String, BTreeSet<TargetId>> = BTreeMap::new();
-        for id in ctx.pending() {
-            match alert_ids(ctx, id) {
-                Err(failure) => ctx.fail(id, failure),
-                Ok(ids) if ids.is_empty() => ctx.skip(
-                    id,
-                    format!("The object has no {ALERT_ID} attribute; there is no alert to update"),
-                ),
-                Ok(ids) => {
-                    for alert in &ids {
-                        owners.entry(alert.clone()).or_default().insert(id);
-                    }
-                    wanted.insert(id, ids);
-                }
-            }
-        }
+        let (wanted, owners) = alerts_of_targets(ctx);
         if owners.is_empty() {
             return Ok(());
         }
-        let targets_of = |ids: &[String]| -> Vec<TargetId> {
-            distinct_targets(ids.iter().flat_map(|alert| owners[alert].iter().copied()))
-        };
-
-        // 1. What exists and what it carries now.
-        let all: Vec<String> = owners.keys().cloned().collect();
-        let lookups: Vec<&[String]> = chunk_for_query(&all, QUERY_VALUES_BUDGET);
-        let found_pages = ctx.batches(
-            "alert lookup",
-            &lookups,
-            |chunk| targets_of(chunk),
-            |client, chunk| {
-                let mut alerts = Vec::new();
-                for page in client.pages(
-                    "/cloud-detection/alerts",
-                    vec![("ids", join_csv(chunk))],
-                    "/data",
-                ) {
-                    for alert in page? {
-                        let Some(id) = text_at(&alert, "/alertInfo/alertId") else {
-                            continue;
-                        };
-                        let current: Vec<String> = changes
-                            .iter()
-                            .map(|change| {
-                                text_at(&alert, change.current_at)
-                                    .map(|value| canonical(&value))
-                                    .unwrap_or_default()
-                            })
-                            .collect();
-                        alerts.push((id, current));
-                    }
-                }
-                Ok(alerts)
-            },
-        );
-        // Alert id → for each change, whether it must be sent.
-        let mut found: BTreeMap<String, Vec<bool>> = BTreeMap::new();
-        for (id, current) in found_pages.into_iter().flatten().flatten() {
-            let needed = changes
-                .iter()
-                .zip(&current)
-                .map(|(change, now)| now != change.value)
-                .collect();
-            found.insert(id, needed);
-        }
-
-        // 2. The writes: per change, the existing alerts that do not carry the value yet.
+        let found = find_alerts(ctx, &changes, &owners);
         for (index, change) in changes.iter().enumerate() {
             let ids: Vec<String> = found
                 .iter()
                 .filter(|(_, needed)| needed[index])
                 .map(|(id, _)| id.clone())
                 .collect();
-            let batches: Vec<&[String]> = ids.chunks(IDS_PER_REQUEST).collect();
-            let body = |batch: &[String]| json!({ "filter": { "ids": batch }, "data": { change.key: change.value } });
-            if ctx.dry_run() {
-                for batch in &batches {
-                    ctx.plan("POST", change.path, Some(body(batch)), &targets_of(batch));
-                }
-                continue;
-            }
-            let results = ctx.batches(
-                change.key,
-                &batches,
-                |batch| targets_of(batch),
-                |client, batch| {
-                    let response = client.post(change.path, &body(batch))?;
-                    Ok(response.pointer("/data/affected").and_then(Value::as_u64))
-                },
-            );
-            let short: usize = batches
-                .iter()
-                .zip(&results)
-                .filter_map(|(batch, result)| match result {
-                    Some(Some(affected)) => Some(batch.len().saturating_sub(*affected as usize)),
-                    _ => None,
-                })
-                .sum();
-            if short > 0 {
-                ctx.warn(Warning {
-                    code: "upstream.partial_update".into(),
-                    message: format!(
-                        "SentinelOne reported {short} alert(s) fewer than sent as updated by POST {}",
-                        change.path
-                    ),
-                    field: None,
-                });
-            }
+            write(ctx, change, &ids, &owners);
         }
-
-        // 3. Each object's outcome.
         let chosen: Vec<&str> = changes.iter().map(|change| change.label).collect();
         let chosen = chosen.join(" / ");
         for (id, ids) in wanted {
-            let present: Vec<&String> = ids
-                .iter()
-                .filter(|alert| found.contains_key(*alert))
-                .collect();
-            let missing = ids.len() - present.len();
-            let changed = present
-                .iter()
-                .filter(|alert| found[**alert].iter().any(|needed| *needed))
-                .count();
-            let already = present.len() - changed;
-            let mut parts = Vec::new();
-            if changed > 0 {
-                parts.push(if ctx.dry_run() {
-                    format!("{changed} alert(s) would be set to {chosen}")
-                } else {
-                    format!("{changed} alert(s) set to {chosen}")
-                });
-            }
-            if already > 0 {
-                parts.push(format!("{already} alert(s) already {chosen}"));
-            }
-            if missing > 0 {
-                parts.push(format!("{missing} alert id(s) not found in SentinelOne"));
-            }
-            let mut detail = parts.join("; ");
-            if changed == 0 && already == 0 {
-                detail = format!("No alert updated: {detail}");
-            }
-            if ctx.dry_run() {
-                detail = format!("Dry run: {detail}");
-            }
-            let attributes = if ctx.dry_run() {
-                Vec::new()
-            } else {
-                vec![AddedAttribute::new(UPDATED, present.len().to_string())]
-            };
-            ctx.succeed(id, detail, attributes);
+            let counts = Counts::of(&ids, &found);
+            let detail = counts.detail(&chosen, ctx.tense());
+            let present = counts.changed + counts.already;
+            ctx.succeed(
+                id,
+                detail,
+                vec![AddedAttribute::new(UPDATED, present.to_string())],
+            );
         }
         Ok(())
+    }
+}
+
+/// Alert ids by target, and the targets of each alert id; targets without a usable alert id
+/// have their outcome.
+type AlertsOfTargets = (
+    BTreeMap<TargetId, BTreeSet<String>>,
+    BTreeMap<String, BTreeSet<TargetId>>,
+);
+
+fn alerts_of_targets(ctx: &mut RunContext<'_>) -> AlertsOfTargets {
+    let mut wanted: BTreeMap<TargetId, BTreeSet<String>> = BTreeMap::new();
+    let mut owners: BTreeMap<String, BTreeSet<TargetId>> = BTreeMap::new();
+    for id in ctx.pending() {
+        match alert_ids(ctx, id) {
+            Err(failure) => ctx.fail(id, failure),
+            Ok(ids) if ids.is_empty() => ctx.skip(
+                id,
+                format!("The object has no {ALERT_ID} attribute; there is no alert to update"),
+            ),
+            Ok(ids) => {
+                for alert in &ids {
+                    owners.entry(alert.clone()).or_default().insert(id);
+                }
+                wanted.insert(id, ids);
+            }
+        }
+    }
+    (wanted, owners)
+}
+
+/// The alerts that exist, each with whether each change must still be sent to it.
+fn find_alerts(
+    ctx: &mut RunContext<'_>,
+    changes: &[Change],
+    owners: &BTreeMap<String, BTreeSet<TargetId>>,
+) -> BTreeMap<String, Vec<bool>> {
+    let read = |alert: Value| {
+        let id = text_at(&alert, "/alertInfo/alertId")?;
+        let needed = changes
+            .iter()
+            .map(|change| {
+                let now = text_at(&alert, change.current_at).map(|value| canonical(&value));
+                now.as_deref().unwrap_or_default() != change.value
+            })
+            .collect();
+        Some((id, needed))
+    };
+    let alerts = ("/cloud-detection/alerts", "ids");
+    lookup::by_ids(ctx, "alert lookup", alerts, owners, read)
+        .into_iter()
+        .collect()
+}
+
+/// Sends (or plans) one change to the alerts `ids`, 1,000 a request; a short count of updated
+/// alerts is a warning, as the answer does not say which alert it left out.
+fn write(
+    ctx: &mut RunContext<'_>,
+    change: &Change,
+    ids: &[String],
+    owners: &BTreeMap<String, BTreeSet<TargetId>>,
+) {
+    let batches: Vec<&[String]> = ids.chunks(IDS_PER_REQUEST).collect();
+    let affected = ctx.write(
+        change.key,
+        &batches,
+        |batch| distinct_targets(batch.iter().flat_map(|alert| owners[alert].iter().copied())),
+        |batch| {
+            let body = json!({ "filter": { "ids": batch }, "data": { change.key: change.value } });
+            Write::post(change.path, body)
+        },
+        |batch, reply: Reply<Value>| {
+            let affected = reply
+                .answer()?
+                .and_then(|answer| answer.pointer("/data/affected")?.as_u64());
+            Ok(affected.map(|affected| batch.len().saturating_sub(affected as usize)))
+        },
+    );
+    let short: usize = affected.into_iter().flatten().flatten().sum();
+    if short > 0 {
+        ctx.warn(Warning {
+            code: WarningCode::UpstreamPartiallyApplied,
+            message: format!(
+                "SentinelOne reported {short} alert(s) fewer than sent as updated by POST {}",
+                change.path
+            ),
+            field: None,
+        });
+    }
+}
+
+/// How an object's alerts stand after the writes.
+struct Counts {
+    changed: usize,
+    already: usize,
+    missing: usize,
+}
+
+impl Counts {
+    /// How the alerts `ids` of one object stand, by what the look-up `found`.
+    fn of(ids: &BTreeSet<String>, found: &BTreeMap<String, Vec<bool>>) -> Self {
+        let present: Vec<&Vec<bool>> = ids.iter().filter_map(|alert| found.get(alert)).collect();
+        let changed = present
+            .iter()
+            .filter(|needed| needed.iter().any(|needed| *needed))
+            .count();
+        Self {
+            changed,
+            already: present.len() - changed,
+            missing: ids.len() - present.len(),
+        }
+    }
+
+    /// The detail, in the run's tense.
+    fn detail(&self, chosen: &str, tense: Tense) -> String {
+        let mut parts = Vec::new();
+        if self.changed > 0 {
+            let verb = tense.pick("set to", "would be set to");
+            parts.push(format!("{} alert(s) {verb} {chosen}", self.changed));
+        }
+        if self.already > 0 {
+            parts.push(format!("{} alert(s) already {chosen}", self.already));
+        }
+        if self.missing > 0 {
+            parts.push(format!(
+                "{} alert id(s) not found in SentinelOne",
+                self.missing
+            ));
+        }
+        let mut detail = parts.join("; ");
+        if self.changed == 0 && self.already == 0 {
+            detail = format!("No alert updated: {detail}");
+        }
+        tense.pick(detail.clone(), format!("Dry run: {detail}"))
     }
 }
 

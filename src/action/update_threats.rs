@@ -29,9 +29,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::threats::{self, Threat};
-use super::{Action, RunContext, TargetId, distinct_targets};
-use crate::api::{QUERY_VALUES_BUDGET, chunk_for_query, join_csv};
+use super::lookup;
+use super::lookup::threats::{self, Threat};
+use super::{Action, Reply, RunContext, TargetId, Tense, Write, distinct_targets};
 use crate::error::{ErrorCode, Failure};
 use crate::indicator::IndicatorType;
 use crate::result::AddedAttribute;
@@ -197,37 +197,19 @@ struct Found {
 
 /// Looks the threats of attribute-named ids up (`GET /threats?ids=…`, many per request).
 fn find_by_ids(ctx: &mut RunContext<'_>, wanted: &[(TargetId, Vec<String>)]) -> Vec<Option<Found>> {
-    let mut owners: BTreeMap<&str, BTreeSet<TargetId>> = BTreeMap::new();
+    let mut owners: BTreeMap<String, BTreeSet<TargetId>> = BTreeMap::new();
     for (id, threat_ids) in wanted {
         for threat_id in threat_ids {
-            owners.entry(threat_id.as_str()).or_default().insert(*id);
+            owners.entry(threat_id.clone()).or_default().insert(*id);
         }
     }
-    let all: Vec<String> = owners.keys().map(|id| id.to_string()).collect();
-    let chunks: Vec<&[String]> = chunk_for_query(&all, QUERY_VALUES_BUDGET);
-    let targets_of = |chunk: &&[String]| -> Vec<TargetId> {
-        distinct_targets(
-            chunk
-                .iter()
-                .flat_map(|threat_id| owners[threat_id.as_str()].iter().copied()),
-        )
-    };
-    let pages = ctx.batches(
-        "threat lookup by id",
-        &chunks,
-        targets_of,
-        |client, chunk| {
-            client
-                .pages("/threats", vec![("ids", join_csv(chunk))], "/data")
-                .all_items()
-        },
-    );
-    let mut known: HashMap<String, Threat> = HashMap::new();
-    for items in pages.into_iter().flatten() {
-        for threat in items.iter().filter_map(Threat::from_json) {
-            known.insert(threat.id.clone(), threat);
-        }
-    }
+    let threats = ("/threats", "ids");
+    let known: HashMap<String, Threat> =
+        lookup::by_ids(ctx, "threat lookup by id", threats, &owners, |item| {
+            Threat::from_value(item).map(|threat| (threat.id.clone(), threat))
+        })
+        .into_iter()
+        .collect();
     wanted
         .iter()
         .map(|(id, threat_ids)| {
@@ -344,12 +326,8 @@ impl Action for UpdateThreats {
             .collect();
 
         for (id, result) in &found {
-            let (detail, updated) = report(result, &changes, &applied, ctx.dry_run());
-            let attributes = if ctx.dry_run() {
-                Vec::new()
-            } else {
-                vec![AddedAttribute::new(ATTRIBUTE, updated.to_string())]
-            };
+            let (detail, updated) = report(result, &changes, &applied, ctx.tense());
+            let attributes = vec![AddedAttribute::new(ATTRIBUTE, updated.to_string())];
             ctx.succeed(*id, detail, attributes);
         }
         Ok(())
@@ -429,48 +407,46 @@ fn apply(
         .filter(|threat_id| already.get(*threat_id) == Some(&false))
         .collect();
     let batches: Vec<&[&String]> = to_write.chunks(IDS_PER_REQUEST).collect();
-    let body = |batch: &[&String]| json!({ "filter": { "ids": batch }, "data": change.data });
-    let targets_of = |batch: &&[&String]| -> Vec<TargetId> {
-        distinct_targets(
-            batch
-                .iter()
-                .flat_map(|threat_id| owners[*threat_id].iter().copied()),
-        )
-    };
-    let mut outcome = Applied::default();
-    if ctx.dry_run() {
-        for batch in &batches {
-            ctx.plan("POST", change.path, Some(body(batch)), &targets_of(batch));
-        }
-    } else {
-        let results = ctx.batches(&change.label, &batches, targets_of, |client, batch| {
-            client
-                .post(change.path, &body(batch))
-                .map(|response| refused(&response))
-        });
-        for refusals in results.into_iter().flatten() {
-            outcome.refused.extend(refusals);
-        }
+    let refusals = ctx.write(
+        &change.label,
+        &batches,
+        |batch| {
+            distinct_targets(
+                batch
+                    .iter()
+                    .flat_map(|threat_id| owners[*threat_id].iter().copied()),
+            )
+        },
+        |batch| {
+            Write::post(
+                change.path,
+                json!({ "filter": { "ids": batch }, "data": change.data }),
+            )
+        },
+        |_, reply: Reply<Value>| {
+            Ok(reply
+                .answer()?
+                .map(|answer| refused(&answer))
+                .unwrap_or_default())
+        },
+    );
+    let refused: BTreeMap<String, String> = refusals.into_iter().flatten().flatten().collect();
+    Applied {
+        written: to_write
+            .into_iter()
+            .filter(|threat_id| !refused.contains_key(*threat_id))
+            .cloned()
+            .collect(),
+        already: already
+            .into_iter()
+            .filter_map(|(threat_id, has)| has.then_some(threat_id))
+            .collect(),
+        refused,
     }
-    outcome.written = to_write
-        .into_iter()
-        .filter(|threat_id| !outcome.refused.contains_key(*threat_id))
-        .cloned()
-        .collect();
-    outcome.already = already
-        .into_iter()
-        .filter_map(|(threat_id, has)| has.then_some(threat_id))
-        .collect();
-    outcome
 }
 
 /// A target's detail, and how many of its threats carry every change.
-fn report(
-    found: &Found,
-    changes: &[Change],
-    applied: &[Applied],
-    dry_run: bool,
-) -> (String, usize) {
+fn report(found: &Found, changes: &[Change], applied: &[Applied], tense: Tense) -> (String, usize) {
     let total = found.threats.len();
     let mut parts: Vec<String> = Vec::new();
     let mut not_updated: BTreeSet<&str> = BTreeSet::new();
@@ -496,13 +472,15 @@ fn report(
             count(&outcome.written),
             count(&outcome.already),
             &reasons,
-            dry_run,
+            tense,
         ));
     }
     let mut detail = match total {
         0 => "No matching threats".to_string(),
-        n if dry_run => format!("Dry run: {n} threat(s): {}", parts.join("; ")),
-        n => format!("{n} threat(s): {}", parts.join("; ")),
+        n => tense.pick(
+            format!("{n} threat(s): {}", parts.join("; ")),
+            format!("Dry run: {n} threat(s): {}", parts.join("; ")),
+        ),
     };
     if !found.missing.is_empty() {
         detail.push_str(&format!(
@@ -519,14 +497,13 @@ fn describe(
     written: usize,
     already: usize,
     refusals: &BTreeSet<&str>,
-    dry_run: bool,
+    tense: Tense,
 ) -> String {
-    let (done, verb) = match (change.field.is_some(), dry_run) {
-        (true, false) => ("set on", "already on"),
-        (true, true) => ("would be set on", "already on"),
-        (false, false) => ("added to", "already on"),
-        (false, true) => ("would be added to", "already on"),
+    let done = match change.field {
+        Some(_) => tense.pick("set on", "would be set on"),
+        None => tense.pick("added to", "would be added to"),
     };
+    let verb = "already on";
     let mut text = change.label.clone();
     let mut pieces = Vec::new();
     if written > 0 {
@@ -616,7 +593,7 @@ mod tests {
             already: BTreeSet::new(),
             refused: BTreeMap::from([("2".to_string(), "missing_permissions".to_string())]),
         }];
-        let (detail, updated) = report(&found, &changes, &applied, false);
+        let (detail, updated) = report(&found, &changes, &applied, Tense::Done);
         assert_eq!(updated, 1);
         assert_eq!(
             detail,
@@ -632,16 +609,16 @@ mod tests {
             .unwrap()[0];
         let none = BTreeSet::new();
         assert_eq!(
-            describe(change, 2, 1, &none, false),
+            describe(change, 2, 1, &none, Tense::Done),
             "analyst verdict suspicious set on 2, already on 1"
         );
         assert_eq!(
-            describe(change, 0, 3, &none, false),
+            describe(change, 0, 3, &none, Tense::Done),
             "analyst verdict suspicious already on 3"
         );
         let reasons = BTreeSet::from(["conditions_not_met"]);
         assert_eq!(
-            describe(change, 1, 0, &reasons, true),
+            describe(change, 1, 0, &reasons, Tense::Planned),
             "analyst verdict suspicious would be set on 1, refused by SentinelOne (conditions_not_met)"
         );
     }

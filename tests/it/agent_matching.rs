@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
-use s1_actions::action::agents::{fully_qualified_name, names_agent};
+use s1_actions::action::lookup::agents::{fully_qualified_name, names_agent};
 use s1_actions::runner::{self, Mode};
 use s1_sim::{Scenario, Simulator};
 use serde_json::{Value, json};

@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::action::{RunContext, TargetId};
+use crate::action::{RunContext, TargetId, lookup};
 use crate::api::{QUERY_VALUES_BUDGET, join_csv};
 use crate::error::{ErrorCode, Failure};
 use crate::indicator::IndicatorType;
@@ -181,6 +181,8 @@ impl ListEntry {
 /// and how many items had no id.
 struct BatchEntries<'v> {
     positions: HashMap<&'v str, usize>,
+    /// How many values the request carried.
+    values: usize,
     matches: Vec<(usize, ListEntry, Value)>,
     malformed: usize,
 }
@@ -193,6 +195,7 @@ impl<'v> BatchEntries<'v> {
                 .enumerate()
                 .map(|(position, value)| (value.as_str(), position))
                 .collect(),
+            values: values.len(),
             matches: Vec::new(),
             malformed: 0,
         }
@@ -213,6 +216,37 @@ impl<'v> BatchEntries<'v> {
                 self.matches.push((position, entry, item.clone()));
             }
         }
+    }
+}
+
+impl BatchEntries<'_> {
+    /// The entries of each value of the request (same positions), each entry once per value;
+    /// a request whose answer held entries without an id fails as a whole.
+    fn share_out(self, list: HashList) -> Result<Vec<Vec<(ListEntry, Value)>>, Failure> {
+        if self.malformed > 0 {
+            return Err(Failure::new(
+                ErrorCode::UpstreamBadResponse,
+                format!(
+                    "SentinelOne answered GET {} (the look-up of {} hash(es) including this one) with {} {} entries without an id",
+                    list.path(),
+                    self.values,
+                    self.malformed,
+                    list.noun()
+                ),
+            ));
+        }
+        let mut found: Vec<Vec<(ListEntry, Value)>> = vec![Vec::new(); self.values];
+        for (position, entry, item) in self.matches {
+            let list = &mut found[position];
+            if !list.iter().any(|(known, _)| known.id == entry.id) {
+                list.push((entry, item));
+            }
+        }
+        // Held until every look-up is done: no spare capacity.
+        for list in &mut found {
+            list.shrink_to_fit();
+        }
+        Ok(found)
     }
 }
 
@@ -276,21 +310,13 @@ impl Lookup {
         ids: &[TargetId],
         keep_items: bool,
     ) -> Vec<Option<Vec<(ListEntry, Value)>>> {
-        let chunks = ctx.query_chunks(ids, QUERY_VALUES_BUDGET);
-        let values: Vec<Vec<String>> = chunks
-            .iter()
-            .map(|chunk| {
-                chunk
-                    .iter()
-                    .map(|id| ctx.target(*id).value.clone())
-                    .collect()
-            })
-            .collect();
-        let batches: Vec<(Vec<TargetId>, Vec<String>)> = chunks.into_iter().zip(values).collect();
-        let pages = ctx.batches(
+        let batches = lookup::value_chunks(ctx, ids, QUERY_VALUES_BUDGET);
+        lookup::per_target(
+            ctx,
             "lookup",
+            ids,
             &batches,
-            |(chunk, _)| chunk.clone(),
+            |(chunk, _)| chunk,
             |client, (_, values)| {
                 let mut read = BatchEntries::new(values);
                 let (path, query) = (self.list.path(), self.query(join_csv(values)));
@@ -305,45 +331,9 @@ impl Lookup {
                             read.add(ListEntry::from_fields(fields), Value::Null);
                         })?;
                 }
-                read.matches.shrink_to_fit();
-                Ok((read.matches, read.malformed))
+                read.share_out(self.list)
             },
-        );
-        let mut found: HashMap<TargetId, Vec<(ListEntry, Value)>> = HashMap::new();
-        for ((chunk, _), read) in batches.iter().zip(pages) {
-            let Some((matches, malformed)) = read else {
-                continue;
-            };
-            for (position, entry, item) in matches {
-                // Most hashes have one entry: a default Vec would reserve four.
-                let list = found
-                    .entry(chunk[position])
-                    .or_insert_with(|| Vec::with_capacity(1));
-                if !list.iter().any(|(known, _)| known.id == entry.id) {
-                    list.push((entry, item));
-                }
-            }
-            if malformed > 0 {
-                let failure = Failure::new(
-                    ErrorCode::UpstreamBadResponse,
-                    format!(
-                        "SentinelOne answered GET {} (the look-up of {} hash(es) including this one) with {malformed} {} entries without an id",
-                        self.list.path(),
-                        chunk.len(),
-                        self.list.noun()
-                    ),
-                );
-                for id in chunk {
-                    ctx.fail(*id, failure.clone());
-                }
-            }
-        }
-        ids.iter()
-            .map(|id| {
-                ctx.is_pending(*id)
-                    .then(|| found.remove(id).unwrap_or_default())
-            })
-            .collect()
+        )
     }
 }
 

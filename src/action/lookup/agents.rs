@@ -55,12 +55,12 @@
 //! The optional `query` (SentinelOne's free-text agent search) and `siteIds` filters are sent
 //! on every look-up request, so they narrow the agents of every indicator.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use serde_json::Value;
 
-use crate::action::{RunContext, TargetId};
+use crate::action::{RunContext, TargetId, lookup};
 use crate::api::{QUERY_VALUES_BUDGET, join_csv};
 use crate::indicator::IndicatorType;
 
@@ -238,10 +238,35 @@ impl Scope<'_> {
     }
 }
 
-/// One look-up request: the filter to send and the targets it covers.
+/// One look-up request: the filter to send and the targets it covers, with each target's type
+/// and value for the worker to match agents to them.
 struct Batch {
     targets: Vec<TargetId>,
+    matchers: Vec<(IndicatorType, String)>,
     query: Vec<(&'static str, String)>,
+}
+
+impl Batch {
+    /// What each of the batch's targets (same positions) found among `agents`.
+    fn share_out(&self, agents: Vec<Agent>) -> Vec<Found> {
+        let mut found: Vec<Found> = self.targets.iter().map(|_| Found::default()).collect();
+        for agent in agents {
+            for (found, (kind, value)) in found.iter_mut().zip(&self.matchers) {
+                if agent.matches(*kind, value) {
+                    push_once(&mut found.agents, &agent);
+                } else if *kind == IndicatorType::Fqdn
+                    && same_host_name(value, &agent.computer_name)
+                {
+                    push_once(&mut found.other_domains, &agent);
+                }
+            }
+        }
+        for found in &mut found {
+            sort_by_name(&mut found.agents);
+            sort_by_name(&mut found.other_domains);
+        }
+        found
+    }
 }
 
 /// The agents found for one target.
@@ -354,48 +379,30 @@ pub fn find(ctx: &mut RunContext<'_>, ids: &[TargetId], scope: Scope<'_>) -> Vec
             let values: Vec<String> = values.into_iter().map(str::to_string).collect();
             let mut query = vec![(filter, join_csv(&values))];
             query.extend(extra.iter().cloned());
+            let matchers = chunk
+                .iter()
+                .map(|id| (ctx.target(*id).kind, ctx.target(*id).value.clone()))
+                .collect();
             batches.push(Batch {
                 targets: chunk,
+                matchers,
                 query,
             });
         }
     }
-    let pages = ctx.batches(
+    lookup::per_target(
+        ctx,
         "agent lookup",
+        ids,
         &batches,
-        |batch| batch.targets.clone(),
+        |batch| &batch.targets,
         |client, batch| {
-            client
+            let items = client
                 .pages("/agents", batch.query.clone(), "/data")
-                .all_items()
+                .all_items()?;
+            Ok(batch.share_out(items.iter().filter_map(Agent::from_json).collect()))
         },
-    );
-    let mut found: HashMap<TargetId, Found> = HashMap::new();
-    for (batch, items) in batches.iter().zip(pages) {
-        let Some(items) = items else { continue };
-        for agent in items.iter().filter_map(Agent::from_json) {
-            for id in &batch.targets {
-                let target = ctx.target(*id);
-                if agent.matches(target.kind, &target.value) {
-                    push_once(&mut found.entry(*id).or_default().agents, &agent);
-                } else if target.kind == IndicatorType::Fqdn
-                    && same_host_name(&target.value, &agent.computer_name)
-                {
-                    push_once(&mut found.entry(*id).or_default().other_domains, &agent);
-                }
-            }
-        }
-    }
-    ids.iter()
-        .map(|id| {
-            ctx.is_pending(*id).then(|| {
-                let mut found = found.remove(id).unwrap_or_default();
-                sort_by_name(&mut found.agents);
-                sort_by_name(&mut found.other_domains);
-                found
-            })
-        })
-        .collect()
+    )
 }
 
 /// Whether the computer name's first label is the FQDN's (ignoring case): a computer the

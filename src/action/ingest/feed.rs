@@ -29,9 +29,9 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
-use super::RunContext;
 use super::checkpoint::Checkpoint;
-use crate::error::{ErrorCode, Failure};
+use crate::action::RunContext;
+use crate::error::{ErrorCode, Failure, WarningCode};
 use crate::indicator::IndicatorType;
 use crate::log;
 use crate::result::Warning;
@@ -76,7 +76,7 @@ impl Fed {
 }
 
 /// Whether [`read`] can read the checkpoint in `state`: `config.invalid` on `state` when it
-/// cannot (the ingest actions' [`Action::preflight`](super::Action::preflight)).
+/// cannot (the ingest actions' [`Action::preflight`](crate::action::Action::preflight)).
 pub fn check_state(state: Option<&Value>, now: DateTime<Utc>) -> Result<(), Failure> {
     // Where reading would start without a checkpoint does not matter here.
     Checkpoint::from_state(state, now, DateTime::<Utc>::UNIX_EPOCH).map(drop)
@@ -135,7 +135,7 @@ pub fn read(
     let noun = feed.noun;
     if intake.unsorted {
         ctx.warn(Warning {
-            code: "upstream.unsorted".into(),
+            code: WarningCode::UpstreamUnsorted,
             message: format!(
                 "SentinelOne did not return the {noun} oldest first; this run read every new one instead of stopping at the per-run maximum"
             ),
@@ -144,7 +144,7 @@ pub fn read(
     }
     if intake.capped {
         ctx.warn(Warning {
-            code: "ingest.limit_reached".into(),
+            code: WarningCode::IngestLimitReached,
             message: format!(
                 "Stopped after {} new {noun} (the per-run maximum); the next run continues after the last one taken",
                 feed.max_items
@@ -154,7 +154,7 @@ pub fn read(
     }
     if intake.unreadable > 0 {
         ctx.warn(Warning {
-            code: "upstream.bad_response".into(),
+            code: WarningCode::UpstreamBadResponse,
             message: format!(
                 "{} of the {noun} SentinelOne returned had no id or creation time and were left out",
                 intake.unreadable
@@ -355,7 +355,7 @@ impl Indicators {
     pub fn produce(self, ctx: &mut RunContext<'_>, noun: &str) {
         if self.invalid > 0 {
             ctx.warn(Warning {
-                code: "upstream.invalid_value".into(),
+                code: WarningCode::UpstreamInvalidValue,
                 message: format!(
                     "{} hash or path value(s) in the {noun} read were not valid indicators and were left out",
                     self.invalid

@@ -7,16 +7,12 @@
 //! case). A path containing a comma cannot be sent in SentinelOne's comma-separated list
 //! filters, so it is looked up through the free-text `query` filter and matched here.
 
-use std::collections::HashMap;
-
-use std::fmt;
-
 use chrono::DateTime;
-use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::action::{RunContext, TargetId};
+use super::lenient;
+use crate::action::{RunContext, TargetId, lookup};
 use crate::api::{QUERY_VALUES_BUDGET, join_csv};
 use crate::indicator::IndicatorType;
 
@@ -106,100 +102,31 @@ struct ThreatFields {
     #[serde(rename = "agentRealtimeInfo", default)]
     agent: Option<AgentFields>,
     #[serde(rename = "mitigationStatus", default)]
-    reports: Option<Vec<Report>>,
+    reports: Option<Vec<lenient::Object<Report>>>,
 }
 
 /// One `mitigationStatus[]` report, as far as [`MitigationReport::read`] reads it: its
-/// `action`, `status` and times when they are strings. Read key by key rather than as a JSON
-/// tree: a report is a dozen fields, and a mitigation re-run reads one or more for each of
-/// 50,000 threats. A report that is not an object reads as one with none of them.
-#[derive(Default)]
+/// `action`, `status` and times when they are strings. A report that is not an object reads as
+/// one with none of them.
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct Report {
+    #[serde(deserialize_with = "lenient::text")]
     action: Option<String>,
+    #[serde(deserialize_with = "lenient::text")]
     status: Option<String>,
-    /// `lastUpdate`, `mitigationStartedAt`, `mitigationEndedAt` ([`REPORT_TIMES`]).
-    times: [Option<String>; 3],
+    #[serde(rename = "lastUpdate", deserialize_with = "lenient::text")]
+    last_update: Option<String>,
+    #[serde(rename = "mitigationStartedAt", deserialize_with = "lenient::text")]
+    started_at: Option<String>,
+    #[serde(rename = "mitigationEndedAt", deserialize_with = "lenient::text")]
+    ended_at: Option<String>,
 }
 
-impl<'de> Deserialize<'de> for Report {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(field_identifier, rename_all = "lowercase")]
-        enum Key {
-            Action,
-            Status,
-            #[serde(rename = "lastUpdate")]
-            LastUpdate,
-            #[serde(rename = "mitigationStartedAt")]
-            StartedAt,
-            #[serde(rename = "mitigationEndedAt")]
-            EndedAt,
-            #[serde(other)]
-            Other,
-        }
-
-        fn text(value: Value) -> Option<String> {
-            match value {
-                Value::String(text) => Some(text),
-                _ => None,
-            }
-        }
-
-        struct ReportVisitor;
-        impl<'de> Visitor<'de> for ReportVisitor {
-            type Value = Report;
-
-            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-                formatter.write_str("a mitigation report")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Report, A::Error> {
-                let mut report = Report::default();
-                while let Some(key) = map.next_key::<Key>()? {
-                    match key {
-                        Key::Action => report.action = text(map.next_value()?),
-                        Key::Status => report.status = text(map.next_value()?),
-                        Key::LastUpdate => report.times[0] = text(map.next_value()?),
-                        Key::StartedAt => report.times[1] = text(map.next_value()?),
-                        Key::EndedAt => report.times[2] = text(map.next_value()?),
-                        Key::Other => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(report)
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Report, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Report::default())
-            }
-
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Report, E> {
-                Ok(Report::default())
-            }
-
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Report, E> {
-                Ok(Report::default())
-            }
-
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Report, E> {
-                Ok(Report::default())
-            }
-
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Report, E> {
-                Ok(Report::default())
-            }
-
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Report, E> {
-                Ok(Report::default())
-            }
-
-            fn visit_unit<E: de::Error>(self) -> Result<Report, E> {
-                Ok(Report::default())
-            }
-        }
-        deserializer.deserialize_any(ReportVisitor)
+impl Report {
+    /// The times in the order of [`REPORT_TIMES`].
+    fn times(&self) -> [Option<&str>; 3] {
+        [&self.last_update, &self.started_at, &self.ended_at].map(Option::as_deref)
     }
 }
 
@@ -251,11 +178,11 @@ impl ThreatFields {
                 .reports
                 .iter()
                 .flatten()
-                .filter_map(|report| {
+                .filter_map(|lenient::Lenient(report)| {
                     MitigationReport::read(
                         report.action.as_deref(),
                         report.status.as_deref(),
-                        report.times.each_ref().map(Option::as_deref),
+                        report.times(),
                     )
                 })
                 .collect(),
@@ -502,11 +429,8 @@ fn find_threats<T: Send>(
         (IndicatorType::Sha1, "contentHashes"),
         (IndicatorType::FilePath, "filePath__contains"),
     ] {
-        for chunk in ctx.query_chunks(&of_kind(kind, false), QUERY_VALUES_BUDGET) {
-            let values: Vec<String> = chunk
-                .iter()
-                .map(|id| ctx.target(*id).value.clone())
-                .collect();
+        for (chunk, values) in lookup::value_chunks(ctx, &of_kind(kind, false), QUERY_VALUES_BUDGET)
+        {
             let query = extra(vec![(filter, join_csv(&values))]);
             batches.push(Batch {
                 targets: chunk,
@@ -526,10 +450,12 @@ fn find_threats<T: Send>(
     }
     // Each page is read into threats by the worker that fetched it, as it arrives, so the pages
     // themselves are never all held at once.
-    let pages = ctx.batches(
+    lookup::per_target(
+        ctx,
         "threat lookup",
+        ids,
         &batches,
-        |batch| batch.targets.clone(),
+        |batch| &batch.targets,
         |client, batch| {
             let mut threats = Vec::new();
             // The configured query checked here, on the whole threat, where it was not sent.
@@ -564,19 +490,7 @@ fn find_threats<T: Send>(
                 .collect();
             Ok(lists)
         },
-    );
-    // Every target is in exactly one batch.
-    let mut found: HashMap<TargetId, Vec<T>> = HashMap::new();
-    for (batch, lists) in batches.iter().zip(pages) {
-        let Some(lists) = lists else { continue };
-        found.extend(batch.targets.iter().copied().zip(lists));
-    }
-    ids.iter()
-        .map(|id| {
-            ctx.is_pending(*id)
-                .then(|| found.remove(id).unwrap_or_default())
-        })
-        .collect()
+    )
 }
 
 /// A local stand-in for SentinelOne's free-text `query` where it could not be sent.
