@@ -1,30 +1,26 @@
 //! s1-actions: a SentinelOne action bundle for ThreatQ TDR Orchestrator.
 //!
 //! One synchronous binary: an envelope (action, configuration, indicator objects) in on stdin,
-//! one result document out on stdout. The modules, in the order a run passes through them:
-//! `cli` (commands) → `envelope` (wire input) → `request` (validated against `manifest`) →
-//! `action` (the table, and each action in its own file, over `api`, the SentinelOne client) →
-//! `runner` (outcomes into a `result`) → `output` (the only stdout writer). `log` and `redact`
-//! keep stderr useful and the token secret.
-//!
-//! The SentinelOne console simulator that `simulate`, `demo`, the tests and the benchmarks run
-//! against is a crate of its own, `s1_sim` (`crates/s1-sim`): nothing of it is in this tree.
+//! one result document out on stdout. The SentinelOne console simulator that `simulate`,
+//! `demo`, the tests and the benchmarks run against is a crate of its own, `s1_sim`
+//! (`crates/s1-sim`). Modules in the order a run passes through them; the public ones are those
+//! the tests, benchmarks and the packaging `xtask` use.
 
-pub mod action;
-pub mod api;
-pub mod cli;
-pub mod connection;
-pub mod cores;
-pub mod demo;
-pub mod envelope;
-pub mod error;
-pub mod indicator;
-pub mod log;
-pub mod manifest;
-pub mod output;
-pub mod probe;
-pub mod redact;
-pub mod request;
-pub mod result;
-pub mod runner;
-pub mod spec;
+pub mod action; // the table of actions, `RunContext`, one file per action
+pub mod api; // the SentinelOne client: retries, rate limits, paging, workers
+pub mod cli; // commands and their flags: the only caller of `runner`
+pub mod connection; // the connection parameters, host-name and token rules
+mod cores; // spreading object work over the cores
+mod demo; // `demo`: the simulator plus every demo envelope
+mod envelope; // the wire envelope: one serde reading, objects as slices of its text
+pub mod error; // typed errors, warnings and the one exit-code mapping
+mod indicator; // ThreatQ indicator types and the value checks per type
+mod log; // stderr: JSON lines or text
+pub mod manifest; // action manifests: parameters, validation, defaults
+pub mod output; // the only writer of stdout
+mod probe; // `probe`: the read-only conformance check of a console
+mod redact; // masking the token in everything printed
+mod request; // envelope + manifest → a validated request, or every reason it is refused
+mod result; // the result document
+pub mod runner; // request → run → one result, with the exit status
+pub mod spec; // `spec`: manifests and JSON Schemas

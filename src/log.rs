@@ -145,7 +145,3 @@ pub fn warn(event: &str, message: &str, fields: Value) {
 pub fn info(event: &str, message: &str, fields: Value) {
     log(Level::Info, event, message, fields);
 }
-
-pub fn debug(event: &str, message: &str, fields: Value) {
-    log(Level::Debug, event, message, fields);
-}
