@@ -40,14 +40,21 @@ pub(crate) struct DvQuery {
     failed: bool,
 }
 
-/// The quoted values of a query's text, lower-cased.
+/// The quoted values of a query's text (a backslash escapes the next character), lower-cased.
 fn quoted_values(query: &str) -> Vec<String> {
-    query
-        .split('"')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_lowercase)
-        .collect()
+    let mut values = Vec::new();
+    let mut current: Option<String> = None;
+    let mut chars = query.chars();
+    while let Some(c) = chars.next() {
+        match (&mut current, c) {
+            (None, '"') => current = Some(String::new()),
+            (None, _) => {}
+            (Some(value), '\\') => value.extend(chars.next()),
+            (Some(_), '"') => values.extend(current.take().map(|value| value.to_lowercase())),
+            (Some(value), c) => value.push(c),
+        }
+    }
+    values
 }
 
 fn time_of(body: &Value, key: &str) -> Option<DateTime<Utc>> {
