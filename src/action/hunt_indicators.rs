@@ -124,6 +124,10 @@ pub struct Query {
     pub text: String,
 }
 
+/// The query being filled: per type (keyed by its first field), the type, its quoted values
+/// with their targets, and their comma-joined length.
+type Filling<'f> = BTreeMap<&'f str, (IndicatorType, Vec<(TargetId, String)>, usize)>;
+
 /// Packs `items` (target, type, value) into queries of at most `bound` characters, greedily in
 /// type order: a value adds its quoted length plus a comma per field of its type, and a type's
 /// first value adds its clause. A value whose clause alone is too long is returned apart.
@@ -135,12 +139,9 @@ pub fn plan(
     sorted.sort_by_key(|(id, kind, _)| (fields(*kind)[0].0, *id));
     let mut queries = Vec::new();
     let mut too_long = Vec::new();
-    // The query being filled: per type, its quoted values and their joined length.
-    let mut current: BTreeMap<&str, (IndicatorType, Vec<(TargetId, String)>, usize)> =
-        BTreeMap::new();
+    let mut current: Filling = BTreeMap::new();
     let mut length = 0;
-    let finish = |current: &mut BTreeMap<&str, (IndicatorType, Vec<(TargetId, String)>, usize)>,
-                  queries: &mut Vec<Query>| {
+    let finish = |current: &mut Filling, queries: &mut Vec<Query>| {
         if current.is_empty() {
             return;
         }
@@ -171,7 +172,9 @@ pub fn plan(
             continue;
         }
         let added = match current.get(key) {
-            Some((_, _, joined)) => clause_len(*kind, joined + 1 + text.len()) - clause_len(*kind, *joined),
+            Some((_, _, joined)) => {
+                clause_len(*kind, joined + 1 + text.len()) - clause_len(*kind, *joined)
+            }
             None if current.is_empty() => clause_len(*kind, text.len()),
             None => clause_len(*kind, text.len()) + 4,
         };
@@ -182,7 +185,11 @@ pub fn plan(
             length += added;
         }
         let entry = current.entry(key).or_insert((*kind, Vec::new(), 0));
-        entry.2 += if entry.1.is_empty() { text.len() } else { text.len() + 1 };
+        entry.2 += if entry.1.is_empty() {
+            text.len()
+        } else {
+            text.len() + 1
+        };
         entry.1.push((*id, text));
     }
     finish(&mut current, &mut queries);
@@ -208,11 +215,7 @@ fn text<'e>(event: &'e Value, key: &str) -> Option<&'e str> {
 }
 
 /// Runs one query to its end and returns its events.
-fn run_query(
-    client: &ApiClient,
-    body: &Value,
-    max_poll: Duration,
-) -> Result<Vec<Value>, Failure> {
+fn run_query(client: &ApiClient, body: &Value, max_poll: Duration) -> Result<Vec<Value>, Failure> {
     let started = client.post("/dv/init-query", body)?;
     let Some(id) = started.pointer("/data/queryId").and_then(Value::as_str) else {
         return Err(Failure::new(
@@ -292,7 +295,10 @@ impl Action for HuntIndicators {
             "queryType": ["events"],
             "isVerbose": false,
         });
-        for (key, list) in [("siteIds", &params.site_ids), ("accountIds", &params.account_ids)] {
+        for (key, list) in [
+            ("siteIds", &params.site_ids),
+            ("accountIds", &params.account_ids),
+        ] {
             if let Some(list) = list.as_ref().filter(|list| !list.is_empty()) {
                 base[key] = json!(list);
             }
@@ -329,8 +335,14 @@ impl Action for HuntIndicators {
             for event in &events {
                 let mut matched: BTreeMap<TargetId, &str> = BTreeMap::new();
                 for key in &keys {
-                    let Some(value) = text(event, key) else { continue };
-                    for id in wanted.get(&(*key, value.to_lowercase())).into_iter().flatten() {
+                    let Some(value) = text(event, key) else {
+                        continue;
+                    };
+                    for id in wanted
+                        .get(&(*key, value.to_lowercase()))
+                        .into_iter()
+                        .flatten()
+                    {
                         matched.entry(*id).or_insert(key);
                     }
                 }
@@ -351,7 +363,11 @@ impl Action for HuntIndicators {
                         .map(|time| time.with_timezone(&Utc))
                     {
                         let time = time.unwrap_or_default().to_string();
-                        if entry.first.as_ref().is_none_or(|(first, _)| parsed < *first) {
+                        if entry
+                            .first
+                            .as_ref()
+                            .is_none_or(|(first, _)| parsed < *first)
+                        {
                             entry.first = Some((parsed, time.clone()));
                         }
                         if entry.last.as_ref().is_none_or(|(last, _)| parsed > *last) {
@@ -422,6 +438,7 @@ fn summarise(
         attributes.push(AddedAttribute::new(SEEN_ON, name.clone()));
     }
     let mut detail = match seen.count {
+        0 if capped => "Not among the events returned".to_string(),
         0 => "Not seen".to_string(),
         _ => format!(
             "Seen in {count} event(s) on {} endpoint(s)",
@@ -434,4 +451,95 @@ fn summarise(
         ));
     }
     (attributes, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 1,000 indicators, 125 of each of the eight types.
+    fn mixed() -> Vec<(TargetId, IndicatorType, String)> {
+        let kinds = [
+            IndicatorType::Sha1,
+            IndicatorType::Sha256,
+            IndicatorType::Md5,
+            IndicatorType::IpAddress,
+            IndicatorType::Ipv6Address,
+            IndicatorType::Fqdn,
+            IndicatorType::Url,
+            IndicatorType::FilePath,
+        ];
+        (0..1000)
+            .map(|i| {
+                let kind = kinds[i % kinds.len()];
+                let value = match kind {
+                    IndicatorType::Sha1 => format!("{i:040x}"),
+                    IndicatorType::Sha256 => format!("{i:064x}"),
+                    IndicatorType::Md5 => format!("{i:032x}"),
+                    IndicatorType::IpAddress => format!("10.0.{}.{}", i / 256, i % 256),
+                    IndicatorType::Ipv6Address => format!("2001:db8::{i:x}"),
+                    IndicatorType::Fqdn => format!("host{i}.evil.example"),
+                    IndicatorType::Url => format!("https://evil.example/p/{i}"),
+                    IndicatorType::FilePath => format!("C:\\Users\\Public\\drop{i}.exe"),
+                };
+                (i, kind, value)
+            })
+            .collect()
+    }
+
+    /// The bound is [`MAX_QUERY_CHARS`]: 1,000 mixed indicators take 6 queries, every query
+    /// within the bound, no two consecutive ones small enough to be one, every indicator in
+    /// exactly one. (The text is about 55,000 characters: 6 is the least that can hold it.)
+    #[test]
+    fn a_thousand_mixed_indicators_take_the_fewest_queries_the_bound_allows() {
+        let items = mixed();
+        let (queries, too_long) = plan(&items, MAX_QUERY_CHARS);
+        assert!(too_long.is_empty());
+        let total: usize = queries.iter().map(|query| query.text.len()).sum();
+        assert_eq!(queries.len(), total.div_ceil(MAX_QUERY_CHARS));
+        assert_eq!(queries.len(), 6);
+        for query in &queries {
+            assert!(query.text.len() <= MAX_QUERY_CHARS, "{}", query.text.len());
+        }
+        for pair in queries.windows(2) {
+            assert!(pair[0].text.len() + pair[1].text.len() + 4 > MAX_QUERY_CHARS);
+        }
+        let mut ids: Vec<TargetId> = queries.iter().flat_map(|query| query.ids.clone()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (0..1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn each_type_is_searched_on_its_fields_with_escaped_values() {
+        let items = vec![
+            (0, IndicatorType::FilePath, r#"C:\a "b".exe"#.to_string()),
+            (1, IndicatorType::IpAddress, "10.0.0.1".to_string()),
+            (2, IndicatorType::IpAddress, "10.0.0.2".to_string()),
+        ];
+        let (queries, _) = plan(&items, MAX_QUERY_CHARS);
+        assert_eq!(queries.len(), 1);
+        assert_eq!(
+            queries[0].text,
+            r#"(DstIP In Anycase ("10.0.0.1","10.0.0.2")) OR (TgtFilePath In Anycase ("C:\\a \"b\".exe") OR SrcProcImagePath In Anycase ("C:\\a \"b\".exe"))"#
+        );
+    }
+
+    #[test]
+    fn a_value_too_long_for_any_query_is_set_apart() {
+        let items = vec![(0, IndicatorType::Url, "x".repeat(MAX_QUERY_CHARS))];
+        let (queries, too_long) = plan(&items, MAX_QUERY_CHARS);
+        assert!(queries.is_empty());
+        assert_eq!(too_long, vec![0]);
+    }
+
+    #[test]
+    fn a_capped_query_reports_lower_bounds() {
+        let seen = Seen {
+            count: 2,
+            ..Seen::default()
+        };
+        let (attributes, detail) = summarise(&seen, true, 2, 25);
+        assert_eq!(attributes[0].value, "2+");
+        assert!(detail.contains("lower bounds"));
+    }
 }

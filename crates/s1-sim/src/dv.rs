@@ -92,7 +92,9 @@ pub(crate) fn init_query(state: &mut State, body: &Value) -> Result<Value, ApiEr
         .as_deref()
         .is_some_and(|text| query.contains(text))
     {
-        return Err(ApiError::validation(format!("could not parse query: {query}")));
+        return Err(ApiError::validation(format!(
+            "could not parse query: {query}"
+        )));
     }
     let limit = body
         .get("limit")
@@ -118,7 +120,9 @@ pub(crate) fn init_query(state: &mut State, body: &Value) -> Result<Value, ApiEr
             let time = time_of(event, "eventTime");
             time.is_none_or(|time| time >= from && time <= to)
         })
-        .filter(|event| in_scope(event, "siteId", &sites) && in_scope(event, "accountId", &accounts))
+        .filter(|event| {
+            in_scope(event, "siteId", &sites) && in_scope(event, "accountId", &accounts)
+        })
         .filter(|event| {
             SEARCHED.iter().any(|field| {
                 event
@@ -193,7 +197,13 @@ pub(crate) fn events(state: &mut State, params: &Params) -> Result<Value, ApiErr
         return Err(ApiError::validation("The query has not finished"));
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let page: Vec<Value> = query.events.iter().skip(offset).take(limit).cloned().collect();
+    let page: Vec<Value> = query
+        .events
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .cloned()
+        .collect();
     let next = offset + page.len();
     let next_cursor = (next < query.events.len()).then(|| next.to_string());
     Ok(json!({
