@@ -17,6 +17,7 @@ pub mod get_alerts;
 pub mod get_blacklist_items;
 pub mod get_threats;
 pub mod hash_reputation;
+pub mod hunt_indicators;
 pub mod ingest;
 pub mod ingest_threats;
 pub mod ioc_export;
@@ -179,6 +180,10 @@ pub static ACTIONS: &[ActionEntry] = &[
     ),
     action!(update_threats::UpdateThreats, "sentinelone-update-threats"),
     action!(ingest_threats::IngestThreats, "sentinelone-ingest-threats"),
+    action!(
+        hunt_indicators::HuntIndicators,
+        "sentinelone-hunt-indicators"
+    ),
 ];
 
 /// The implemented action of a manifest.

@@ -96,6 +96,12 @@ pub const FAMILY_LIMITS: &[FamilyLimit] = &[
     // `POST /users/api-token-details` (the `check` command) falls under the SDK's `/users`.
     FamilyLimit::per_second("/users", 40),
     FamilyLimit::per_second("/users/login", 1),
+    // Deep Visibility: `POST /dv/init-query` "1 call per minute per user token" and
+    // `GET /dv/query-status` "1 call per second per token" (SW24 doc strings,
+    // `reference/sentinelone-api.md` §9; redcanaryco/surveyor `products/sentinel_one.py` sleeps
+    // 60 s between init-queries and 1 s between status polls for the same reason).
+    FamilyLimit::per_minute("/dv/init-query", 1),
+    FamilyLimit::per_second("/dv/query-status", 1),
 ];
 
 /// The index in [`FAMILY_LIMITS`] of the family `path` belongs to: the longest matching prefix.

@@ -22,6 +22,7 @@
 //! loopback only and never records the token or the `Authorization` header.
 
 mod agents;
+mod dv;
 mod faults;
 mod http;
 mod iocs;

@@ -13,7 +13,7 @@ use super::model::ListKind;
 use super::params::{ApiError, Params};
 use super::scenario::TokenUserSeed;
 use super::state::State;
-use super::{agents, iocs, lists, misc, org, threats, user};
+use super::{agents, dv, iocs, lists, misc, org, threats, user};
 
 /// The API's base path.
 pub(crate) const BASE: &str = "/web/api/v2.1";
@@ -80,6 +80,9 @@ enum Endpoint<'a> {
     Alerts,
     AlertUpdate(bool),
     Iocs,
+    DvInit,
+    DvStatus,
+    DvEvents,
 }
 
 fn route<'a>(segments: &[&'a str]) -> Option<(&'static [&'static str], Endpoint<'a>)> {
@@ -110,6 +113,9 @@ fn route<'a>(segments: &[&'a str]) -> Option<(&'static [&'static str], Endpoint<
         ["cloud-detection", "alerts", "analyst-verdict"] => (POST, Endpoint::AlertUpdate(true)),
         ["cloud-detection", "alerts", "incident"] => (POST, Endpoint::AlertUpdate(false)),
         ["threat-intelligence", "iocs"] => (ALL, Endpoint::Iocs),
+        ["dv", "init-query"] => (POST, Endpoint::DvInit),
+        ["dv", "query-status"] => (GET, Endpoint::DvStatus),
+        ["dv", "events"] => (GET, Endpoint::DvEvents),
         _ => return None,
     })
 }
@@ -197,5 +203,8 @@ fn dispatch(state: &mut State, access: &Access, call: &Call<'_>) -> Result<Reply
         ("GET", Endpoint::Iocs) => iocs::get(state, &params).map(Reply::Json),
         ("POST", Endpoint::Iocs) => iocs::post(state, body).map(Reply::Json),
         (_, Endpoint::Iocs) => iocs::delete(state, body).map(Reply::Json),
+        (_, Endpoint::DvInit) => dv::init_query(state, body).map(Reply::Json),
+        (_, Endpoint::DvStatus) => dv::query_status(state, &params).map(Reply::Json),
+        (_, Endpoint::DvEvents) => dv::events(state, &params).map(Reply::Json),
     }
 }

@@ -52,6 +52,12 @@ pub struct Scenario {
     pub threats: Vec<ThreatSeed>,
     pub alerts: Vec<AlertSeed>,
     pub activities: Vec<ActivitySeed>,
+    /// Deep Visibility events, as `GET /dv/events` shows them (camelCase fields such as
+    /// `eventTime`, `agentId`, `endpointName`, `tgtFileSha1`, `dstIp`), searched by
+    /// `POST /dv/init-query`.
+    pub dv_events: Vec<Value>,
+    /// How Deep Visibility queries behave.
+    pub dv: DvSeed,
     /// Replaces the built-in list served by `GET /activities/types`.
     pub activity_types: Option<Vec<ActivityTypeSeed>>,
     /// Blacklist (`black_hash`) entries.
@@ -144,6 +150,8 @@ impl Default for Scenario {
             threats: Vec::new(),
             alerts: Vec::new(),
             activities: Vec::new(),
+            dv_events: Vec::new(),
+            dv: DvSeed::default(),
             activity_types: None,
             restrictions: Vec::new(),
             exclusions: Vec::new(),
@@ -334,6 +342,31 @@ pub struct ActivitySeed {
     pub extra: Map<String, Value>,
 }
 
+/// How the simulated Deep Visibility answers: a query finishes after `polls_to_finish` calls of
+/// `GET /dv/query-status`; it returns at most `result_cap` events (SentinelOne's is 20,000,
+/// and the query's own `limit` may be lower); a query whose text contains `refuse_containing`
+/// is refused by `POST /dv/init-query` (400 "could not parse query"), one containing
+/// `fail_containing` ends `FAILED` with a `responseError`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DvSeed {
+    pub polls_to_finish: u32,
+    pub result_cap: usize,
+    pub refuse_containing: Option<String>,
+    pub fail_containing: Option<String>,
+}
+
+impl Default for DvSeed {
+    fn default() -> Self {
+        DvSeed {
+            polls_to_finish: 2,
+            result_cap: 20_000,
+            refuse_containing: None,
+            fail_containing: None,
+        }
+    }
+}
+
 /// One row of `GET /activities/types`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -438,6 +471,8 @@ pub const SENTINELONE_FAMILY_LIMITS: &[(&str, u32, u64)] = &[
     ("/cloud-detection/rules", 30, 60_000),
     ("/users", 40, 1_000),
     ("/users/login", 1, 1_000),
+    ("/dv/init-query", 1, 60_000),
+    ("/dv/query-status", 1, 1_000),
 ];
 
 /// The preset tables a scenario may name.

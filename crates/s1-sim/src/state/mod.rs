@@ -71,6 +71,11 @@ pub(crate) struct State {
     /// The accounts the token's user is assigned to (empty: not narrowed to accounts), from
     /// the scenario's `token_user`; see [`super::user::assigned_accounts`].
     pub token_accounts: Vec<String>,
+    /// The scenario's Deep Visibility events and behaviour.
+    pub dv_events: Vec<serde_json::Value>,
+    pub dv: crate::scenario::DvSeed,
+    /// Deep Visibility queries started, by query id.
+    pub dv_queries: HashMap<String, crate::dv::DvQuery>,
 }
 
 /// The hashes of one list's entries: lower-cased `value` and `sha256Value` → positions, and

@@ -98,6 +98,9 @@ impl State {
                 .map(|(k, v)| (k.to_lowercase(), v.clone()))
                 .collect(),
             token_accounts: Vec::new(),
+            dv_events: scenario.dv_events.clone(),
+            dv: scenario.dv.clone(),
+            dv_queries: HashMap::new(),
         };
         state.seed_org(scenario, start)?;
         state.token_accounts = crate::user::assigned_accounts(&scenario.token_user, &state)?;
