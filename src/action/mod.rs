@@ -20,6 +20,7 @@ pub mod hash_reputation;
 pub mod ingest;
 pub mod ingest_threats;
 pub mod ioc_export;
+pub mod ioc_remove;
 pub mod list_agents;
 pub mod list_groups;
 pub mod list_sites;
@@ -179,6 +180,7 @@ pub static ACTIONS: &[ActionEntry] = &[
     ),
     action!(update_threats::UpdateThreats, "sentinelone-update-threats"),
     action!(ingest_threats::IngestThreats, "sentinelone-ingest-threats"),
+    action!(ioc_remove::IocRemove, "sentinelone-ioc-remove"),
 ];
 
 /// The implemented action of a manifest.
