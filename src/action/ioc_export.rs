@@ -7,6 +7,12 @@
 //! and groups; with none configured, the token's accounts are looked up and named, because a
 //! POST without `accountIds` is answered 500 by real consoles. Re-sending an IOC updates it in
 //! place (SentinelOne's POST is create-or-update), so a second run creates no duplicates.
+//!
+//! With `existing_iocs = Refresh expiry` the IOCs are first looked up ([`IocLookup`], shared with
+//! action 20) and each outcome says whether its IOC was new or refreshed; the refresh itself is
+//! the same POST with a new `validUntil`. That the POST updates an IOC of the same type and value
+//! in place is UNCONFIRMED (reference §6.3 and §14.6: SentinelOne's Python SDK names the call
+//! `create_or_update_ioc`, and there is no PUT); the simulator behaves so.
 
 use std::collections::HashMap;
 
@@ -16,7 +22,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
-use super::lookup::iocs::{self, IOCS, ioc_type, multi_scope_refusal};
+use super::lookup::iocs::{self, FoundIoc, IOCS, IocLookup, ioc_type, multi_scope_refusal};
 use super::lookup::lenient;
 use super::{Action, Reply, RunContext, TargetId, Write};
 use crate::envelope::{Attribute, InputObject};
@@ -48,6 +54,23 @@ pub struct Params {
     pub file_hash_expiration: u32,
     /// ThreatQ host for the backlink.
     pub threatq_hostname: Option<String>,
+    /// What to do about IOCs already in SentinelOne.
+    #[serde(default)]
+    pub existing_iocs: ExistingIocs,
+}
+
+/// What action 4 does about IOCs already stored.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum ExistingIocs {
+    /// Send every IOC without looking (the POST updates an existing one in place); the outcome
+    /// does not tell new from existing.
+    #[default]
+    Leave,
+    /// Look the IOCs up first (the shared batched look-up), then send every IOC with a new
+    /// `validUntil`: the POST updates an existing one in place, which extends its expiry, and
+    /// each outcome says whether the IOC was new or refreshed (and its former expiry).
+    #[serde(rename = "Refresh expiry")]
+    RefreshExpiry,
 }
 
 impl Params {
@@ -271,6 +294,22 @@ impl Action for IocExport {
         else {
             return Ok(());
         };
+        // With `Refresh expiry`, each target's stored IOCs (any source: the POST updates the
+        // IOC of the same type and value in the scope whatever its source); `None`: not looked up.
+        let existing: Option<HashMap<TargetId, Vec<FoundIoc>>> =
+            (params.existing_iocs == ExistingIocs::RefreshExpiry).then(|| {
+                let lookup = IocLookup {
+                    scope: &filter,
+                    source: None,
+                    accounts_seen,
+                };
+                let found = lookup.find(ctx, &ids);
+                ids.iter()
+                    .zip(found)
+                    .filter_map(|(id, found)| Some((*id, found?)))
+                    .collect()
+            });
+        let ids: Vec<TargetId> = ids.into_iter().filter(|id| ctx.is_pending(*id)).collect();
         let sources: Vec<Source<'_>> = ids.iter().map(|id| Source::of(ctx, *id)).collect();
         let batches: Vec<&[Source<'_>]> = sources.chunks(IOCS_PER_REQUEST).collect();
         let exported = export(ctx, params, (&filter, accounts_seen), &batches);
@@ -279,10 +318,28 @@ impl Action for IocExport {
             let Some(values) = values else { continue };
             for (source, (uploaded, until)) in batch.iter().zip(values) {
                 let kind = ioc_type(source.kind).unwrap_or_default();
-                let detail = tense.pick(
-                    format!("Exported as {kind} until {until}"),
-                    format!("Dry run: would export as {kind} until {until}"),
-                );
+                let before = existing.as_ref().map(|existing| {
+                    existing
+                        .get(&source.id)
+                        .and_then(|found| found.first())
+                        .map(|ioc| ioc.valid_until.clone().unwrap_or_else(|| "unknown".into()))
+                });
+                let detail = match before {
+                    None => tense.pick(
+                        format!("Exported as {kind} until {until}"),
+                        format!("Dry run: would export as {kind} until {until}"),
+                    ),
+                    Some(None) => tense.pick(
+                        format!("Exported as a new {kind} IOC until {until}"),
+                        format!("Dry run: would export as a new {kind} IOC until {until}"),
+                    ),
+                    Some(Some(was)) => tense.pick(
+                        format!("Refreshed the existing {kind} IOC until {until} (was until {was})"),
+                        format!(
+                            "Dry run: would refresh the existing {kind} IOC until {until} (was until {was})"
+                        ),
+                    ),
+                };
                 let attributes = vec![
                     AddedAttribute::new(EXPORTED, uploaded),
                     AddedAttribute::new(EXPIRATION, until),
@@ -390,6 +447,7 @@ mod tests {
             url_domain_expiration: 90,
             file_hash_expiration: 180,
             threatq_hostname: Some("https://tq.example/".into()),
+            existing_iocs: ExistingIocs::Leave,
         }
     }
 
