@@ -27,6 +27,7 @@ pub mod list_sites;
 pub mod lookup;
 pub mod mitigate_threats;
 pub mod monitor_threat_status;
+pub mod scan_endpoints;
 pub mod update_alerts;
 pub mod update_threats;
 
@@ -181,6 +182,7 @@ pub static ACTIONS: &[ActionEntry] = &[
     action!(update_threats::UpdateThreats, "sentinelone-update-threats"),
     action!(ingest_threats::IngestThreats, "sentinelone-ingest-threats"),
     action!(ioc_remove::IocRemove, "sentinelone-ioc-remove"),
+    action!(scan_endpoints::ScanEndpoints, "sentinelone-scan-endpoints"),
 ];
 
 /// The implemented action of a manifest.
