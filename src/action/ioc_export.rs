@@ -7,6 +7,12 @@
 //! and groups; with none configured, the token's accounts are looked up and named, because a
 //! POST without `accountIds` is answered 500 by real consoles. Re-sending an IOC updates it in
 //! place (SentinelOne's POST is create-or-update), so a second run creates no duplicates.
+//!
+//! With `existing_iocs = Refresh expiry` the IOCs are first looked up ([`IocLookup`], shared with
+//! action 20) and each outcome says whether its IOC was new or refreshed; the refresh itself is
+//! the same POST with a new `validUntil`. That the POST updates an IOC of the same type and value
+//! in place is UNCONFIRMED (reference §6.3 and §14.6: SentinelOne's Python SDK names the call
+//! `create_or_update_ioc`, and there is no PUT); the simulator behaves so.
 
 use std::collections::HashMap;
 
@@ -14,19 +20,18 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use schemars::JsonSchema;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
+use super::lookup::iocs::{self, FoundIoc, IOCS, IocLookup, ioc_type, multi_scope_refusal};
 use super::lookup::lenient;
 use super::{Action, Reply, RunContext, TargetId, Write};
 use crate::envelope::{Attribute, InputObject};
-use crate::error::{ErrorCode, Failure};
+use crate::error::Failure;
 use crate::indicator::IndicatorType;
 use crate::result::AddedAttribute;
 
 /// IOCs per POST.
 const IOCS_PER_REQUEST: usize = 1000;
-
-const IOCS: &str = "/threat-intelligence/iocs";
 
 const SOURCE: &str = "ThreatQ";
 const EXPORTED: &str = "Exported to SentinelOne Threat Intelligence";
@@ -49,6 +54,23 @@ pub struct Params {
     pub file_hash_expiration: u32,
     /// ThreatQ host for the backlink.
     pub threatq_hostname: Option<String>,
+    /// What to do about IOCs already in SentinelOne.
+    #[serde(default)]
+    pub existing_iocs: ExistingIocs,
+}
+
+/// What action 4 does about IOCs already stored.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum ExistingIocs {
+    /// Send every IOC without looking (the POST updates an existing one in place); the outcome
+    /// does not tell new from existing.
+    #[default]
+    Leave,
+    /// Look the IOCs up first (the shared batched look-up), then send every IOC with a new
+    /// `validUntil`: the POST updates an existing one in place, which extends its expiry, and
+    /// each outcome says whether the IOC was new or refreshed (and its former expiry).
+    #[serde(rename = "Refresh expiry")]
+    RefreshExpiry,
 }
 
 impl Params {
@@ -62,17 +84,7 @@ impl Params {
 
     /// The configured scope as a request filter, or `None` when no scope is configured.
     fn configured_filter(&self) -> Option<Value> {
-        let mut filter = Map::new();
-        for (key, ids) in [
-            ("accountIds", &self.account_ids),
-            ("siteIds", &self.site_ids),
-            ("groupIds", &self.group_ids),
-        ] {
-            if let Some(ids) = ids.as_ref().filter(|ids| !ids.is_empty()) {
-                filter.insert(key.into(), json!(ids));
-            }
-        }
-        (!filter.is_empty()).then_some(Value::Object(filter))
+        iocs::configured_filter(&self.account_ids, &self.site_ids, &self.group_ids)
     }
 
     /// `https://<threatq_hostname>/indicators/<id>/details`, when both are known. The host
@@ -82,20 +94,6 @@ impl Params {
         let base = crate::connection::threatq_base(self.threatq_hostname.as_deref()?).ok()?;
         Some(format!("{base}/indicators/{}/details", object_id?))
     }
-}
-
-/// SentinelOne's IOC type for a ThreatQ type.
-fn ioc_type(kind: IndicatorType) -> Option<&'static str> {
-    Some(match kind {
-        IndicatorType::Fqdn => "DNS",
-        IndicatorType::IpAddress => "IPV4",
-        IndicatorType::Ipv6Address => "IPV6",
-        IndicatorType::Url => "URL",
-        IndicatorType::Md5 => "MD5",
-        IndicatorType::Sha1 => "SHA1",
-        IndicatorType::Sha256 => "SHA256",
-        IndicatorType::FilePath => return None,
-    })
 }
 
 fn time_text(time: DateTime<Utc>) -> String {
@@ -278,69 +276,6 @@ fn echoes(answer: Answer) -> Echoes {
     echoes
 }
 
-/// The failure to report for a refused IOC upload: SentinelOne's refusal of multi-account
-/// tokens as [`ErrorCode::AuthMultiScopeToken`], anything else unchanged.
-///
-/// Every `/threat-intelligence/iocs` method answers a service user assigned to several accounts
-/// with HTTP 403, code 4030010, "This page doesn't support multi-scopes users yet", even when
-/// the filter names `accountIds` (pmoses-s1/claude-skills
-/// `sentinelone-mgmt-console-api/tests/README.md`, "Tokens and scopes", live tenant
-/// 2026-04-22). 4030010 may also be SentinelOne's code for any 403, so the refusal is
-/// recognised by its text, or by the code when the token was seen to reach several accounts.
-fn multi_scope_refusal(failure: Failure, accounts_seen: usize) -> Failure {
-    const FORBIDDEN: i64 = 4_030_010;
-    let refused = failure.http_status == Some(403) && failure.upstream_code == Some(FORBIDDEN);
-    let says_so = failure.message.to_ascii_lowercase().contains("multi-scope");
-    if !(refused && (says_so || accounts_seen > 1)) {
-        return failure;
-    }
-    Failure::new(
-        ErrorCode::AuthMultiScopeToken,
-        "SentinelOne Threat Intelligence refuses API tokens of users assigned to several accounts (HTTP 403, code 4030010), whatever scope the request names; use the API token of a service user assigned to a single account or site",
-    )
-    .with_field("config.api_token")
-    .with_http_status(403)
-    .with_upstream_code(Some(FORBIDDEN))
-}
-
-/// The scope filter of every upload: the configured scope, or else every account the token
-/// sees; with how many accounts the token was seen to reach (0: not looked up). `None` when the
-/// account look-up failed (the targets have failed with it).
-fn scope_filter(params: &Params, ctx: &mut RunContext<'_>) -> Option<(Value, usize)> {
-    match params.configured_filter() {
-        Some(filter) => Some((filter, 0)),
-        None => {
-            let accounts = resolve_accounts(ctx)?;
-            let seen = accounts.len();
-            Some((json!({ "accountIds": accounts }), seen))
-        }
-    }
-}
-
-/// `accountIds` of every account the token sees.
-fn resolve_accounts(ctx: &mut RunContext<'_>) -> Option<Vec<String>> {
-    let pending = ctx.pending();
-    let found = ctx.batches("account lookup", &[()], |_| pending.clone(), |client, _| {
-        let mut ids = Vec::new();
-        client
-            .pages("/accounts", Vec::new(), "/data")
-            .each_item(|account| match account.get("id") {
-                Some(Value::String(id)) => ids.push(id.clone()),
-                Some(Value::Number(id)) => ids.push(id.to_string()),
-                _ => {}
-            })?;
-        if ids.is_empty() {
-            return Err(Failure::new(
-                ErrorCode::AuthForbidden,
-                "The API token can see no SentinelOne account to export to; set account_ids, site_ids or group_ids",
-            )
-            .with_field("config.account_ids"));
-        }
-        Ok(ids)
-    });
-    found.into_iter().next().flatten()
-}
-
 impl Action for IocExport {
     type Params = Params;
 
@@ -355,9 +290,26 @@ impl Action for IocExport {
         if ids.is_empty() {
             return Ok(());
         }
-        let Some((filter, accounts_seen)) = scope_filter(params, ctx) else {
+        let Some((filter, accounts_seen)) = iocs::scope_filter(params.configured_filter(), ctx)
+        else {
             return Ok(());
         };
+        // With `Refresh expiry`, each target's stored IOCs (any source: the POST updates the
+        // IOC of the same type and value in the scope whatever its source); `None`: not looked up.
+        let existing: Option<HashMap<TargetId, Vec<FoundIoc>>> =
+            (params.existing_iocs == ExistingIocs::RefreshExpiry).then(|| {
+                let lookup = IocLookup {
+                    scope: &filter,
+                    source: None,
+                    accounts_seen,
+                };
+                let found = lookup.find(ctx, &ids);
+                ids.iter()
+                    .zip(found)
+                    .filter_map(|(id, found)| Some((*id, found?)))
+                    .collect()
+            });
+        let ids: Vec<TargetId> = ids.into_iter().filter(|id| ctx.is_pending(*id)).collect();
         let sources: Vec<Source<'_>> = ids.iter().map(|id| Source::of(ctx, *id)).collect();
         let batches: Vec<&[Source<'_>]> = sources.chunks(IOCS_PER_REQUEST).collect();
         let exported = export(ctx, params, (&filter, accounts_seen), &batches);
@@ -366,10 +318,28 @@ impl Action for IocExport {
             let Some(values) = values else { continue };
             for (source, (uploaded, until)) in batch.iter().zip(values) {
                 let kind = ioc_type(source.kind).unwrap_or_default();
-                let detail = tense.pick(
-                    format!("Exported as {kind} until {until}"),
-                    format!("Dry run: would export as {kind} until {until}"),
-                );
+                let before = existing.as_ref().map(|existing| {
+                    existing
+                        .get(&source.id)
+                        .and_then(|found| found.first())
+                        .map(|ioc| ioc.valid_until.clone().unwrap_or_else(|| "unknown".into()))
+                });
+                let detail = match before {
+                    None => tense.pick(
+                        format!("Exported as {kind} until {until}"),
+                        format!("Dry run: would export as {kind} until {until}"),
+                    ),
+                    Some(None) => tense.pick(
+                        format!("Exported as a new {kind} IOC until {until}"),
+                        format!("Dry run: would export as a new {kind} IOC until {until}"),
+                    ),
+                    Some(Some(was)) => tense.pick(
+                        format!("Refreshed the existing {kind} IOC until {until} (was until {was})"),
+                        format!(
+                            "Dry run: would refresh the existing {kind} IOC until {until} (was until {was})"
+                        ),
+                    ),
+                };
                 let attributes = vec![
                     AddedAttribute::new(EXPORTED, uploaded),
                     AddedAttribute::new(EXPIRATION, until),
@@ -435,6 +405,8 @@ fn stored_values(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode;
+    use serde_json::json;
 
     #[test]
     fn a_multi_scope_refusal_gets_its_own_code() {
@@ -475,6 +447,7 @@ mod tests {
             url_domain_expiration: 90,
             file_hash_expiration: 180,
             threatq_hostname: Some("https://tq.example/".into()),
+            existing_iocs: ExistingIocs::Leave,
         }
     }
 

@@ -21,12 +21,14 @@ pub mod hunt_indicators;
 pub mod ingest;
 pub mod ingest_threats;
 pub mod ioc_export;
+pub mod ioc_remove;
 pub mod list_agents;
 pub mod list_groups;
 pub mod list_sites;
 pub mod lookup;
 pub mod mitigate_threats;
 pub mod monitor_threat_status;
+pub mod scan_endpoints;
 pub mod update_alerts;
 pub mod update_threats;
 
@@ -184,6 +186,8 @@ pub static ACTIONS: &[ActionEntry] = &[
         hunt_indicators::HuntIndicators,
         "sentinelone-hunt-indicators"
     ),
+    action!(ioc_remove::IocRemove, "sentinelone-ioc-remove"),
+    action!(scan_endpoints::ScanEndpoints, "sentinelone-scan-endpoints"),
 ];
 
 /// The implemented action of a manifest.

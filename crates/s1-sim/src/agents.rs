@@ -219,7 +219,7 @@ pub(crate) fn render(state: &State, stats: &AgentStats, agent: &Agent) -> Value 
         "osType": agent.os_type,
         "rangerVersion": null,
         "registeredAt": ts(agent.created_at),
-        "scanStatus": "none",
+        "scanStatus": agent.scan_status,
         "siteId": agent.site_id,
         "siteName": site.map(|s| s.name.clone()),
         "tags": {"sentinelone": []},
@@ -259,6 +259,34 @@ pub(crate) fn get(state: &State, params: &Params) -> Result<Value, ApiError> {
         id: agent.id.clone(),
     });
     Ok(page.to_json(|agent| render(state, &stats, agent)))
+}
+
+/// `POST /agents/actions/initiate-scan` (every matching agent's `scanStatus` becomes `started`)
+/// and `/abort-scan` (a matching agent that is `started` becomes `aborted`; the others are left).
+/// `affected` counts the agents the filter matched (reference §7.2: `{"data":{"affected":N}}`
+/// for agent actions; whether abort counts agents that were not scanning is UNCONFIRMED). A
+/// missing filter is a validation error; an empty filter acts on every agent.
+pub(crate) fn scan_action(state: &mut State, start: bool, body: &Value) -> Result<Value, ApiError> {
+    let params = Params::required_filter(body)?;
+    params.reject_unknown(FILTER_KEYS, TIME_FIELDS)?;
+    let filter = AgentFilter::from_params(&params)?;
+    let stats = AgentStats::compute(state);
+    let ids: Vec<String> = state
+        .agents()
+        .iter()
+        .filter(|a| filter.matches(state, &stats, a))
+        .map(|a| a.id.clone())
+        .collect();
+    for id in &ids {
+        if let Some(agent) = state.agent_mut(id) {
+            if start {
+                agent.scan_status = "started".to_string();
+            } else if agent.scan_status == "started" {
+                agent.scan_status = "aborted".to_string();
+            }
+        }
+    }
+    Ok(json!({"data": {"affected": ids.len()}}))
 }
 
 /// `POST /agents/actions/connect` and `/disconnect`. A missing filter is a validation error; an

@@ -117,6 +117,10 @@ pub(crate) struct Agent {
     pub addresses: Vec<String>,
     pub external_ip: Option<String>,
     pub network_status: String,
+    /// `scanStatus`: `none` until a scan is started (`started`), then `aborted` or `finished`
+    /// (values of XSOAR SentinelOne-V2 `README.md`, `sentinelone-list-agents` `scan_status`:
+    /// "started,aborted"; `none` and `finished` are UNCONFIRMED). Seeded as `scanStatus`.
+    pub scan_status: String,
     pub is_active: bool,
     pub is_decommissioned: bool,
     pub domain: String,

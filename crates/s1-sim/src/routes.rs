@@ -74,6 +74,8 @@ enum Endpoint<'a> {
     ThreatNotesOf(&'a str),
     Agents,
     AgentNetwork(bool),
+    /// `initiate-scan` (true) or `abort-scan` (false).
+    AgentScan(bool),
     HashVerdict(&'a str),
     Activities,
     ActivityTypes,
@@ -106,6 +108,9 @@ fn route<'a>(segments: &[&'a str]) -> Option<(&'static [&'static str], Endpoint<
         ["agents"] => (GET, Endpoint::Agents),
         ["agents", "actions", "connect"] => (POST, Endpoint::AgentNetwork(true)),
         ["agents", "actions", "disconnect"] => (POST, Endpoint::AgentNetwork(false)),
+        // Reference §7.3 (SW24 `AgentActionsApi.md`).
+        ["agents", "actions", "initiate-scan"] => (POST, Endpoint::AgentScan(true)),
+        ["agents", "actions", "abort-scan"] => (POST, Endpoint::AgentScan(false)),
         ["hashes", hash, "verdict"] => (GET, Endpoint::HashVerdict(hash)),
         ["activities"] => (GET, Endpoint::Activities),
         ["activities", "types"] => (GET, Endpoint::ActivityTypes),
@@ -191,6 +196,7 @@ fn dispatch(state: &mut State, access: &Access, call: &Call<'_>) -> Result<Reply
         (_, Endpoint::AgentNetwork(connect)) => {
             agents::network_action(state, connect, body).map(Reply::Json)
         }
+        (_, Endpoint::AgentScan(start)) => agents::scan_action(state, start, body).map(Reply::Json),
         (_, Endpoint::HashVerdict(hash)) => {
             misc::hash_verdict(state, hash, &params).map(Reply::Json)
         }

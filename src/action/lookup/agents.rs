@@ -79,6 +79,10 @@ pub struct Agent {
     pub os: Option<String>,
     /// `connected`, `disconnected`, `connecting` or `disconnecting`.
     pub network_status: Option<String>,
+    /// `scanStatus` (reference §7.1, SW24 `AgentsSchemasAgentViewSchemaMany200Data`): `started`
+    /// while a full disk scan runs, then e.g. `aborted` (XSOAR SentinelOne-V2 `README.md`,
+    /// `sentinelone-list-agents` `scan_status`: "started,aborted").
+    pub scan_status: Option<String>,
     pub last_active: Option<String>,
     /// Every `inet` and `inet6` address of the agent's network interfaces.
     pub addresses: Vec<IpAddr>,
@@ -120,6 +124,7 @@ impl Agent {
             domain: text("domain"),
             os: text("osName").or_else(|| text("osType")),
             network_status: text("networkStatus"),
+            scan_status: text("scanStatus"),
             last_active: text("lastActiveDate"),
             addresses,
         })

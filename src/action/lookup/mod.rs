@@ -14,6 +14,7 @@
 
 pub mod agents;
 pub mod hash_list;
+pub mod iocs;
 pub mod lenient;
 pub mod listing;
 pub mod threats;

@@ -443,7 +443,12 @@ impl State {
         let agents: Vec<Value> = agents
             .iter()
             .map(|a| {
-                json!({"id": a.id, "computerName": a.computer_name, "networkStatus": a.network_status})
+                let mut row = json!({"id": a.id, "computerName": a.computer_name, "networkStatus": a.network_status});
+                // Shown only once it changed from `none`, so states without scans read as before.
+                if a.scan_status != "none" {
+                    row["scanStatus"] = json!(a.scan_status);
+                }
+                row
             })
             .collect();
         let mut alerts: Vec<&Alert> = self.alerts.iter().collect();

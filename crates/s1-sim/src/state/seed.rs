@@ -341,7 +341,13 @@ impl State {
                 })
             })
             .collect();
+        let mut extra = parts.extra;
+        let scan_status = match extra.remove("scanStatus") {
+            Some(Value::String(status)) => status,
+            _ => "none".to_string(),
+        };
         Agent {
+            scan_status,
             id: parts.id,
             uuid: parts.uuid,
             computer_name: parts.computer_name,
@@ -360,7 +366,7 @@ impl State {
             domain: parts.domain,
             last_active_date: parts.last_active_date,
             created_at: parts.created_at,
-            extra: parts.extra,
+            extra,
         }
     }
 
