@@ -16,6 +16,7 @@ pub mod agents;
 pub mod hash_list;
 pub mod lenient;
 pub mod listing;
+pub mod protected;
 pub mod threats;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
