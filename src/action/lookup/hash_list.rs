@@ -263,6 +263,53 @@ pub fn configured_scopes(
     Ok(ids.iter().map(make).collect())
 }
 
+/// A hash's entries in one or more configured scopes ([`find_in_scopes`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopedEntries {
+    /// Entries exactly in a configured scope, each once.
+    pub own: Vec<ListEntry>,
+    /// Entries in a scope above a configured one (they apply there too), each once.
+    pub wider: Vec<ListEntry>,
+}
+
+/// The entries of every target in `ids`, in the same order, in each of `scopes` and the scopes
+/// above them: one look-up per scope ([`LookupScope::Within`]). A target whose look-up failed
+/// in any scope has been failed in `ctx` and gets `None`.
+pub fn find_in_scopes(
+    ctx: &mut RunContext<'_>,
+    list: HashList,
+    scopes: &[ScopeRef],
+    os_types: &[&'static str],
+    ids: &[TargetId],
+) -> Vec<Option<ScopedEntries>> {
+    let mut merged: Vec<Option<ScopedEntries>> = vec![Some(ScopedEntries::default()); ids.len()];
+    for scope in scopes {
+        let lookup = Lookup {
+            list,
+            scope: LookupScope::Within(scope.clone()),
+            os_types: os_types.to_vec(),
+        };
+        for (slot, found) in merged.iter_mut().zip(lookup.find(ctx, ids)) {
+            let (Some(merged), Some(found)) = (slot.as_mut(), found) else {
+                *slot = None;
+                continue;
+            };
+            for entry in found {
+                let known = merged.own.iter().chain(&merged.wider);
+                if known.clone().any(|known| known.id == entry.id) {
+                    continue;
+                }
+                if entry.scope == *scope || scopes.contains(&entry.scope) {
+                    merged.own.push(entry);
+                } else {
+                    merged.wider.push(entry);
+                }
+            }
+        }
+    }
+    merged
+}
+
 /// Where to look for entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LookupScope {
