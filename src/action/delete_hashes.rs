@@ -5,7 +5,7 @@
 //! that is not on the list succeeds with `0`, so a second run changes nothing.
 //!
 //! With a scope configured (`scope`, `account_ids`, `site_ids`, `group_ids`: the same rule as
-//! action 1, [`configured_scopes`]), only the entries exactly in those scopes are deleted: the
+//! action 1, `hash_list::configured_scopes`), only the entries exactly in those scopes are deleted: the
 //! look-up reads each scope with the scopes above it, and an entry found in a wider scope is
 //! left alone and named in the detail, since the hash stays on the list there. Without any,
 //! every scope the token sees, as before.
@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::lookup::hash_list::{
     self, HashList, ListEntry, Lookup, LookupScope, ScopeKind, ScopeRef, ScopedEntries,
-    configured_scopes, find_in_scopes,
+    find_in_scopes, optional_scopes,
 };
 use super::{Action, Reply, RunContext, TargetId, Tense, Write, distinct_targets};
 use crate::error::Failure;
@@ -49,19 +49,12 @@ pub struct Params {
 impl Params {
     /// The scopes to delete from; `None` for every scope the token sees.
     fn scopes(&self) -> Result<Option<Vec<ScopeRef>>, Failure> {
-        let given = [&self.account_ids, &self.site_ids, &self.group_ids]
-            .iter()
-            .any(|ids| ids.as_ref().is_some_and(|ids| !ids.is_empty()));
-        if self.scope.is_none() && !given {
-            return Ok(None);
-        }
-        configured_scopes(
+        optional_scopes(
             self.scope,
             self.account_ids.as_deref(),
             self.site_ids.as_deref(),
             self.group_ids.as_deref(),
         )
-        .map(Some)
     }
 
     fn attribute_name(&self) -> &'static str {

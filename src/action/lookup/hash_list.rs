@@ -131,7 +131,7 @@ impl ScopeRef {
     /// (`reference/sentinelone-api.md` §3.2 scope parameters, both default false; §3.3 R7
     /// `get_item_ids_by_hash`; §4.2 XS `get_item_ids_from_whitelist`). The global scope alone
     /// is `tenant=true`, as before.
-    fn query(&self) -> Vec<(&'static str, String)> {
+    pub fn query(&self) -> Vec<(&'static str, String)> {
         let ids = match self {
             Self::Global => return vec![("tenant", "true".into())],
             Self::Account(id) => ("accountIds", id.clone()),
@@ -234,7 +234,7 @@ pub fn configured_scopes(
         return Err(Failure::config_invalid(
             "config.scope",
             format!(
-                "scope is {} but {} {} set: entries are written to one scope kind; clear the \
+                "scope is {} but {} {} set: one scope kind at a time; clear the \
                  other ids or change the scope",
                 kind.name(),
                 names(&others),
@@ -308,6 +308,23 @@ pub fn find_in_scopes(
         }
     }
     merged
+}
+
+/// As [`configured_scopes`], for the actions that read or delete in every scope unless told
+/// otherwise: `None` (every scope the token sees) when no scope and no ids are configured.
+pub fn optional_scopes(
+    kind: Option<ScopeKind>,
+    account_ids: Option<&[String]>,
+    site_ids: Option<&[String]>,
+    group_ids: Option<&[String]>,
+) -> Result<Option<Vec<ScopeRef>>, Failure> {
+    let given = [account_ids, site_ids, group_ids]
+        .iter()
+        .any(|ids| ids.is_some_and(|ids| !ids.is_empty()));
+    if kind.is_none() && !given {
+        return Ok(None);
+    }
+    configured_scopes(kind, account_ids, site_ids, group_ids).map(Some)
 }
 
 /// Where to look for entries.
