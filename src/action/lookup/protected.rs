@@ -41,7 +41,8 @@ const MAX_NAME: usize = 253;
 struct Entry {
     text: String,
     address: Option<IpAddr>,
-    /// Set when the entry is a usable host name (an agent id is one too).
+    /// Set when the entry is a usable host name that is not an IP address (an agent id is
+    /// one too).
     name: bool,
     /// Set when the entry is all digits.
     id: bool,
@@ -51,7 +52,8 @@ impl Entry {
     fn parse(text: &str) -> Option<Self> {
         let text = text.trim();
         let address = agents::parse_address(text).filter(|_| !text.contains('%'));
-        let name = is_host_name(text);
+        // An address is not also a name: `10.0.0.12` would look agents up by `10`.
+        let name = address.is_none() && is_host_name(text);
         let id = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
         (address.is_some() || name).then(|| Self {
             text: text.to_string(),
