@@ -39,6 +39,10 @@ pub enum ErrorCode {
     /// The object lies beyond `objects_per_run`, or the envelope holds too many objects.
     #[serde(rename = "input.over_limit")]
     InputOverLimit,
+    /// Every computer the object matches is on the action's `protected_agents` list, so nothing
+    /// was sent for it. Not retryable: the configuration, not the console, decides.
+    #[serde(rename = "input.protected")]
+    InputProtected,
     /// SentinelOne rejected the API token (HTTP 401).
     #[serde(rename = "auth.rejected")]
     AuthRejected,
@@ -105,6 +109,7 @@ impl ErrorCode {
             Self::InputInvalidValue => "input.invalid_value",
             Self::InputUnsupportedType => "input.unsupported_type",
             Self::InputOverLimit => "input.over_limit",
+            Self::InputProtected => "input.protected",
             Self::AuthRejected => "auth.rejected",
             Self::AuthForbidden => "auth.forbidden",
             Self::AuthMultiScopeToken => "auth.multi_scope_token",
@@ -129,6 +134,7 @@ impl ErrorCode {
             Self::InputInvalidValue
             | Self::InputUnsupportedType
             | Self::InputOverLimit
+            | Self::InputProtected
             | Self::StateInvalid => Category::Input,
             Self::AuthRejected | Self::AuthForbidden | Self::AuthMultiScopeToken => Category::Auth,
             Self::UpstreamRateLimited

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::disconnect_network::{Direction, Settings, change_network};
 use super::lookup::agents::Scope;
+use super::lookup::protected::Protected;
 use super::{Action, RunContext};
 use crate::error::Failure;
 
@@ -42,6 +43,8 @@ impl Action for ConnectNetwork {
                 },
                 // Reconnecting is the safe direction: no per-indicator limit.
                 limit: None,
+                // Reconnecting harms no computer: nothing to protect.
+                protected: &Protected::default(),
             },
         )
     }

@@ -3,6 +3,12 @@
 //! Finds every entry of each hash on the chosen list — all scopes, all OS types — with the
 //! batched look-up, then deletes the entries' ids in batches (`DELETE` with a JSON body). A hash
 //! that is not on the list succeeds with `0`, so a second run changes nothing.
+//!
+//! With a scope configured (`scope`, `account_ids`, `site_ids`, `group_ids`: the same rule as
+//! action 1, `hash_list::configured_scopes`), only the entries exactly in those scopes are deleted: the
+//! look-up reads each scope with the scopes above it, and an entry found in a wider scope is
+//! left alone and named in the detail, since the hash stays on the list there. Without any,
+//! every scope the token sees, as before.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -10,7 +16,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::lookup::hash_list::{self, HashList, ListEntry, Lookup, LookupScope};
+use super::lookup::hash_list::{
+    self, HashList, ListEntry, Lookup, LookupScope, ScopeKind, ScopeRef, ScopedEntries,
+    find_in_scopes, optional_scopes,
+};
 use super::{Action, Reply, RunContext, TargetId, Tense, Write, distinct_targets};
 use crate::error::Failure;
 use crate::indicator::IndicatorType;
@@ -27,9 +36,27 @@ pub struct DeleteHashes;
 pub struct Params {
     /// Which list to remove the hashes from.
     pub list: HashList,
+    /// Only entries of these accounts.
+    pub account_ids: Option<Vec<String>>,
+    /// Only entries of these sites.
+    pub site_ids: Option<Vec<String>>,
+    /// Only entries of these groups.
+    pub group_ids: Option<Vec<String>>,
+    /// Only entries of this scope (default: every scope, or the kind of ids given).
+    pub scope: Option<ScopeKind>,
 }
 
 impl Params {
+    /// The scopes to delete from; `None` for every scope the token sees.
+    fn scopes(&self) -> Result<Option<Vec<ScopeRef>>, Failure> {
+        optional_scopes(
+            self.scope,
+            self.account_ids.as_deref(),
+            self.site_ids.as_deref(),
+            self.group_ids.as_deref(),
+        )
+    }
+
     fn attribute_name(&self) -> &'static str {
         match self.list {
             HashList::Blacklist => "Removed from SentinelOne Blacklist",
@@ -45,17 +72,46 @@ impl Action for DeleteHashes {
         params.list.accepts(kind)
     }
 
+    fn preflight(
+        params: &Params,
+        _state: Option<&Value>,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), Failure> {
+        params.scopes().map(drop)
+    }
+
     fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {
         let ids: Vec<TargetId> = ctx.pending();
         if ids.is_empty() {
             return Ok(());
         }
-        let lookup = Lookup {
-            list: params.list,
-            scope: LookupScope::Everywhere,
-            os_types: Vec::new(),
+        let scoped: Vec<Option<ScopedEntries>> = match params.scopes()? {
+            None => {
+                let lookup = Lookup {
+                    list: params.list,
+                    scope: LookupScope::Everywhere,
+                    os_types: Vec::new(),
+                };
+                let found = lookup.find(ctx, &ids);
+                found
+                    .into_iter()
+                    .map(|own| {
+                        own.map(|own| ScopedEntries {
+                            own,
+                            wider: Vec::new(),
+                        })
+                    })
+                    .collect()
+            }
+            Some(scopes) => find_in_scopes(ctx, params.list, &scopes, &[], &ids),
         };
-        let found = lookup.find(ctx, &ids);
+        let (found, wider): (Vec<Option<Vec<ListEntry>>>, Vec<Vec<ListEntry>>) = scoped
+            .into_iter()
+            .map(|entries| match entries {
+                Some(ScopedEntries { own, wider }) => (Some(own), wider),
+                None => (None, Vec::new()),
+            })
+            .unzip();
         let entries = entries_to_delete(&ids, &found);
         let batches: Vec<&[(String, Vec<TargetId>)]> = entries.chunks(DELETE_BATCH).collect();
         ctx.write(
@@ -70,9 +126,26 @@ impl Action for DeleteHashes {
             },
             |_, reply: Reply<Value>| reply.answer().map(drop),
         );
-        for (id, entries) in ids.into_iter().zip(found) {
+        for ((id, entries), wider) in ids.into_iter().zip(found).zip(wider) {
             let Some(entries) = entries else { continue };
-            let detail = report(params.list.noun(), &entries, ctx.tense());
+            let mut detail = report(params.list.noun(), &entries, ctx.tense());
+            if !wider.is_empty() {
+                if entries.is_empty() {
+                    detail = format!(
+                        "Not on the {} in the configured scope; nothing to remove",
+                        params.list.noun()
+                    );
+                }
+                // Widest first: the global scope, then accounts, sites.
+                let scopes: BTreeSet<&ScopeRef> = wider.iter().map(|entry| &entry.scope).collect();
+                let scopes: Vec<String> = scopes.into_iter().map(ScopeRef::describe).collect();
+                detail.push_str(&format!(
+                    "; still on the {} in a wider scope ({}): {} left alone",
+                    params.list.noun(),
+                    scopes.join(", "),
+                    hash_list::entries(wider.len(), params.list.noun())
+                ));
+            }
             let removed = AddedAttribute::new(params.attribute_name(), entries.len().to_string());
             ctx.succeed(id, detail, vec![removed]);
         }

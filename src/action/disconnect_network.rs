@@ -20,7 +20,14 @@
 //! batch matches them too, and the other indicators proceed. Dry-run plans the POSTs and sends
 //! no write.
 //!
-//! Action 12 (connect) is the same change in the other direction, without a limit:
+//! Computers on the `protected_agents` list ([`super::lookup::protected`]) are never sent: they
+//! are removed from the indicator's agents after the limit is checked (a broad indicator stays
+//! refused however many of its computers are protected), the detail names them, and an
+//! indicator all of whose computers are protected fails with `input.protected` — the analyst
+//! asked for isolation and did not get it, which a success would hide.
+//!
+//! Action 12 (connect) is the same change in the other direction, without a limit or a
+//! protection list:
 //! [`change_network`] is the body of both.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,6 +37,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::lookup::agents::{self, Agent, Found, Scope};
+use super::lookup::protected::{self, Protected};
 use super::{Action, Reply, RunContext, TargetId, Tense, Write, distinct_targets};
 use crate::error::{ErrorCode, Failure, WarningCode};
 use crate::result::{AddedAttribute, Warning};
@@ -46,12 +54,23 @@ pub struct Params {
     pub site_ids: Option<Vec<String>>,
     /// An indicator matching more agents than this is refused (1–1000, default 5).
     pub max_agents_per_indicator: u32,
+    /// Agent ids, computer names or IP addresses of computers never to isolate.
+    pub protected_agents: Option<Vec<String>>,
 }
 
 impl Action for DisconnectNetwork {
     type Params = Params;
 
+    fn preflight(
+        params: &Params,
+        _state: Option<&Value>,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), Failure> {
+        Protected::parse(params.protected_agents.as_deref()).map(drop)
+    }
+
     fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {
+        let protected = Protected::parse(params.protected_agents.as_deref())?;
         change_network(
             ctx,
             Settings {
@@ -64,6 +83,7 @@ impl Action for DisconnectNetwork {
                     max_agents: params.max_agents_per_indicator as usize,
                     param: "max_agents_per_indicator",
                 }),
+                protected: &protected,
             },
         )
     }
@@ -139,6 +159,8 @@ pub struct Settings<'a> {
     pub scope: Scope<'a>,
     /// The most agents one indicator may match (`None`: no limit).
     pub limit: Option<Limit>,
+    /// Computers never sent.
+    pub protected: &'a Protected,
 }
 
 /// A per-indicator agent limit.
@@ -159,9 +181,10 @@ pub fn change_network(ctx: &mut RunContext<'_>, settings: Settings<'_>) -> Resul
     let direction = settings.direction;
     let found = agents::find(ctx, &ids, settings.scope);
     let accepted = within_limit(ctx, ids, found, settings.limit);
+    let accepted = hold_back(ctx, accepted, settings.protected);
     send(ctx, direction, &accepted);
-    for (id, found) in accepted {
-        let detail = report(direction, &found, ctx.tense());
+    for (id, found, held) in accepted {
+        let detail = report(direction, &found, &held, ctx.tense());
         let count = found.agents.len().to_string();
         ctx.succeed(
             id,
@@ -206,11 +229,40 @@ fn within_limit(
     accepted
 }
 
+/// Each indicator's agents without the protected ones, which come back apart (by name); an
+/// indicator whose agents are all protected fails here and sends nothing.
+fn hold_back(
+    ctx: &mut RunContext<'_>,
+    accepted: Vec<(TargetId, Found)>,
+    protected: &Protected,
+) -> Vec<(TargetId, Found, Vec<Agent>)> {
+    let mut kept = Vec::new();
+    for (id, mut found) in accepted {
+        let (held, agents): (Vec<Agent>, Vec<Agent>) = found
+            .agents
+            .into_iter()
+            .partition(|agent| protected.matching(agent).is_some());
+        found.agents = agents;
+        if found.agents.is_empty() && !held.is_empty() {
+            let held: Vec<&Agent> = held.iter().collect();
+            let names = agents::name_list(&held, NAMES_IN_DETAIL);
+            ctx.fail(id, protected::refusal(&ctx.target(id).value, &names));
+            continue;
+        }
+        kept.push((id, found, held));
+    }
+    kept
+}
+
 /// Sends (or plans) the action for every agent not yet in the wanted state, each once however
 /// many indicators match it.
-fn send(ctx: &mut RunContext<'_>, direction: Direction, accepted: &[(TargetId, Found)]) {
+fn send(
+    ctx: &mut RunContext<'_>,
+    direction: Direction,
+    accepted: &[(TargetId, Found, Vec<Agent>)],
+) {
     let mut owners: BTreeMap<&str, BTreeSet<TargetId>> = BTreeMap::new();
-    for (id, found) in accepted {
+    for (id, found, _) in accepted {
         for agent in found
             .agents
             .iter()
@@ -257,8 +309,22 @@ fn send(ctx: &mut RunContext<'_>, direction: Direction, accepted: &[(TargetId, F
     }
 }
 
-/// An indicator's detail, in the run's tense.
-fn report(direction: Direction, found: &Found, tense: Tense) -> String {
+/// An indicator's detail, in the run's tense, naming the protected computers left alone.
+fn report(direction: Direction, found: &Found, held: &[Agent], tense: Tense) -> String {
+    let mut detail = report_agents(direction, found, tense);
+    if !held.is_empty() {
+        let held: Vec<&Agent> = held.iter().collect();
+        detail.push_str(&format!(
+            "; {} protected computer(s) left alone: {}",
+            held.len(),
+            agents::name_list(&held, NAMES_IN_DETAIL)
+        ));
+    }
+    detail
+}
+
+/// The detail of the agents acted on (or found already done).
+fn report_agents(direction: Direction, found: &Found, tense: Tense) -> String {
     if found.agents.is_empty() {
         // Succeeded with 0, as DESIGN §6 has every indicator without a match: there is
         // nothing to retry. The detail names same-named computers of other domains, so an

@@ -13,14 +13,21 @@
 //!   one per hash however many entries it has, with the entries' OS type, scope, description
 //!   and creation time as attributes. An envelope whose objects were all skipped or invalid is
 //!   not an empty one: it does not list.
+//!
+//! With a scope configured (`scope`, `account_ids`, `site_ids`, `group_ids`, the rule of
+//! action 1), both modes read, for each configured scope, exactly that scope and the scopes
+//! above it (`includeParents`): the entries that apply there. Without one, every scope the
+//! token sees, as before.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::lookup::hash_list::{HashList, Lookup, LookupScope};
+use super::lookup::hash_list::{
+    HashList, ListEntry, Lookup, LookupScope, ScopeKind, ScopeRef, optional_scopes,
+};
 use super::{Action, RunContext, TargetId};
 use crate::error::{Failure, WarningCode};
 use crate::indicator::IndicatorType;
@@ -37,10 +44,31 @@ const TAG: &str = "SentinelOne Blacklist";
 
 pub struct GetBlacklistItems;
 
-/// Action 6 has no parameters of its own.
+/// Parameters of action 6.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Params {}
+pub struct Params {
+    /// Only entries that apply to these accounts.
+    pub account_ids: Option<Vec<String>>,
+    /// Only entries that apply to these sites.
+    pub site_ids: Option<Vec<String>>,
+    /// Only entries that apply to these groups.
+    pub group_ids: Option<Vec<String>>,
+    /// Which scope to read (default: every scope, or the kind of ids given).
+    pub scope: Option<ScopeKind>,
+}
+
+impl Params {
+    /// The scopes read; `None` for every scope the token sees.
+    fn scopes(&self) -> Result<Option<Vec<ScopeRef>>, Failure> {
+        optional_scopes(
+            self.scope,
+            self.account_ids.as_deref(),
+            self.site_ids.as_deref(),
+            self.group_ids.as_deref(),
+        )
+    }
+}
 
 /// The readable parts of one blacklist entry as SentinelOne returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,22 +214,42 @@ fn hashes_of(item: &Value) -> Vec<(IndicatorType, String)> {
     .collect()
 }
 
-/// List mode: every blacklist entry, de-duplicated by (type, hash), as produced indicators.
-fn list_everything(ctx: &mut RunContext<'_>) -> Result<(), Failure> {
-    let query = vec![
-        ("type", HashList::Blacklist.entry_type().to_string()),
-        // Without both, SentinelOne returns only the entries of the token's own scope level.
-        ("includeChildren", "true".to_string()),
-        ("includeParents", "true".to_string()),
-    ];
+/// List mode: every blacklist entry (of the configured scopes, when there are some),
+/// de-duplicated by (type, hash), as produced indicators.
+fn list_everything(ctx: &mut RunContext<'_>, scopes: Option<&[ScopeRef]>) -> Result<(), Failure> {
+    let entry_type = ("type", HashList::Blacklist.entry_type().to_string());
+    let queries: Vec<Vec<(&'static str, String)>> = match scopes {
+        None => vec![vec![
+            entry_type,
+            // Without both, SentinelOne returns only the entries of the token's own scope level.
+            ("includeChildren", "true".to_string()),
+            ("includeParents", "true".to_string()),
+        ]],
+        Some(scopes) => scopes
+            .iter()
+            .map(|scope| {
+                let mut query = vec![entry_type.clone()];
+                query.extend(scope.query());
+                query
+            })
+            .collect(),
+    };
     let mut produced: BTreeMap<(IndicatorType, String), Produced> = BTreeMap::new();
     let mut order: Vec<(IndicatorType, String)> = Vec::new();
     let mut without_hash = 0usize;
-    for page in ctx
-        .client()
-        .pages(HashList::Blacklist.path(), query, "/data")
-    {
+    // An entry above two configured scopes is read twice: it counts once.
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let pages = queries.into_iter().flat_map(|query| {
+        ctx.client()
+            .pages(HashList::Blacklist.path(), query, "/data")
+    });
+    for page in pages {
         for item in page? {
+            if let Some(id) = item.get("id").map(Value::to_string)
+                && !seen.insert(id)
+            {
+                continue;
+            }
             let entry = EntryText::from_item(&item);
             let hashes = hashes_of(&item);
             if hashes.is_empty() {
@@ -240,20 +288,24 @@ impl Action for GetBlacklistItems {
         HashList::Blacklist.accepts(kind)
     }
 
-    fn run(_params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {
+    fn preflight(
+        params: &Params,
+        _state: Option<&Value>,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), Failure> {
+        params.scopes().map(drop)
+    }
+
+    fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {
+        let scopes = params.scopes()?;
         if ctx.object_count() == 0 {
-            return list_everything(ctx);
+            return list_everything(ctx, scopes.as_deref());
         }
         let ids: Vec<TargetId> = ctx.pending();
         if ids.is_empty() {
             return Ok(());
         }
-        let lookup = Lookup {
-            list: HashList::Blacklist,
-            scope: LookupScope::Everywhere,
-            os_types: Vec::new(),
-        };
-        let found = lookup.find_with_items(ctx, &ids);
+        let found = find(ctx, &ids, scopes);
         for (id, entries) in ids.into_iter().zip(found) {
             let Some(entries) = entries else { continue };
             if entries.is_empty() {
@@ -276,6 +328,39 @@ impl Action for GetBlacklistItems {
         }
         Ok(())
     }
+}
+
+/// Each target's entries with their items, everywhere or in each of `scopes` and the scopes
+/// above them, each entry once; `None` for a target whose look-up failed in any scope.
+fn find(
+    ctx: &mut RunContext<'_>,
+    ids: &[TargetId],
+    scopes: Option<Vec<ScopeRef>>,
+) -> Vec<Option<Vec<(ListEntry, Value)>>> {
+    let scopes: Vec<LookupScope> = match scopes {
+        None => vec![LookupScope::Everywhere],
+        Some(scopes) => scopes.into_iter().map(LookupScope::Within).collect(),
+    };
+    let mut merged: Vec<Option<Vec<(ListEntry, Value)>>> = vec![Some(Vec::new()); ids.len()];
+    for scope in scopes {
+        let lookup = Lookup {
+            list: HashList::Blacklist,
+            scope,
+            os_types: Vec::new(),
+        };
+        for (slot, found) in merged.iter_mut().zip(lookup.find_with_items(ctx, ids)) {
+            let (Some(merged), Some(found)) = (slot.as_mut(), found) else {
+                *slot = None;
+                continue;
+            };
+            for (entry, item) in found {
+                if !merged.iter().any(|(known, _)| known.id == entry.id) {
+                    merged.push((entry, item));
+                }
+            }
+        }
+    }
+    merged
 }
 
 #[cfg(test)]

@@ -15,6 +15,13 @@
 //! threats of that indicator were mitigated: threats SentinelOne reports as skipped in the
 //! response's per-threat `details` (e.g. rollback on Linux) do not count. Where a console sends
 //! no `details`, every threat of a successful request is counted.
+//!
+//! Threats on computers of the `protected_agents` list ([`super::lookup::protected`], resolved
+//! to agent ids with `GET /agents` before anything is looked up) are never sent, whatever the
+//! mitigation: they are removed before the batches are made, the detail names their computers,
+//! and an indicator all of whose threats are on protected computers fails with
+//! `input.protected`. While the list is set, a threat whose computer SentinelOne does not name
+//! (no agent id) is held back too: it cannot be shown to be unprotected.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -22,6 +29,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::lookup::protected::{self, Protected, ProtectedAgents};
 use super::lookup::threats::{self, LeanThreat};
 use super::{Action, RunContext, TargetId, Tense, Write, distinct_targets};
 use crate::error::Failure;
@@ -42,6 +50,8 @@ pub struct Params {
     pub mitigation_action: Mitigation,
     /// Extra free-text filter for the threats.
     pub query: Option<String>,
+    /// Agent ids, computer names or IP addresses of computers never to mitigate on.
+    pub protected_agents: Option<Vec<String>>,
 }
 
 /// The mitigation choices of the configuration page.
@@ -153,23 +163,85 @@ fn read_skipped(answer: MitigationAnswer) -> Applied {
 impl Action for MitigateThreats {
     type Params = Params;
 
+    fn preflight(
+        params: &Params,
+        _state: Option<&Value>,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), Failure> {
+        Protected::parse(params.protected_agents.as_deref()).map(drop)
+    }
+
     fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {
         let ids: Vec<TargetId> = ctx.pending();
         if ids.is_empty() {
             return Ok(());
         }
         let action = params.mitigation_action;
+        let protected = Protected::parse(params.protected_agents.as_deref())?;
+        let shielded = protected.resolve(ctx)?;
         let found = threats::find_lean(ctx, &ids, params.query.as_deref());
+        let (found, held) = if protected.is_empty() {
+            let held = vec![BTreeSet::new(); found.len()];
+            (found, held)
+        } else {
+            hold_back(ctx, &ids, found, &shielded)
+        };
         let pairs = to_send(action, &ids, &found);
         let skipped = mitigate(ctx, action, &pairs);
-        for (id, threats) in ids.into_iter().zip(found) {
+        for ((id, threats), held) in ids.into_iter().zip(found).zip(held) {
             let Some(threats) = threats else { continue };
-            let (detail, computers) = report(action, &threats, &skipped, ctx.tense());
+            let (mut detail, computers) = report(action, &threats, &skipped, ctx.tense());
+            if !held.is_empty() {
+                detail.push_str(&format!(
+                    "; threats on {} protected computer(s) left alone: {}",
+                    held.len(),
+                    protected::name_list(held.iter().map(String::as_str))
+                ));
+            }
             let attributes = vec![AddedAttribute::new(ATTRIBUTE, computers.to_string())];
             ctx.succeed(id, detail, attributes);
         }
         Ok(())
     }
+}
+
+/// Each target's threats without those on protected computers, and the names of those
+/// computers; a target all of whose threats are on protected computers fails here (`None`).
+fn hold_back(
+    ctx: &mut RunContext<'_>,
+    ids: &[TargetId],
+    found: Vec<Option<Vec<LeanThreat>>>,
+    shielded: &ProtectedAgents,
+) -> (Vec<Option<Vec<LeanThreat>>>, Vec<BTreeSet<String>>) {
+    let mut kept = Vec::with_capacity(found.len());
+    let mut held = Vec::with_capacity(found.len());
+    for (id, threats) in ids.iter().zip(found) {
+        let mut names = BTreeSet::new();
+        let threats = threats.map(|threats| {
+            threats
+                .into_iter()
+                .filter(|threat| {
+                    let name = match threat.agent_id.as_deref() {
+                        Some(agent) => shielded.name(agent),
+                        None => Some("a computer SentinelOne does not name"),
+                    };
+                    names.extend(name.map(str::to_string));
+                    name.is_none()
+                })
+                .collect::<Vec<_>>()
+        });
+        let threats = match threats {
+            Some(threats) if threats.is_empty() && !names.is_empty() => {
+                let list = protected::name_list(names.iter().map(String::as_str));
+                ctx.fail(*id, protected::refusal(&ctx.target(*id).value, &list));
+                None
+            }
+            other => other,
+        };
+        kept.push(threats);
+        held.push(names);
+    }
+    (kept, held)
 }
 
 /// The ids the requests carry (threats, or agents when isolating) with their targets, as

@@ -265,6 +265,13 @@ pub(crate) fn write_scopes(state: &State, params: &Params) -> Result<Vec<Scope>,
 }
 
 /// The set of scopes a GET selects, or `None` for "everything the token sees".
+///
+/// The named scopes alone by default; `includeParents=true` adds the scopes above them (a
+/// site's account, the global scope) and `includeChildren=true` those below (an account's
+/// sites and groups), both default false (SW24 `ExclusionsAndBlocklistApi.md`, see
+/// `reference/sentinelone-api.md` §3.2; R7 `get_item_ids_by_hash` sends both to find a hash's
+/// entries in every scope, §3.3; XSOAR `get_item_ids_from_whitelist` notes that without both
+/// only a subset is returned, §4.2).
 pub(crate) fn read_scopes(
     state: &State,
     params: &Params,

@@ -152,7 +152,7 @@ impl Agent {
 }
 
 /// An address as the console may spell it: IPv6 in any case or form, possibly with a `%zone`.
-fn parse_address(text: &str) -> Option<IpAddr> {
+pub fn parse_address(text: &str) -> Option<IpAddr> {
     let text = text.trim();
     let text = text
         .split_once('%')
@@ -164,7 +164,7 @@ fn parse_address(text: &str) -> Option<IpAddr> {
 }
 
 /// `acme-ws-0142` of `acme-ws-0142.corp.example`.
-fn first_label(fqdn: &str) -> &str {
+pub fn first_label(fqdn: &str) -> &str {
     fqdn.split('.').next().unwrap_or(fqdn)
 }
 

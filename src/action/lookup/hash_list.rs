@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::action::{RunContext, TargetId, lookup};
 use crate::api::{QUERY_VALUES_BUDGET, join_csv};
@@ -71,13 +71,267 @@ pub fn entries(count: usize, noun: &str) -> String {
     )
 }
 
+/// The kind of scope entries are written to (the `scope` parameter of action 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ScopeKind {
+    Global,
+    Accounts,
+    Sites,
+    Groups,
+}
+
+impl ScopeKind {
+    /// The option's value, as configured.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Global => "global",
+            Self::Accounts => "accounts",
+            Self::Sites => "sites",
+            Self::Groups => "groups",
+        }
+    }
+
+    /// The parameter that holds this kind's ids (`None`: global).
+    fn param(self) -> Option<&'static str> {
+        match self {
+            Self::Global => None,
+            Self::Accounts => Some("account_ids"),
+            Self::Sites => Some("site_ids"),
+            Self::Groups => Some("group_ids"),
+        }
+    }
+}
+
+/// One scope of a list: the global scope, or one account, site or group. Ordered from the
+/// widest kind to the narrowest.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ScopeRef {
+    Global,
+    Account(String),
+    Site(String),
+    Group(String),
+}
+
+impl ScopeRef {
+    /// The scope's `filter` in a POST: one scope kind only, as SentinelOne's own integrations
+    /// send it (`reference/sentinelone-api.md` §3.1 "Scope", §4.1: `tenant` | `accountIds` |
+    /// `siteIds` | `groupIds`).
+    pub fn write_filter(&self) -> Value {
+        match self {
+            Self::Global => json!({ "tenant": true }),
+            Self::Account(id) => json!({ "accountIds": [id] }),
+            Self::Site(id) => json!({ "siteIds": [id] }),
+            Self::Group(id) => json!({ "groupIds": [id] }),
+        }
+    }
+
+    /// The look-up filter of exactly this scope, with the scopes above it: `includeParents`
+    /// adds the entries of the account and global scopes over a site, and so on
+    /// (`reference/sentinelone-api.md` §3.2 scope parameters, both default false; §3.3 R7
+    /// `get_item_ids_by_hash`; §4.2 XS `get_item_ids_from_whitelist`). The global scope alone
+    /// is `tenant=true`, as before.
+    pub fn query(&self) -> Vec<(&'static str, String)> {
+        let ids = match self {
+            Self::Global => return vec![("tenant", "true".into())],
+            Self::Account(id) => ("accountIds", id.clone()),
+            Self::Site(id) => ("siteIds", id.clone()),
+            Self::Group(id) => ("groupIds", id.clone()),
+        };
+        vec![ids, ("includeParents", "true".into())]
+    }
+
+    /// The scope of a list item, read from its `scope` object: its narrowest kind named with
+    /// ids (`groupIds`, then `siteIds`, then `accountIds`), else global (`tenant`).
+    fn of_item(scope: Option<&Value>) -> Self {
+        let first = |key: &str| {
+            scope
+                .and_then(|scope| scope.get(key))
+                .and_then(Value::as_array)
+                .and_then(|ids| ids.iter().find_map(text_id))
+        };
+        if let Some(id) = first("groupIds") {
+            Self::Group(id)
+        } else if let Some(id) = first("siteIds") {
+            Self::Site(id)
+        } else if let Some(id) = first("accountIds") {
+            Self::Account(id)
+        } else {
+            Self::Global
+        }
+    }
+
+    /// "the global scope", "account 1001", …
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Global => "the global scope".into(),
+            Self::Account(id) => format!("account {id}"),
+            Self::Site(id) => format!("site {id}"),
+            Self::Group(id) => format!("group {id}"),
+        }
+    }
+}
+
+/// An id as text (SentinelOne sends ids as strings; a number is read too).
+fn text_id(id: &Value) -> Option<String> {
+    match id {
+        Value::String(id) if !id.trim().is_empty() => Some(id.clone()),
+        Value::Number(id) => Some(id.to_string()),
+        _ => None,
+    }
+}
+
+/// The scopes entries are written to: the `scope` choice with its ids. Without a choice, the
+/// one kind of ids given decides (sites, as before, when `site_ids` are given), and none means
+/// global. One scope kind per write, as SentinelOne's integrations send it
+/// (`reference/sentinelone-api.md` §3.1 "Scope": sending one scope kind is safest), so ids of
+/// another kind than the chosen one, ids with `global`, or a kind chosen without its ids are
+/// `config.invalid`.
+pub fn configured_scopes(
+    kind: Option<ScopeKind>,
+    account_ids: Option<&[String]>,
+    site_ids: Option<&[String]>,
+    group_ids: Option<&[String]>,
+) -> Result<Vec<ScopeRef>, Failure> {
+    let given: Vec<(ScopeKind, &[String])> = [
+        (ScopeKind::Accounts, account_ids),
+        (ScopeKind::Sites, site_ids),
+        (ScopeKind::Groups, group_ids),
+    ]
+    .into_iter()
+    .filter_map(|(kind, ids)| ids.filter(|ids| !ids.is_empty()).map(|ids| (kind, ids)))
+    .collect();
+    let names = |given: &[(ScopeKind, &[String])]| -> String {
+        given
+            .iter()
+            .filter_map(|(kind, _)| kind.param())
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    let kind = match kind {
+        Some(kind) => kind,
+        None => match given.as_slice() {
+            [] => ScopeKind::Global,
+            [(kind, _)] => *kind,
+            _ => {
+                return Err(Failure::config_invalid(
+                    "config.scope",
+                    format!(
+                        "{} are both set: choose the scope (accounts, sites or groups) whose ids \
+                         the entries are written to",
+                        names(&given)
+                    ),
+                ));
+            }
+        },
+    };
+    let others: Vec<(ScopeKind, &[String])> = given
+        .iter()
+        .copied()
+        .filter(|(given, _)| *given != kind)
+        .collect();
+    if !others.is_empty() {
+        return Err(Failure::config_invalid(
+            "config.scope",
+            format!(
+                "scope is {} but {} {} set: one scope kind at a time; clear the \
+                 other ids or change the scope",
+                kind.name(),
+                names(&others),
+                if others.len() == 1 { "is" } else { "are" },
+            ),
+        ));
+    }
+    let Some(param) = kind.param() else {
+        return Ok(vec![ScopeRef::Global]);
+    };
+    let ids = given.first().map(|(_, ids)| *ids).unwrap_or_default();
+    if ids.is_empty() {
+        return Err(Failure::config_invalid(
+            format!("config.{param}"),
+            format!(
+                "scope is {} but {param} is empty: give at least one id",
+                kind.name()
+            ),
+        ));
+    }
+    let make = |id: &String| match kind {
+        ScopeKind::Accounts => ScopeRef::Account(id.clone()),
+        ScopeKind::Sites => ScopeRef::Site(id.clone()),
+        ScopeKind::Groups | ScopeKind::Global => ScopeRef::Group(id.clone()),
+    };
+    Ok(ids.iter().map(make).collect())
+}
+
+/// A hash's entries in one or more configured scopes ([`find_in_scopes`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopedEntries {
+    /// Entries exactly in a configured scope, each once.
+    pub own: Vec<ListEntry>,
+    /// Entries in a scope above a configured one (they apply there too), each once.
+    pub wider: Vec<ListEntry>,
+}
+
+/// The entries of every target in `ids`, in the same order, in each of `scopes` and the scopes
+/// above them: one look-up per scope ([`LookupScope::Within`]). A target whose look-up failed
+/// in any scope has been failed in `ctx` and gets `None`.
+pub fn find_in_scopes(
+    ctx: &mut RunContext<'_>,
+    list: HashList,
+    scopes: &[ScopeRef],
+    os_types: &[&'static str],
+    ids: &[TargetId],
+) -> Vec<Option<ScopedEntries>> {
+    let mut merged: Vec<Option<ScopedEntries>> = vec![Some(ScopedEntries::default()); ids.len()];
+    for scope in scopes {
+        let lookup = Lookup {
+            list,
+            scope: LookupScope::Within(scope.clone()),
+            os_types: os_types.to_vec(),
+        };
+        for (slot, found) in merged.iter_mut().zip(lookup.find(ctx, ids)) {
+            let (Some(merged), Some(found)) = (slot.as_mut(), found) else {
+                *slot = None;
+                continue;
+            };
+            for entry in found {
+                let known = merged.own.iter().chain(&merged.wider);
+                if known.clone().any(|known| known.id == entry.id) {
+                    continue;
+                }
+                if entry.scope == *scope || scopes.contains(&entry.scope) {
+                    merged.own.push(entry);
+                } else {
+                    merged.wider.push(entry);
+                }
+            }
+        }
+    }
+    merged
+}
+
+/// As [`configured_scopes`], for the actions that read or delete in every scope unless told
+/// otherwise: `None` (every scope the token sees) when no scope and no ids are configured.
+pub fn optional_scopes(
+    kind: Option<ScopeKind>,
+    account_ids: Option<&[String]>,
+    site_ids: Option<&[String]>,
+    group_ids: Option<&[String]>,
+) -> Result<Option<Vec<ScopeRef>>, Failure> {
+    let given = [account_ids, site_ids, group_ids]
+        .iter()
+        .any(|ids| ids.is_some_and(|ids| !ids.is_empty()));
+    if kind.is_none() && !given {
+        return Ok(None);
+    }
+    configured_scopes(kind, account_ids, site_ids, group_ids).map(Some)
+}
+
 /// Where to look for entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LookupScope {
-    /// Entries of the global scope only.
-    Global,
-    /// Entries scoped to these sites.
-    Sites(Vec<String>),
+    /// Entries of this scope and of the scopes above it (for the global scope: global only).
+    Within(ScopeRef),
     /// Entries of every scope the token can see.
     Everywhere,
 }
@@ -93,6 +347,8 @@ pub struct ListEntry {
     pub site_ids: Vec<String>,
     /// `global`, `account`, `site` or `group`.
     pub scope_name: String,
+    /// The scope the entry is in, read from its `scope` object.
+    pub scope: ScopeRef,
     pub description: Option<String>,
 }
 
@@ -167,6 +423,7 @@ impl ListEntry {
                 .to_string(),
             site_ids,
             scope_name,
+            scope: ScopeRef::of_item(item.scope.as_ref()),
             description: match item.description {
                 Some(Value::String(text)) => Some(text),
                 _ => None,
@@ -269,8 +526,7 @@ impl Lookup {
             query.push(("osTypes", self.os_types.join(",")));
         }
         match &self.scope {
-            LookupScope::Global => query.push(("tenant", "true".into())),
-            LookupScope::Sites(site_ids) => query.push(("siteIds", site_ids.join(","))),
+            LookupScope::Within(scope) => query.extend(scope.query()),
             LookupScope::Everywhere => {
                 query.push(("includeChildren", "true".into()));
                 query.push(("includeParents", "true".into()));
@@ -366,12 +622,13 @@ mod tests {
     fn query_carries_type_os_and_scope() {
         let lookup = Lookup {
             list: HashList::Whitelist,
-            scope: LookupScope::Sites(vec!["1".into(), "2".into()]),
+            scope: LookupScope::Within(ScopeRef::Site("1".into())),
             os_types: vec!["linux"],
         };
         let query = lookup.query("a,b".into());
         assert!(query.contains(&("type", "white_hash".into())));
-        assert!(query.contains(&("siteIds", "1,2".into())));
+        assert!(query.contains(&("siteIds", "1".into())));
+        assert!(query.contains(&("includeParents", "true".into())));
         assert!(query.contains(&("osTypes", "linux".into())));
         assert!(query.contains(&("value__contains", "a,b".into())));
     }

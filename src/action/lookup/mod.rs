@@ -17,6 +17,7 @@ pub mod hash_list;
 pub mod iocs;
 pub mod lenient;
 pub mod listing;
+pub mod protected;
 pub mod threats;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
