@@ -8,6 +8,7 @@
 
 use std::io::Write;
 
+use memchr::memmem;
 use std::sync::RwLock;
 
 /// What replaces a secret.
@@ -107,10 +108,16 @@ fn mask_literal(secrets: &[String], literal: &str, escaped: bool) -> Option<Stri
 /// rewritten; every other byte, such as the raw input objects, is left as it was. A
 /// 50,000-object result is tens of megabytes; this keeps it from ever being one string in
 /// memory.
+///
+/// Most text holds no secret and no escape, so a chunk of that kind is passed on whole (only
+/// its quotes are counted, to know whether it ends inside a literal); the literal-by-literal
+/// path is taken only for chunks with a backslash or a possible secret.
 pub struct JsonRedactor<W: Write> {
     inner: W,
     /// The registered secrets, read once: a run registers its token before any output.
     secrets: Vec<String>,
+    /// A searcher for each secret, built once.
+    finders: Vec<memmem::Finder<'static>>,
     /// The open literal, opening quote included; empty between literals.
     literal: Vec<u8>,
     /// The last byte of `literal` is a backslash that escapes the next byte.
@@ -129,9 +136,14 @@ impl<W: Write> JsonRedactor<W> {
     }
 
     fn with_secrets(inner: W, secrets: Vec<String>) -> Self {
+        let finders = secrets
+            .iter()
+            .map(|secret| memmem::Finder::new(secret.as_bytes()).into_owned())
+            .collect();
         Self {
             inner,
             secrets,
+            finders,
             literal: Vec::new(),
             escape_pending: false,
             escaped: false,
@@ -147,9 +159,22 @@ impl<W: Write> JsonRedactor<W> {
         Ok(self.inner)
     }
 
+    fn may_hold_secret(&self, bytes: &[u8]) -> bool {
+        self.finders
+            .iter()
+            .any(|finder| finder.find(bytes).is_some())
+    }
+
     fn close_literal(&mut self) -> std::io::Result<()> {
-        let literal = String::from_utf8_lossy(&self.literal);
-        match mask_literal(&self.secrets, &literal, self.escaped) {
+        // Without an escape the literal's bytes are its text, so a literal in which no secret
+        // occurs is written as it is; one with an escape is decoded and searched.
+        let masked = if self.escaped || self.may_hold_secret(&self.literal) {
+            let literal = String::from_utf8_lossy(&self.literal);
+            mask_literal(&self.secrets, &literal, self.escaped)
+        } else {
+            None
+        };
+        match masked {
             Some(masked) => self.inner.write_all(masked.as_bytes())?,
             None => self.inner.write_all(&self.literal)?,
         }
@@ -158,12 +183,37 @@ impl<W: Write> JsonRedactor<W> {
         self.escape_pending = false;
         Ok(())
     }
+
+    /// Passes `chunk` on whole when it starts outside a literal and holds neither a backslash
+    /// nor a secret: every literal in it is then written unchanged by the literal-by-literal
+    /// path too. A literal left open at its end is kept, as that path would keep it. Returns
+    /// whether the chunk was taken.
+    fn pass_clean_chunk(&mut self, chunk: &[u8]) -> std::io::Result<bool> {
+        if !self.literal.is_empty()
+            || memchr::memchr(b'\\', chunk).is_some()
+            || self.may_hold_secret(chunk)
+        {
+            return Ok(false);
+        }
+        let quotes = memchr::memchr_iter(b'"', chunk).count();
+        match memchr::memrchr(b'"', chunk).filter(|_| quotes % 2 == 1) {
+            Some(open) => {
+                self.inner.write_all(&chunk[..open])?;
+                self.literal.extend_from_slice(&chunk[open..]);
+            }
+            None => self.inner.write_all(chunk)?,
+        }
+        Ok(true)
+    }
 }
 
 impl<W: Write> Write for JsonRedactor<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if self.secrets.is_empty() {
             return self.inner.write(buf);
+        }
+        if self.pass_clean_chunk(buf)? {
+            return Ok(buf.len());
         }
         let mut rest = buf;
         while !rest.is_empty() {
