@@ -11,8 +11,8 @@
 //! that serde reads as a `serde_json::Value` — within serde's nesting limit (127 levels) and
 //! with numbers an `f64` holds, nothing after it but white space. The objects themselves are
 //! taken as raw slices (`RawValue`), which serde skips without counting their depth; without
-//! the second rule an object nested 5,000 levels deep was accepted and echoed back, and common
-//! JSON readers could not read the result.
+//! the second rule an object nested 5,000 levels deep would be accepted and echoed back in a
+//! result that common JSON readers cannot read.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -164,8 +164,13 @@ pub fn parse_owned(text: String) -> Result<Envelope, (Failure, String)> {
 /// ([`check_json`]). A problem serde meets reading the envelope is reported first, naming its
 /// field; the check's refusal (nesting, a number, trailing text) after it.
 fn read_wire(text: &str) -> Result<WireEnvelope<'_>, Failure> {
-    let wire = serde_json::from_str::<WireEnvelope<'_>>(text)
-        .map_err(|err| describe_refusal(text, err))?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let wire = serde_path_to_error::deserialize::<_, WireEnvelope<'_>>(&mut deserializer)
+        .map_err(|err| describe_at(err.path().to_string(), err.into_inner()))?;
+    // Text after the envelope belongs to no field.
+    deserializer
+        .end()
+        .map_err(|err| describe_at(".".to_string(), err))?;
     check_json(text)?;
     Ok(wire)
 }
@@ -200,20 +205,6 @@ fn read_objects(text: &Arc<String>, raws: &[&RawValue]) -> Vec<InputObject> {
     cores::map(raws, cores::OBJECTS_PER_THREAD, |raw| {
         InputObject::new(RawObject::within(text, raw.get()))
     })
-}
-
-/// The failure for an envelope serde could not read, naming the field at fault.
-///
-/// Tracking the path costs a tenth of reading a large envelope; it is only needed to name the
-/// field at fault, so a refused envelope is read a second time, with it. That second reading
-/// does not look past the envelope's end (trailing text), so when it finds nothing at fault,
-/// the first reading's error is the one reported.
-fn describe_refusal(text: &str, err: serde_json::Error) -> Failure {
-    let deserializer = &mut serde_json::Deserializer::from_str(text);
-    match serde_path_to_error::deserialize::<_, WireEnvelope<'_>>(deserializer) {
-        Err(err) => describe_at(err.path().to_string(), err.into_inner()),
-        Ok(_) => describe_at(".".to_string(), err),
-    }
 }
 
 /// The failure for `inner`, met at `path` of the envelope (`.` for the envelope itself).
