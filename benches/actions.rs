@@ -21,7 +21,8 @@
 //! child alone, read by `wait4`). Requests are counted by the simulator, which records every
 //! request it answers, and compared with the action's batching minimum; wall time is measured
 //! here, from spawning the child to reaping it, and compared with the floor that the rate limit,
-//! the concurrency and the latency allow. A startup section times a one-object `validate` and
+//! the concurrency and the latency allow, and SentinelOne's per-family limits, which the client
+//! holds to (`api::FAMILY_LIMITS`: `GET /threats` 10/s, `/threat-intelligence` 30/min, …). A startup section times a one-object `validate` and
 //! a one-object `run` of each action against a simulator without latency.
 //!
 //! Each case's wall time is then compared with an idle client's: the same requests replayed
