@@ -1,4 +1,4 @@
-//! Pure CPU work over many items (reading input objects, rendering output objects) spread
+//! Pure CPU work over many items (reading input objects, sorting them into targets) spread
 //! over the machine's cores. It owns no I/O: requests run on the client's pool (`api::pool`).
 
 /// Objects read or rendered per thread, at least: below that a thread costs more than it
@@ -24,9 +24,8 @@ pub fn map<T: Sync, R: Send>(
 }
 
 /// `work` applied to consecutive chunks of `items`, one chunk per thread, results in chunk
-/// order: for work that gathers a chunk into one value (a buffer of text) rather than making
-/// a value per item. As [`map`], a thread takes at least `per_thread` items.
-pub fn map_chunks<T: Sync, R: Send>(
+/// order. As [`map`], a thread takes at least `per_thread` items.
+fn map_chunks<T: Sync, R: Send>(
     items: &[T],
     per_thread: usize,
     work: impl Fn(&[T]) -> R + Sync,

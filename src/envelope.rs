@@ -11,8 +11,8 @@
 //! that serde reads as a `serde_json::Value` — within serde's nesting limit (127 levels) and
 //! with numbers an `f64` holds, nothing after it but white space. The objects themselves are
 //! taken as raw slices (`RawValue`), which serde skips without counting their depth; without
-//! the second rule an object nested 5,000 levels deep was accepted and echoed back, and common
-//! JSON readers could not read the result.
+//! the second rule an object nested 5,000 levels deep would be accepted and echoed back in a
+//! result that common JSON readers cannot read.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -160,34 +160,18 @@ pub fn parse_owned(text: String) -> Result<Envelope, (Failure, String)> {
     })
 }
 
-/// Envelopes from this size on are checked as JSON ([`check_json`]) on a second core while
-/// serde reads them: the check is a second walk over the whole text.
-const PARALLEL_CHECK_BYTES: usize = 1 << 20;
-
 /// The envelope read by serde, and the whole text checked as JSON serde reads
 /// ([`check_json`]). A problem serde meets reading the envelope is reported first, naming its
-/// field, as it always was; the check's refusal (nesting, a number, trailing text) after it.
+/// field; the check's refusal (nesting, a number, trailing text) after it.
 fn read_wire(text: &str) -> Result<WireEnvelope<'_>, Failure> {
-    let (wire, checked) = if text.len() >= PARALLEL_CHECK_BYTES {
-        std::thread::scope(|scope| {
-            let checked = scope.spawn(|| check_json(text));
-            let wire = serde_json::from_str::<WireEnvelope<'_>>(text);
-            let checked = checked
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (wire, checked)
-        })
-    } else {
-        let wire = serde_json::from_str::<WireEnvelope<'_>>(text);
-        let checked = if wire.is_ok() {
-            check_json(text)
-        } else {
-            Ok(())
-        };
-        (wire, checked)
-    };
-    let wire = wire.map_err(|err| describe_refusal(text, err))?;
-    checked?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let wire = serde_path_to_error::deserialize::<_, WireEnvelope<'_>>(&mut deserializer)
+        .map_err(|err| describe_at(err.path().to_string(), err.into_inner()))?;
+    // Text after the envelope belongs to no field.
+    deserializer
+        .end()
+        .map_err(|err| describe_at(".".to_string(), err))?;
+    check_json(text)?;
     Ok(wire)
 }
 
@@ -223,20 +207,6 @@ fn read_objects(text: &Arc<String>, raws: &[&RawValue]) -> Vec<InputObject> {
     })
 }
 
-/// The failure for an envelope serde could not read, naming the field at fault.
-///
-/// Tracking the path costs a tenth of reading a large envelope; it is only needed to name the
-/// field at fault, so a refused envelope is read a second time, with it. That second reading
-/// does not look past the envelope's end (trailing text), so when it finds nothing at fault,
-/// the first reading's error is the one reported.
-fn describe_refusal(text: &str, err: serde_json::Error) -> Failure {
-    let deserializer = &mut serde_json::Deserializer::from_str(text);
-    match serde_path_to_error::deserialize::<_, WireEnvelope<'_>>(deserializer) {
-        Err(err) => describe_at(err.path().to_string(), err.into_inner()),
-        Ok(_) => describe_at(".".to_string(), err),
-    }
-}
-
 /// The failure for `inner`, met at `path` of the envelope (`.` for the envelope itself).
 fn describe_at(path: String, inner: serde_json::Error) -> Failure {
     if inner.is_syntax() || inner.is_eof() {
@@ -270,9 +240,6 @@ pub struct RawObject {
     text: Arc<String>,
     start: usize,
     end: usize,
-    /// Where the top-level `attributes` value lies, when the object was read through
-    /// [`InputObject::new`]: writing an enriched object then needs no second parse.
-    attributes: Option<AttributesAt>,
 }
 
 /// Where an object's top-level `attributes` value lies in its text.
@@ -326,7 +293,6 @@ impl RawObject {
                 text: Arc::clone(text),
                 start,
                 end: start + slice.len(),
-                attributes: None,
             },
             None => Self::from(slice.to_string()),
         }
@@ -337,12 +303,8 @@ impl RawObject {
         &self.text[self.start..self.end]
     }
 
-    /// Where the object's top-level `attributes` value lies in [`RawObject::get`]'s text; the
-    /// text is parsed for it unless the object was read through [`InputObject::new`].
+    /// Where the object's top-level `attributes` value lies in [`RawObject::get`]'s text.
     pub fn attributes_at(&self) -> Result<AttributesAt, String> {
-        if let Some(at) = self.attributes {
-            return Ok(at);
-        }
         let raw = self.get();
         let span: AttributesSpan<'_> = serde_json::from_str(raw).map_err(|err| err.to_string())?;
         AttributesAt::of(raw, span.attributes)
@@ -356,7 +318,6 @@ impl From<String> for RawObject {
             text: Arc::new(text),
             start: 0,
             end,
-            attributes: None,
         }
     }
 }
@@ -380,30 +341,18 @@ pub struct InputObject {
 }
 
 impl InputObject {
-    /// Reads the object's head from its text. The whole view is checked once, so a malformed
-    /// object fails here, as early as any.
+    /// Reads the object's whole view once and keeps its head, so a malformed object fails
+    /// here, as early as any.
     pub fn new(raw: RawObject) -> Self {
         let text = raw.get();
-        let head = if !text.trim_start().starts_with('{') {
-            Err("the object is not a JSON object".to_string())
-        } else if let Some((head, attributes)) = ObjectCheck::read(text) {
-            return Self::checked(raw, head, attributes);
-        } else {
-            // Reading the view itself names the problem as every other view error does.
+        let head = if text.trim_start().starts_with('{') {
             serde_json::from_str::<ObjectView>(text)
                 .map(ObjectView::into_head)
                 .map_err(|err| err.to_string())
+        } else {
+            Err("the object is not a JSON object".to_string())
         };
         Self { raw, head }
-    }
-
-    /// An object whose text [`ObjectCheck`] already accepted.
-    fn checked(mut raw: RawObject, head: ObjectHead, attributes: AttributesAt) -> Self {
-        raw.attributes = Some(attributes);
-        Self {
-            raw,
-            head: Ok(head),
-        }
     }
 
     /// The object exactly as received.
@@ -445,68 +394,10 @@ pub struct ObjectHead {
     pub value: Option<String>,
 }
 
-/// An [`ObjectView`] checked without being kept: the head is read, every other field the view
-/// reads is checked for its shape (strings, lists of names, attributes with a string `name`)
-/// and dropped, and the `attributes` value is located for splicing. Building a whole view
-/// (attribute values as JSON trees above all) only to drop it took a quarter of a
-/// 50,000-object run's own work. The check accepts exactly what the view accepts (a property
-/// test holds the two together); when it refuses, the view is read to word the error.
-#[derive(Deserialize)]
-struct ObjectCheck<'a> {
-    #[serde(default)]
-    id: Option<ObjectId>,
-    #[serde(rename = "type", default)]
-    kind: Option<Named>,
-    #[serde(default)]
-    value: Option<String>,
-    #[serde(rename = "description", borrow, default)]
-    _description: Option<Cow<'a, str>>,
-    #[serde(rename = "created_at", borrow, default)]
-    _created_at: Option<Cow<'a, str>>,
-    #[serde(rename = "tags", default)]
-    _tags: Option<Vec<Named>>,
-    #[serde(rename = "sources", default)]
-    _sources: Option<Vec<Named>>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    attributes: Option<&'a RawValue>,
-    #[serde(rename = "adversaries", default)]
-    _adversaries: Option<Vec<Named>>,
-}
-
-impl<'a> ObjectCheck<'a> {
-    fn read(text: &'a str) -> Option<(ObjectHead, AttributesAt)> {
-        serde_json::from_str::<Self>(text).ok()?.finish(text)
-    }
-
-    /// Checks the attributes of the object read from `text` and gives its head.
-    fn finish(self, text: &'a str) -> Option<(ObjectHead, AttributesAt)> {
-        /// An [`Attribute`]'s shape: its value may be any JSON.
-        #[derive(Deserialize)]
-        struct AttributeShape<'a> {
-            #[serde(rename = "name", borrow)]
-            _name: Cow<'a, str>,
-            #[serde(rename = "value", default)]
-            _value: ValueShape,
-        }
-
-        if let Some(list) = self.attributes {
-            serde_json::from_str::<Option<Vec<AttributeShape>>>(list.get()).ok()?;
-        }
-        let attributes = AttributesAt::of(text, self.attributes).ok()?;
-        let head = ObjectHead {
-            id: self.id,
-            kind: self.kind,
-            value: self.value,
-        };
-        Some((head, attributes))
-    }
-}
-
 /// Any JSON value that a [`Value`] reads, checked and not kept. Unlike `IgnoredAny` (and
 /// `RawValue`), every list and map is entered through serde's `deserialize_any`, which counts
 /// nesting against serde's recursion limit, and numbers are read, so a number no `f64` holds
-/// is refused as `Value` refuses it. [`check_json`] walks the whole envelope with it; an
-/// object's attribute values are checked with it too.
+/// is refused as `Value` refuses it. [`check_json`] walks the whole envelope with it.
 #[derive(Debug, Default)]
 pub struct ValueShape;
 
@@ -635,9 +526,9 @@ pub enum ObjectId {
     Text(String),
 }
 
-/// Read by kind of JSON value rather than as an untagged enum: serde reads an untagged value
-/// into a buffer first and tries each form in turn, which took a third of the time spent
-/// reading 50,000 objects.
+/// Read by kind of JSON value rather than as an untagged enum, so that a refused id is
+/// reported as what it is and what was expected ("invalid type: floating point `1.5`, expected
+/// a non-negative whole number or a string"), not as "did not match any variant".
 impl<'de> Deserialize<'de> for ObjectId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct IdVisitor;
@@ -683,8 +574,7 @@ pub enum Named {
     Text(String),
 }
 
-/// Read by kind of JSON value, as [`ObjectId`]: types, tags, sources and adversaries are most
-/// of what is read of an object.
+/// Read by kind of JSON value, as [`ObjectId`], for the same plain error messages.
 impl<'de> Deserialize<'de> for Named {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         /// The object form; its other fields (`id`, `tlp`, …) are left in the raw text.
@@ -790,74 +680,9 @@ mod tests {
         assert!(envelope.objects[2].view().is_err());
     }
 
-    /// Values of every JSON kind, and shapes that each field of a view accepts or refuses.
-    const SHAPES: &[&str] = &[
-        "null",
-        "7",
-        "-3",
-        "1.5",
-        "1e400",
-        "true",
-        r#""text""#,
-        r#""esc\u00e9\"q""#,
-        "[]",
-        "{}",
-        r#"["a", {"name": "b", "id": 2}]"#,
-        r#"[{"name": 5}]"#,
-        r#"[{"id": 1}]"#,
-        r#"[null]"#,
-        r#"{"name": "n"}"#,
-        r#"{"name": "n", "name": "m"}"#,
-        r#"[{"name": "Severity", "value": "High"}, {"name": "Score", "value": 7}]"#,
-        r#"[{"name": "a", "value": {"k": [1, null, {"x": 1e400}]}}]"#,
-        r#"[{"name": "a", "value": [1e400]}]"#,
-        r#"[{"name": "a"}, {"value": "v"}]"#,
-        r#"[{"name": "a", "value": null, "extra": {}}]"#,
-        r#"[1, 2]"#,
-    ];
-    const FIELDS: &[&str] = &[
-        "id",
-        "type",
-        "value",
-        "description",
-        "created_at",
-        "tags",
-        "sources",
-        "attributes",
-        "adversaries",
-        "score",
-    ];
-
-    proptest::proptest! {
-        /// The check `InputObject::new` makes accepts exactly the objects a view reads, reads
-        /// the same head, and finds the `attributes` value where serde finds it.
-        #[test]
-        fn the_object_check_accepts_what_the_view_reads(
-            fields in proptest::collection::vec((0..FIELDS.len(), 0..SHAPES.len()), 0..6)
-        ) {
-            let members: Vec<String> = fields
-                .iter()
-                .map(|(field, shape)| format!(r#""{}": {}"#, FIELDS[*field], SHAPES[*shape]))
-                .collect();
-            let text = format!("{{{}}}", members.join(", "));
-            let view = serde_json::from_str::<ObjectView>(&text);
-            let check = ObjectCheck::read(&text);
-            proptest::prop_assert_eq!(check.is_some(), view.is_ok(), "{}", text);
-            if let (Some((head, attributes)), Ok(view)) = (check, view) {
-                proptest::prop_assert_eq!(head.id, view.id);
-                proptest::prop_assert_eq!(head.kind, view.kind);
-                proptest::prop_assert_eq!(head.value, view.value);
-                let parsed = RawObject::from(text.clone()).attributes_at().unwrap();
-                proptest::prop_assert_eq!(attributes, parsed);
-            }
-        }
-    }
-
     #[test]
-    fn an_attribute_value_no_f64_holds_is_refused_as_the_view_refuses_it() {
+    fn an_attribute_value_no_f64_holds_fails_the_object() {
         let text = r#"{"attributes": [{"name": "a", "value": [1e400]}]}"#;
-        assert!(serde_json::from_str::<ObjectView>(text).is_err());
-        assert!(ObjectCheck::read(text).is_none());
         let object = InputObject::new(RawObject::from(text.to_string()));
         assert!(object.head().unwrap_err().contains("out of range"));
     }
@@ -950,22 +775,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn nesting_beyond_the_limit_is_refused_in_a_large_envelope_too() {
-        let filler = r#"{"type": "SHA-1", "value": "x"},"#.repeat(PARALLEL_CHECK_BYTES / 20);
-        let text = format!(
-            r#"{{"action": 1, "objects": [{filler}{{"x": {}}}]}}"#,
-            nested(5_000, "")
-        );
-        let failure = parse(&text).unwrap_err();
-        assert_eq!(failure.field.as_deref(), Some("envelope"));
-        let text = format!(r#"{{"action": 1, "objects": [{filler}{{"x": 1}}]}}"#);
-        assert_eq!(
-            parse(&text).unwrap().objects.len(),
-            PARALLEL_CHECK_BYTES / 20 + 1
-        );
     }
 
     #[test]

@@ -8,16 +8,14 @@ fn main() -> std::process::ExitCode {
 /// Tunes glibc's allocator for a run's shape: a few large per-request buffers (pages and
 /// bodies up to a megabyte) next to many small per-object values.
 ///
-/// - One arena per core instead of glibc's eight per core: with 16 workers reading their own
-///   pages, the memory they freed stayed resident in 16 places, a quarter of the peak resident
-///   memory of a 50,000-object run. The workers mostly wait on the network, so sharing costs
-///   them nothing; but the phases that keep every core busy (`cores::map`: reading the
-///   envelope's objects, rendering the result's) allocate on each thread, and with a single
-///   arena they queued on its lock: at 50,000 objects both took twice as long (BENCHMARKS.md).
-/// - A fixed mmap threshold of 256 KiB: buffers larger than that are mapped and unmapped, so
-///   their memory goes back to the system when freed. glibc otherwise raises the threshold to
-///   the largest buffer freed so far, and megabyte buffers then stay in the heap (5–10 MB of
-///   peak at 50,000 objects; BENCHMARKS.md).
+/// - One arena per core instead of glibc's eight per core: each of 16 workers reading its own
+///   pages would otherwise keep the memory it freed resident in its own arena. The workers
+///   mostly wait on the network, so sharing costs them nothing; the phases that keep every
+///   core busy (`cores::map`) still get an arena per core, so they do not queue on one lock.
+/// - A fixed mmap threshold of 256 KiB: buffers larger than that (pages and bodies up to a
+///   megabyte) are mapped and unmapped, so their memory goes back to the system when freed.
+///   glibc otherwise raises the threshold to the largest buffer freed so far, and megabyte
+///   buffers then stay in the heap. BENCHMARKS.md gives what each setting holds off.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn tune_allocator() {

@@ -6,7 +6,6 @@
 //! "JSON or not" (the actions do), and never writes the token into a message or a log line.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::fs::File;
 use std::io::Read;
 use std::sync::Arc;
@@ -92,20 +91,6 @@ const PATH_ENCODED: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b'{')
     .add(b'|')
     .add(b'}');
-
-/// Most bytes of a thread's answer buffer kept for its next answer.
-const KEPT_BODY_CAPACITY: usize = 4 * 1024 * 1024;
-
-thread_local! {
-    /// Each thread's answer buffer, reused from one request to the next. A new buffer for
-    /// every answer (up to a megabyte: 1,000 IOCs, 139 threats), freed once read, made glibc
-    /// raise its mmap threshold and keep that much again in every worker thread's arena: at
-    /// 50,000 objects, tens of megabytes of peak memory that held nothing.
-    static BODY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-
-    /// Each thread's request body buffer, reused likewise.
-    static REQUEST: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
 
 /// Everything the client needs, resolved from the connection configuration.
 #[derive(Clone, Debug)]
@@ -317,16 +302,14 @@ impl ApiClient {
         path: &str,
         body: &B,
     ) -> Result<T, Failure> {
-        with_encoded(path, body, |bytes| {
-            self.call(Method::Post, path, &[], Some(bytes))
-        })
+        let bytes = encode(path, body)?;
+        self.call(Method::Post, path, &[], Some(&bytes))
     }
 
     /// `DELETE` with a JSON body, as SentinelOne's bulk deletes expect.
     pub fn delete<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<Value, Failure> {
-        with_encoded(path, body, |bytes| {
-            self.call(Method::Delete, path, &[], Some(bytes))
-        })
+        let bytes = encode(path, body)?;
+        self.call(Method::Delete, path, &[], Some(&bytes))
     }
 
     /// Cursor pages of a list endpoint; items are read at the JSON pointer `items_at`
@@ -628,44 +611,38 @@ impl ApiClient {
         } else {
             ERROR_BODY_LIMIT.min(self.max_response_bytes)
         };
-        BODY.with_borrow_mut(|bytes| {
-            bytes.clear();
-            let read = response
-                .body_mut()
-                .with_config()
-                .limit(limit)
-                .reader()
-                .read_to_end(bytes)
-                .map_err(ureq::Error::from);
-            match read {
-                Ok(_) => {}
-                Err(ureq::Error::BodyExceedsLimit(_)) if success => {
-                    return Err(Outcome::GiveUp(
-                        Failure::new(
-                            ErrorCode::UpstreamBadResponse,
-                            format!(
-                                "SentinelOne answered {endpoint} with more than {limit} bytes, the most this client reads"
-                            ),
-                        )
-                        .with_http_status(status),
-                    ));
-                }
-                Err(error) if success => return Err(classify_transport(endpoint, &error)),
-                // The status decides a failed answer; its body only adds detail.
-                Err(_) => bytes.clear(),
+        let mut bytes = Vec::new();
+        let read = response
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .reader()
+            .read_to_end(&mut bytes)
+            .map_err(ureq::Error::from);
+        match read {
+            Ok(_) => {}
+            Err(ureq::Error::BodyExceedsLimit(_)) if success => {
+                return Err(Outcome::GiveUp(
+                    Failure::new(
+                        ErrorCode::UpstreamBadResponse,
+                        format!(
+                            "SentinelOne answered {endpoint} with more than {limit} bytes, the most this client reads"
+                        ),
+                    )
+                    .with_http_status(status),
+                ));
             }
-            let outcome = classify_response_as(
-                endpoint,
-                status,
-                retry_after.as_deref(),
-                bytes,
-                SystemTime::now(),
-            );
-            if bytes.capacity() > KEPT_BODY_CAPACITY {
-                *bytes = Vec::new();
-            }
-            outcome
-        })
+            Err(error) if success => return Err(classify_transport(endpoint, &error)),
+            // The status decides a failed answer; its body only adds detail.
+            Err(_) => bytes.clear(),
+        }
+        classify_response_as(
+            endpoint,
+            status,
+            retry_after.as_deref(),
+            &bytes,
+            SystemTime::now(),
+        )
     }
 
     /// Adds the header every request carries and this attempt's timeouts.
@@ -713,23 +690,10 @@ impl ApiClient {
     }
 }
 
-/// Encodes `body` into this thread's request buffer (reused, as answers are: see [`BODY`])
-/// and runs `send` with the bytes, which every retry resends.
-fn with_encoded<B: Serialize + ?Sized, T>(
-    path: &str,
-    body: &B,
-    send: impl FnOnce(&[u8]) -> Result<T, Failure>,
-) -> Result<T, Failure> {
-    REQUEST.with_borrow_mut(|bytes| {
-        bytes.clear();
-        serde_json::to_writer(&mut *bytes, body).map_err(|error| {
-            Failure::internal(format!("Could not encode the body for {path}: {error}"))
-        })?;
-        let sent = send(bytes);
-        if bytes.capacity() > KEPT_BODY_CAPACITY {
-            *bytes = Vec::new();
-        }
-        sent
+/// `body` as compact JSON, encoded once: every retry resends these bytes.
+fn encode<B: Serialize + ?Sized>(path: &str, body: &B) -> Result<Vec<u8>, Failure> {
+    serde_json::to_vec(body).map_err(|error| {
+        Failure::internal(format!("Could not encode the body for {path}: {error}"))
     })
 }
 
