@@ -3,12 +3,12 @@
 
 /// Objects read or rendered per thread, at least: below that a thread costs more than it
 /// saves.
-pub const OBJECTS_PER_THREAD: usize = 2_000;
+pub(crate) const OBJECTS_PER_THREAD: usize = 2_000;
 
 /// `work` applied to every item, results in item order, on up to every core when there are
 /// at least `per_thread` items for each thread (below that a thread costs more than it saves).
 /// A panic in `work` is resumed on the caller's thread.
-pub fn map<T: Sync, R: Send>(
+pub(crate) fn map<T: Sync, R: Send>(
     items: &[T],
     per_thread: usize,
     work: impl Fn(&T) -> R + Sync,
@@ -50,7 +50,7 @@ fn map_chunks<T: Sync, R: Send>(
 
 /// The results of scoped threads, in the order given; a thread's panic is resumed on the
 /// caller's thread once the earlier threads are joined.
-pub fn join_all<R>(handles: Vec<std::thread::ScopedJoinHandle<'_, R>>) -> Vec<R> {
+pub(crate) fn join_all<R>(handles: Vec<std::thread::ScopedJoinHandle<'_, R>>) -> Vec<R> {
     handles
         .into_iter()
         .map(|handle| {

@@ -20,7 +20,7 @@ use crate::runner::{self, Mode};
 const DEFAULT_TOKEN: &str = "sim-token";
 
 /// Runs the demo in `dir`; the report, and whether every envelope ran (exit 0 or 1).
-pub fn run(dir: &Path) -> Result<(String, bool), String> {
+pub(crate) fn run(dir: &Path) -> Result<(String, bool), String> {
     let scenario_path = dir.join("scenario.json");
     let scenario_text = std::fs::read_to_string(&scenario_path)
         .map_err(|err| format!("cannot read {}: {err}", scenario_path.display()))?;

@@ -30,11 +30,11 @@ use crate::cores;
 use crate::error::{ErrorCode, Failure};
 
 /// The protocol major this build speaks.
-pub const PROTOCOL: u32 = 1;
+pub(crate) const PROTOCOL: u32 = 1;
 
 /// The input document.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct Envelope {
+pub(crate) struct Envelope {
     /// Protocol major version (1). `"1"`/`"1.0"` are accepted too.
     #[serde(default)]
     pub protocol: Option<ProtocolVersion>,
@@ -56,14 +56,14 @@ pub struct Envelope {
 /// `protocol`: a number or a `"MAJOR[.MINOR]"` string.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
-pub enum ProtocolVersion {
+pub(crate) enum ProtocolVersion {
     Number(f64),
     Text(String),
 }
 
 impl ProtocolVersion {
     /// The major version, if the value is readable.
-    pub fn major(&self) -> Option<u32> {
+    pub(crate) fn major(&self) -> Option<u32> {
         match self {
             Self::Number(number) if *number >= 0.0 && number.is_finite() => {
                 Some(number.trunc() as u32)
@@ -93,7 +93,7 @@ impl std::fmt::Display for ActionRef {
 
 /// `run`: how this run should behave.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-pub struct RunInfo {
+pub(crate) struct RunInfo {
     /// The orchestrator's run identifier, echoed in logs.
     #[serde(default)]
     pub id: Option<String>,
@@ -140,14 +140,14 @@ impl WireEnvelope<'_> {
 }
 
 /// Reads an envelope, naming the field of the first problem (`run.deadline_seconds`).
-pub fn parse(text: &str) -> Result<Envelope, Failure> {
+pub(crate) fn parse(text: &str) -> Result<Envelope, Failure> {
     parse_owned(text.to_string()).map_err(|(failure, _)| failure)
 }
 
 /// As [`parse`], keeping `text`: every object's raw JSON is a slice of it, so an envelope is
 /// held once, not once as text and once as objects. A refused text is handed back with the
 /// failure, so the caller can still account for the objects in it.
-pub fn parse_owned(text: String) -> Result<Envelope, (Failure, String)> {
+pub(crate) fn parse_owned(text: String) -> Result<Envelope, (Failure, String)> {
     let text = Arc::new(text);
     let read = read_wire(&text).map(|wire| {
         let objects = read_objects(&text, &wire.objects);
@@ -399,7 +399,7 @@ pub struct ObjectHead {
 /// nesting against serde's recursion limit, and numbers are read, so a number no `f64` holds
 /// is refused as `Value` refuses it. [`check_json`] walks the whole envelope with it.
 #[derive(Debug, Default)]
-pub struct ValueShape;
+pub(crate) struct ValueShape;
 
 impl<'de> Deserialize<'de> for ValueShape {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -639,7 +639,7 @@ where
 }
 
 /// Reads ThreatQ's `YYYY-MM-DD HH:MM:SS` (UTC) or an RFC 3339 time.
-pub fn parse_threatq_time(text: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_threatq_time(text: &str) -> Option<DateTime<Utc>> {
     let text = text.trim();
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Some(time.with_timezone(&Utc));

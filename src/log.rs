@@ -12,7 +12,7 @@ use crate::redact;
 
 /// Severity of a log line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
+pub(crate) enum Level {
     Error,
     Warn,
     Info,
@@ -40,7 +40,7 @@ static SETTINGS: RwLock<Option<Settings>> = RwLock::new(None);
 
 /// Chooses the format from whether stderr is a terminal, unless `S1_ACTIONS_LOG` says
 /// `json`/`text`; `S1_ACTIONS_LOG_LEVEL` (error|warn|info|debug) sets the threshold.
-pub fn init() {
+pub(crate) fn init() {
     let json = match std::env::var("S1_ACTIONS_LOG").as_deref() {
         Ok("json") => true,
         Ok("text") => false,
@@ -63,7 +63,7 @@ pub fn init() {
 }
 
 /// Lowers or raises the threshold after `init` (the demo keeps only warnings and errors).
-pub fn set_max_level(level: Level) {
+pub(crate) fn set_max_level(level: Level) {
     let mut settings = SETTINGS
         .write()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -73,7 +73,7 @@ pub fn set_max_level(level: Level) {
 }
 
 /// Adds a field (such as `action` or `run_id`) to every later line.
-pub fn set_context(key: &str, value: Value) {
+pub(crate) fn set_context(key: &str, value: Value) {
     let mut settings = SETTINGS
         .write()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -84,7 +84,7 @@ pub fn set_context(key: &str, value: Value) {
 
 /// Writes one line: `event` names what happened, `message` says it for a person, `fields`
 /// (a JSON object, or null) carries the figures.
-pub fn log(level: Level, event: &str, message: &str, fields: Value) {
+pub(crate) fn log(level: Level, event: &str, message: &str, fields: Value) {
     let settings = SETTINGS
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -134,14 +134,14 @@ pub fn log(level: Level, event: &str, message: &str, fields: Value) {
     let _ = writeln!(stderr, "{line}");
 }
 
-pub fn error(event: &str, message: &str, fields: Value) {
+pub(crate) fn error(event: &str, message: &str, fields: Value) {
     log(Level::Error, event, message, fields);
 }
 
-pub fn warn(event: &str, message: &str, fields: Value) {
+pub(crate) fn warn(event: &str, message: &str, fields: Value) {
     log(Level::Warn, event, message, fields);
 }
 
-pub fn info(event: &str, message: &str, fields: Value) {
+pub(crate) fn info(event: &str, message: &str, fields: Value) {
     log(Level::Info, event, message, fields);
 }

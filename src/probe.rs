@@ -35,7 +35,7 @@ use crate::result::{RunResult, RunStatus, Warning};
 /// What one point of the probe found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// The console behaves as this binary relies on.
     Confirmed,
     /// The console's answers contradict it.
@@ -56,7 +56,7 @@ impl Verdict {
 
 /// One point of the probe, as it appears in `records`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Finding {
+pub(crate) struct Finding {
     /// The point of the probe (1–5).
     pub point: u8,
     /// Stable name of the check.
@@ -155,7 +155,7 @@ impl ConfiguredScope {
 /// Runs every point against the console and puts the findings into `result` (`records`,
 /// `warnings`, and the run error when the probe could not go on).
 /// `now` is the run's clock (`run.now` pins it), against which the token's expiry is counted.
-pub fn run(
+pub(crate) fn run(
     client: &ApiClient,
     config: &Map<String, Value>,
     lookup_values: LookupValues,
@@ -196,7 +196,7 @@ fn field_of(check: &str) -> Option<&'static str> {
 
 /// The run's exit status and `status` once the findings are known: a contradiction that needs
 /// a configuration change makes a run that otherwise succeeded `partial`, exit 1.
-pub fn gate(result: &mut RunResult, exit: ExitStatus) -> ExitStatus {
+pub(crate) fn gate(result: &mut RunResult, exit: ExitStatus) -> ExitStatus {
     let action_needed = result
         .records
         .iter()
@@ -872,7 +872,7 @@ fn inferred_scope(client: &ApiClient) -> Result<Finding, Failure> {
 }
 
 /// The findings of a probe result as text for a person: one line per point, then what to do.
-pub fn render_text(result: &RunResult) -> String {
+pub(crate) fn render_text(result: &RunResult) -> String {
     let mut text = String::from("SentinelOne console probe (read-only)\n\n");
     for record in &result.records {
         let field = |key: &str| record.get(key).and_then(Value::as_str).unwrap_or_default();

@@ -12,7 +12,7 @@ use memchr::memmem;
 use std::sync::RwLock;
 
 /// What replaces a secret.
-pub const MASK: &str = "****";
+pub(crate) const MASK: &str = "****";
 
 /// Secret strings shorter than this are not registered: masking them would mangle ordinary
 /// text, and no real SentinelOne token is this short.
@@ -21,7 +21,7 @@ const MIN_SECRET_LEN: usize = 4;
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
 /// Registers a secret value, with its JSON-escaped and `ApiToken`-header forms.
-pub fn register(secret: &str) {
+pub(crate) fn register(secret: &str) {
     if secret.len() < MIN_SECRET_LEN {
         return;
     }
@@ -40,7 +40,7 @@ pub fn register(secret: &str) {
 }
 
 /// `text` with every registered secret replaced by [`MASK`]; borrowed when nothing matched.
-pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn redact(text: &str) -> std::borrow::Cow<'_, str> {
     let secrets = SECRETS
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -53,7 +53,7 @@ pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
 /// Plain [`redact`] on JSON text could mask structure — a token `null` or `1000` turned
 /// `"plan":null` into `"plan":****` and the document no longer parsed — and could miss a
 /// secret that an echoed input object spells with escapes (`"\u0063anary…"`).
-pub fn redact_json(json: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn redact_json(json: &str) -> std::borrow::Cow<'_, str> {
     let secrets = SECRETS
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -113,7 +113,7 @@ fn mask_literal(secrets: &[String], literal: &str, escaped: bool) -> Option<Stri
 /// its quotes are counted, to know whether it ends inside a literal); the literal-by-literal
 /// path is taken only for chunks with a backslash or a possible secret. What this saves is in
 /// BENCHMARKS.md.
-pub struct JsonRedactor<W: Write> {
+pub(crate) struct JsonRedactor<W: Write> {
     inner: W,
     /// The registered secrets, read once: a run registers its token before any output.
     secrets: Vec<String>,
@@ -128,7 +128,7 @@ pub struct JsonRedactor<W: Write> {
 }
 
 impl<W: Write> JsonRedactor<W> {
-    pub fn new(inner: W) -> Self {
+    pub(crate) fn new(inner: W) -> Self {
         let secrets = SECRETS
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -153,7 +153,7 @@ impl<W: Write> JsonRedactor<W> {
 
     /// Writes out a literal left open (cut-off text, masked where it can be read) and hands
     /// back the inner writer.
-    pub fn finish(mut self) -> std::io::Result<W> {
+    pub(crate) fn finish(mut self) -> std::io::Result<W> {
         if !self.literal.is_empty() {
             self.close_literal()?;
         }

@@ -21,7 +21,7 @@ use crate::manifest::{MAX_OBJECTS_PER_RUN, Manifest, OBJECTS_PER_RUN};
 use crate::result::Warning;
 
 /// A validated request.
-pub struct Request {
+pub(crate) struct Request {
     pub manifest: &'static Manifest,
     pub action: Box<dyn PreparedAction>,
     pub connection: ConnectionConfig,
@@ -32,7 +32,7 @@ pub struct Request {
 
 /// How this run behaves.
 #[derive(Debug, Clone)]
-pub struct RunSettings {
+pub(crate) struct RunSettings {
     pub id: Option<String>,
     pub dry_run: bool,
     pub deadline: Option<Duration>,
@@ -41,7 +41,7 @@ pub struct RunSettings {
 
 /// Why an envelope was refused, with what is known of it.
 #[derive(Debug)]
-pub struct Rejected {
+pub(crate) struct Rejected {
     pub manifest: Option<&'static Manifest>,
     pub errors: Vec<Failure>,
     pub warnings: Vec<Warning>,
@@ -50,7 +50,7 @@ pub struct Rejected {
 /// Checks `envelope` against its action's manifest and the action's own pre-request checks
 /// ([`crate::action::Action::preflight`]). `dry_run` forces a dry run (the `--dry-run` flag)
 /// whatever `run.dry_run` says.
-pub fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
+pub(crate) fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
     let reject = |manifest, errors| Rejected {
         manifest,
         errors,
@@ -200,7 +200,7 @@ pub fn build(envelope: &Envelope, dry_run: bool) -> Result<Request, Rejected> {
 /// What becomes of one input object before the action runs. The reasons are boxed: one plan
 /// per object is held for the whole run, and most are `Target`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ObjectPlan {
+pub(crate) enum ObjectPlan {
     /// Worked on as this target.
     Target(TargetId),
     Skipped {
@@ -215,7 +215,7 @@ pub enum ObjectPlan {
 
 /// Sorts the objects into targets (one per distinct type and normalised value), skips (type not
 /// accepted, beyond `objects_per_run`) and failures (unreadable object, invalid value).
-pub fn classify(
+pub(crate) fn classify(
     objects: &[InputObject],
     manifest: &Manifest,
     action: &dyn PreparedAction,

@@ -17,14 +17,14 @@ use crate::error::{ErrorCode, Failure};
 use crate::redact;
 
 /// The longest wait a `Retry-After` header may impose; longer values are cut to this.
-pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
+pub(super) const RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
 
 /// Longest piece of SentinelOne's error text quoted in a message.
 const MAX_QUOTED_CHARS: usize = 300;
 
 /// What one attempt came to.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
+pub(super) enum Outcome {
     /// A 2xx answer and its JSON body (`Null` when the body was empty).
     Success(Value),
     /// A transient failure: try again after `after` (from `Retry-After`) or a computed backoff.
@@ -43,7 +43,7 @@ pub enum Outcome {
 /// 5xx except 501 → retry; 401 → `auth.rejected`; 403 → `auth.forbidden`; other 4xx →
 /// `upstream.rejected` carrying SentinelOne's `errors[0].code`; 3xx (redirects are never
 /// followed) and anything else → `upstream.bad_response`.
-pub fn classify_response(
+pub(super) fn classify_response(
     endpoint: &str,
     status: u16,
     retry_after: Option<&str>,
@@ -135,7 +135,7 @@ pub fn classify_response(
 /// Timeouts and connection failures (refused, reset, closed without an answer, DNS) are
 /// retried; TLS and certificate errors never are; a malformed or oversized answer is
 /// `upstream.bad_response`.
-pub fn classify_transport(endpoint: &str, error: &ureq::Error) -> Outcome {
+pub(super) fn classify_transport(endpoint: &str, error: &ureq::Error) -> Outcome {
     let retry = |code: ErrorCode, message: String| Outcome::Retry {
         after: None,
         failure: Failure::new(code, message),
@@ -203,7 +203,7 @@ pub fn classify_transport(endpoint: &str, error: &ureq::Error) -> Outcome {
 
 /// Parses a `Retry-After` value: delta seconds or an HTTP date, capped at [`RETRY_AFTER_CAP`].
 /// A date in the past means "now" (zero); anything unparsable is `None`.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(super) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     let delay = if !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()) {
         // Digits that overflow u64 are still "a very long time", hence the cap below.
@@ -224,7 +224,7 @@ fn parse_success_body(endpoint: &str, status: u16, body: &[u8]) -> Outcome {
 
 /// As [`classify_response`], reading a 2xx body as `T` (only the fields `T` names, without
 /// building a JSON tree); `Err` is the retry or failure outcome, never `Success`.
-pub fn classify_response_as<T: DeserializeOwned>(
+pub(super) fn classify_response_as<T: DeserializeOwned>(
     endpoint: &str,
     status: u16,
     retry_after: Option<&str>,

@@ -8,6 +8,7 @@
 //! - `validate_parity`: `validate` refuses exactly what `run` refuses before any request.
 
 #![allow(
+    unreachable_pub,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::print_stdout,
