@@ -10,12 +10,13 @@
 //! left alone and named in the detail, since the hash stays on the list there. Without any,
 //! every scope the token sees, as before.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::context::ids_with_owners;
 use super::lookup::hash_list::{
     self, HashList, ListEntry, Lookup, LookupScope, ScopeKind, ScopeRef, ScopedEntries,
     find_in_scopes, optional_scopes,
@@ -112,7 +113,7 @@ impl Action for DeleteHashes {
                 None => (None, Vec::new()),
             })
             .unzip();
-        let entries = entries_to_delete(&ids, &found);
+        let entries = ids_with_owners(&ids, &found, |entry: &ListEntry| entry.id.as_str());
         let batches: Vec<&[(String, Vec<TargetId>)]> = entries.chunks(DELETE_BATCH).collect();
         ctx.write(
             "delete",
@@ -151,29 +152,6 @@ impl Action for DeleteHashes {
         }
         Ok(())
     }
-}
-
-/// (entry id, owning targets), each entry once, in target order so that batches stay
-/// deterministic. One entry can match two targets (an entry carrying both the SHA-1 and the
-/// SHA-256 of a file): its id is sent once, and a failed request fails both.
-fn entries_to_delete(
-    ids: &[TargetId],
-    found: &[Option<Vec<ListEntry>>],
-) -> Vec<(String, Vec<TargetId>)> {
-    let mut entries: Vec<(String, Vec<TargetId>)> = Vec::new();
-    let mut position: HashMap<&str, usize> = HashMap::new();
-    for (id, found) in ids.iter().zip(found) {
-        for entry in found.iter().flatten() {
-            match position.get(entry.id.as_str()) {
-                Some(&at) => entries[at].1.push(*id),
-                None => {
-                    position.insert(&entry.id, entries.len());
-                    entries.push((entry.id.clone(), vec![*id]));
-                }
-            }
-        }
-    }
-    entries
 }
 
 /// A hash's detail, in the run's tense.

@@ -11,12 +11,11 @@
 //! `0`, so a second run changes nothing. `/threat-intelligence` allows 30 requests a minute
 //! (`api::rate`), so every request carries as much as it can.
 
-use std::collections::HashMap;
-
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::context::ids_with_owners;
 use super::lookup::iocs::{self, FoundIoc, IOCS, IocLookup, ioc_type};
 use super::{Action, Reply, RunContext, TargetId, Tense, Write, distinct_targets};
 use crate::error::Failure;
@@ -76,7 +75,7 @@ impl Action for IocRemove {
             accounts_seen,
         };
         let found = lookup.find(ctx, &ids);
-        let entries = iocs_to_delete(&ids, &found);
+        let entries = ids_with_owners(&ids, &found, |ioc: &FoundIoc| ioc.uuid.as_str());
         let batches: Vec<&[(String, Vec<TargetId>)]> = entries.chunks(DELETE_BATCH).collect();
         ctx.write(
             "delete",
@@ -107,28 +106,6 @@ impl Action for IocRemove {
     }
 }
 
-/// (IOC uuid, owning targets), each uuid once, in target order so that batches stay
-/// deterministic.
-fn iocs_to_delete(
-    ids: &[TargetId],
-    found: &[Option<Vec<FoundIoc>>],
-) -> Vec<(String, Vec<TargetId>)> {
-    let mut entries: Vec<(String, Vec<TargetId>)> = Vec::new();
-    let mut position: HashMap<&str, usize> = HashMap::new();
-    for (id, found) in ids.iter().zip(found) {
-        for ioc in found.iter().flatten() {
-            match position.get(ioc.uuid.as_str()) {
-                Some(&at) => entries[at].1.push(*id),
-                None => {
-                    position.insert(&ioc.uuid, entries.len());
-                    entries.push((ioc.uuid.clone(), vec![*id]));
-                }
-            }
-        }
-    }
-    entries
-}
-
 /// An indicator's detail, in the run's tense.
 fn report(removed: usize, tense: Tense) -> String {
     let iocs = match removed {
@@ -156,7 +133,7 @@ mod tests {
         };
         let found = vec![Some(vec![ioc("a"), ioc("b")]), None, Some(vec![ioc("a")])];
         assert_eq!(
-            iocs_to_delete(&[0, 1, 2], &found),
+            ids_with_owners(&[0, 1, 2], &found, |ioc: &FoundIoc| ioc.uuid.as_str()),
             vec![("a".to_string(), vec![0, 2]), ("b".to_string(), vec![0])]
         );
     }
