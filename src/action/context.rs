@@ -50,21 +50,21 @@ pub fn distinct_targets(targets: impl IntoIterator<Item = TargetId>) -> Vec<Targ
 /// that found it, in target order so that batches stay deterministic. One thing can be found
 /// by two targets (an entry carrying both the SHA-1 and the SHA-256 of a file): its id is sent
 /// once, and a failed request fails both.
-pub fn ids_with_owners<T>(
+pub fn ids_with_owners<'a, T>(
     ids: &[TargetId],
-    found: &[Option<Vec<T>>],
-    id_of: impl Fn(&T) -> &str,
-) -> Vec<(String, Vec<TargetId>)> {
-    let mut owned: Vec<(String, Vec<TargetId>)> = Vec::new();
-    let mut position: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    found: &'a [Option<Vec<T>>],
+    id_of: impl Fn(&'a T) -> &'a str,
+) -> Vec<(&'a str, Vec<TargetId>)> {
+    let mut owned: Vec<(&str, Vec<TargetId>)> = Vec::new();
+    let mut position: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for (target, found) in ids.iter().zip(found) {
         for thing in found.iter().flatten() {
             let id = id_of(thing);
             match position.get(id) {
                 Some(&at) => owned[at].1.push(*target),
                 None => {
-                    position.insert(id.to_string(), owned.len());
-                    owned.push((id.to_string(), vec![*target]));
+                    position.insert(id, owned.len());
+                    owned.push((id, vec![*target]));
                 }
             }
         }

@@ -114,13 +114,13 @@ impl Action for DeleteHashes {
             })
             .unzip();
         let entries = ids_with_owners(&ids, &found, |entry: &ListEntry| entry.id.as_str());
-        let batches: Vec<&[(String, Vec<TargetId>)]> = entries.chunks(DELETE_BATCH).collect();
+        let batches: Vec<&[(&str, Vec<TargetId>)]> = entries.chunks(DELETE_BATCH).collect();
         ctx.write(
             "delete",
             &batches,
             |batch| distinct_targets(batch.iter().flat_map(|(_, owners)| owners.iter().copied())),
             |batch| {
-                let entry_ids: Vec<&str> = batch.iter().map(|(entry, _)| entry.as_str()).collect();
+                let entry_ids: Vec<&str> = batch.iter().map(|(entry, _)| *entry).collect();
                 let body =
                     json!({ "data": { "ids": entry_ids, "type": params.list.entry_type() } });
                 Write::delete(params.list.path(), body)

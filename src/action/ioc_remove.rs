@@ -76,14 +76,14 @@ impl Action for IocRemove {
         };
         let found = lookup.find(ctx, &ids);
         let entries = ids_with_owners(&ids, &found, |ioc: &FoundIoc| ioc.uuid.as_str());
-        let batches: Vec<&[(String, Vec<TargetId>)]> = entries.chunks(DELETE_BATCH).collect();
+        let batches: Vec<&[(&str, Vec<TargetId>)]> = entries.chunks(DELETE_BATCH).collect();
         ctx.write(
             "delete",
             &batches,
             |batch| distinct_targets(batch.iter().flat_map(|(_, owners)| owners.iter().copied())),
             |batch| {
                 let mut filter = scope.clone();
-                let uuids: Vec<&str> = batch.iter().map(|(uuid, _)| uuid.as_str()).collect();
+                let uuids: Vec<&str> = batch.iter().map(|(uuid, _)| *uuid).collect();
                 if let Value::Object(filter) = &mut filter {
                     filter.insert("uuids".into(), uuids.into());
                 }
@@ -134,7 +134,7 @@ mod tests {
         let found = vec![Some(vec![ioc("a"), ioc("b")]), None, Some(vec![ioc("a")])];
         assert_eq!(
             ids_with_owners(&[0, 1, 2], &found, |ioc: &FoundIoc| ioc.uuid.as_str()),
-            vec![("a".to_string(), vec![0, 2]), ("b".to_string(), vec![0])]
+            vec![("a", vec![0, 2]), ("b", vec![0])]
         );
     }
 
