@@ -280,9 +280,7 @@ impl Action for IocExport {
     type Params = Params;
 
     fn accepts(_params: &Params, kind: IndicatorType) -> Result<(), String> {
-        ioc_type(kind)
-            .map(|_| ())
-            .ok_or_else(|| format!("type {} is not accepted by this action", kind.name()))
+        iocs::accepts(kind)
     }
 
     fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::context::ids_with_owners;
-use super::lookup::iocs::{self, FoundIoc, IOCS, IocLookup, ioc_type};
+use super::lookup::iocs::{self, FoundIoc, IOCS, IocLookup};
 use super::{Action, Reply, RunContext, TargetId, Tense, Write, distinct_targets};
 use crate::error::Failure;
 use crate::indicator::IndicatorType;
@@ -54,9 +54,7 @@ impl Action for IocRemove {
     type Params = Params;
 
     fn accepts(_params: &Params, kind: IndicatorType) -> Result<(), String> {
-        ioc_type(kind)
-            .map(|_| ())
-            .ok_or_else(|| format!("type {} is not accepted by this action", kind.name()))
+        iocs::accepts(kind)
     }
 
     fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {

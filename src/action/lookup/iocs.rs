@@ -26,6 +26,13 @@ use crate::indicator::IndicatorType;
 
 pub const IOCS: &str = "/threat-intelligence/iocs";
 
+/// Whether an IOC action takes objects of `kind`: those with an IOC type.
+pub fn accepts(kind: IndicatorType) -> Result<(), String> {
+    ioc_type(kind)
+        .map(drop)
+        .ok_or_else(|| format!("type {} is not accepted by this action", kind.name()))
+}
+
 /// SentinelOne's IOC type for a ThreatQ type (reference §6.1: DNS | IPV4 | IPV6 | MD5 | SHA1 |
 /// SHA256 | URL, upper case); File Path has none.
 pub fn ioc_type(kind: IndicatorType) -> Option<&'static str> {
