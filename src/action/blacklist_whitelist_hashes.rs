@@ -388,12 +388,8 @@ mod tests {
     fn an_entry_covers_a_slot_only_in_its_own_os_and_scope() {
         let entry = ListEntry {
             id: "1".into(),
-            hash: "h".into(),
             os_type: "windows".into(),
-            site_ids: vec!["5".into()],
-            scope_name: "site".into(),
             scope: ScopeRef::Site("5".into()),
-            description: None,
         };
         let site = |id: &str| ScopeRef::Site(id.into());
         assert_eq!(

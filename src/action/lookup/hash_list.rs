@@ -336,20 +336,15 @@ pub enum LookupScope {
     Everywhere,
 }
 
-/// One entry of a list, as far as the actions need it.
+/// One entry of a list, as far as the actions read it: what a DELETE sends, what a detail
+/// names and what decides whether an entry covers a hash. Held for every hash of a run, so
+/// nothing else of the item is kept (at 50,000 entries each field costs megabytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListEntry {
     pub id: String,
-    /// The SHA-1 (`value`) or SHA-256 (`sha256Value`) the entry matched on, lower case.
-    pub hash: String,
     pub os_type: String,
-    /// Site ids of a site-scoped entry; empty for other scopes.
-    pub site_ids: Vec<String>,
-    /// `global`, `account`, `site` or `group`.
-    pub scope_name: String,
     /// The scope the entry is in, read from its `scope` object.
     pub scope: ScopeRef,
-    pub description: Option<String>,
 }
 
 /// The fields of a list item that [`ListEntry`] reads. A page is read straight into these
@@ -366,10 +361,6 @@ struct EntryFields {
     os_type: Option<Value>,
     #[serde(default)]
     scope: Option<Value>,
-    #[serde(rename = "scopeName", default)]
-    scope_name: Option<Value>,
-    #[serde(default)]
-    description: Option<Value>,
 }
 
 impl ListEntry {
@@ -377,6 +368,7 @@ impl ListEntry {
         Self::from_fields(EntryFields::deserialize(item).ok()?)
     }
 
+    /// The entry and the hashes it carries (SHA-1 `value`, SHA-256 `sha256Value`), lower case.
     fn from_fields(item: EntryFields) -> Option<(Self, Vec<String>)> {
         // A blank id is no id: it would go into a DELETE's `ids`.
         let id = match item.id? {
@@ -389,45 +381,15 @@ impl ListEntry {
             .filter_map(|hash| hash.as_ref().and_then(Value::as_str))
             .map(str::to_ascii_lowercase)
             .collect();
-        let site_ids: Vec<String> = item
-            .scope
-            .as_ref()
-            .and_then(|scope| scope.get("siteIds"))
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .filter_map(|id| id.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let scope_name = item
-            .scope_name
-            .as_ref()
-            .and_then(Value::as_str)
-            .map(str::to_ascii_lowercase)
-            .unwrap_or_else(|| {
-                if site_ids.is_empty() {
-                    "global".into()
-                } else {
-                    "site".into()
-                }
-            });
         let entry = Self {
             id,
-            hash: String::new(),
             os_type: item
                 .os_type
                 .as_ref()
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string(),
-            site_ids,
-            scope_name,
             scope: ScopeRef::of_item(item.scope.as_ref()),
-            description: match item.description {
-                Some(Value::String(text)) => Some(text),
-                _ => None,
-            },
         };
         Some((entry, hashes))
     }
@@ -466,11 +428,7 @@ impl<'v> BatchEntries<'v> {
         };
         for hash in hashes {
             if let Some(&position) = self.positions.get(hash.as_str()) {
-                let entry = ListEntry {
-                    hash,
-                    ..entry.clone()
-                };
-                self.matches.push((position, entry, item.clone()));
+                self.matches.push((position, entry.clone(), item.clone()));
             }
         }
     }
@@ -606,14 +564,9 @@ mod tests {
         let (entry, hashes) = ListEntry::from_json(&item).unwrap();
         assert_eq!(hashes, ["abc", "def"]);
         assert_eq!(
-            (
-                entry.id.as_str(),
-                entry.os_type.as_str(),
-                entry.scope_name.as_str()
-            ),
-            ("12", "windows", "site")
+            (entry.id.as_str(), entry.os_type.as_str(), &entry.scope),
+            ("12", "windows", &ScopeRef::Site("7".into()))
         );
-        assert_eq!(entry.site_ids, ["7"]);
         assert!(ListEntry::from_json(&json!({"value": "abc"})).is_none());
         assert!(ListEntry::from_json(&json!({"id": "", "value": "abc"})).is_none());
     }
