@@ -18,7 +18,8 @@
 use std::collections::BTreeMap;
 
 use crate::action::TargetId;
-use crate::indicator::IndicatorType;
+/// The planner's items name their type (re-exported for callers outside the crate).
+pub use crate::indicator::IndicatorType;
 
 /// A query language of SentinelOne.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
