@@ -262,3 +262,65 @@ fn answer(id: &str, query: &PqQuery, needed: u32) -> Value {
     }
     json!({ "data": data })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_splits_at_the_pipes_outside_strings() {
+        let parts = pipeline(
+            r#"url.address in:anycase ("a|b", 'c\'|d') | columns x = url.address | limit 5"#,
+        );
+        assert_eq!(
+            parts,
+            vec![
+                r#"url.address in:anycase ("a|b", 'c\'|d')"#,
+                "columns x = url.address",
+                "limit 5"
+            ]
+        );
+        let (columns, limit) = commands(&parts[1..]).unwrap_or_default();
+        assert_eq!(columns, vec![("x".to_string(), "url.address".to_string())]);
+        assert_eq!(limit, Some(5));
+        assert_eq!(
+            commands(&["group count() by endpoint.name"]).map(|_| ()),
+            Err(bad_request(
+                "the simulator does not run the \"group\" command"
+            ))
+        );
+    }
+
+    #[test]
+    fn the_answer_runs_then_finishes_with_rows_by_column() {
+        let mut query = PqQuery {
+            columns: vec![
+                ("eventTime".to_string(), "event.time".to_string()),
+                ("dstIp".to_string(), "dst.ip.address".to_string()),
+                ("nothing".to_string(), "no.such.field".to_string()),
+            ],
+            events: vec![json!({ "eventTime": "2024-08-20T11:04:14.609Z", "dstIp": "10.0.0.1" })],
+            default_cut: false,
+            polls: 0,
+            failed: false,
+        };
+        let running = answer("pq1", &query, 2);
+        assert_eq!(running["data"]["status"], "RUNNING");
+        assert_eq!(running["data"]["progress"], 0);
+        query.polls = 2;
+        let done = answer("pq1", &query, 2);
+        assert_eq!(done["data"]["status"], "FINISHED");
+        assert_eq!(
+            done["data"]["columns"][0],
+            json!({ "name": "eventTime", "type": "INTEGER" })
+        );
+        assert_eq!(
+            done["data"]["data"],
+            json!([[1_724_151_854_609_i64, "10.0.0.1", null]])
+        );
+        query.failed = true;
+        let failed = answer("pq1", &query, 2);
+        assert_eq!(failed["data"]["status"], "FAILED");
+        assert_eq!(failed["errors"][0]["detail"], "The query failed to run");
+    }
+}
