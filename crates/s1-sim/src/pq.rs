@@ -59,10 +59,13 @@ const DEFAULT_ROWS: usize = 1_000;
 /// The largest body `limit` (`DeepVisibilityPQRequestSchema`: 1–100,000).
 const MAX_LIMIT: u64 = 100_000;
 
+/// The `columns` of a query: (column name, field) pairs.
+type Columns = Vec<(String, String)>;
+
 /// A started PowerQuery.
 #[derive(Debug, Clone)]
 pub(crate) struct PqQuery {
-    columns: Vec<(String, String)>,
+    columns: Columns,
     events: Vec<Value>,
     default_cut: bool,
     polls: u32,
@@ -100,7 +103,7 @@ fn pipeline(text: &str) -> Vec<&str> {
 }
 
 /// The `columns` and `limit` commands of a query: (column name, field) pairs and the limit.
-fn commands(parts: &[&str]) -> Result<(Vec<(String, String)>, Option<usize>), ApiError> {
+fn commands(parts: &[&str]) -> Result<(Columns, Option<usize>), ApiError> {
     let mut columns = Vec::new();
     let mut limit = None;
     for part in parts {
