@@ -57,6 +57,11 @@ fn quoted_values(query: &str) -> Vec<String> {
     values
 }
 
+/// Whether a scenario's `refuse_containing` / `fail_containing` text is in a query.
+pub(crate) fn mentions(pattern: Option<&String>, query: &str) -> bool {
+    pattern.is_some_and(|text| query.contains(text.as_str()))
+}
+
 pub(crate) fn time_of(body: &Value, key: &str) -> Option<DateTime<Utc>> {
     match body.get(key)? {
         Value::String(text) => DateTime::parse_from_rfc3339(text)
@@ -129,12 +134,7 @@ pub(crate) fn init_query(state: &mut State, body: &Value) -> Result<Value, ApiEr
         .get("query")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::missing_field(&["query"]))?;
-    if state
-        .dv
-        .refuse_containing
-        .as_deref()
-        .is_some_and(|text| query.contains(text))
-    {
+    if mentions(state.dv.refuse_containing.as_ref(), query) {
         return Err(ApiError::validation(format!(
             "could not parse query: {query}"
         )));
@@ -146,11 +146,7 @@ pub(crate) fn init_query(state: &mut State, body: &Value) -> Result<Value, ApiEr
         .unwrap_or(usize::MAX)
         .min(state.dv.result_cap);
     let events = search(state, body, query, limit)?;
-    let failed = state
-        .dv
-        .fail_containing
-        .as_deref()
-        .is_some_and(|text| query.contains(text));
+    let failed = mentions(state.dv.fail_containing.as_ref(), query);
     let id = format!("q{}", state.mint_id());
     state.dv_queries.insert(
         id.clone(),

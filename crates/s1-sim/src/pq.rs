@@ -158,12 +158,7 @@ pub(crate) fn start(state: &mut State, path: &str, body: &Value) -> Result<Value
             }
         },
     };
-    if state
-        .pq
-        .refuse_containing
-        .as_deref()
-        .is_some_and(|text| query.contains(text))
-    {
+    if dv::mentions(state.pq.refuse_containing.as_ref(), query) {
         return Err(bad_request("could not parse query"));
     }
     let parts = pipeline(query);
@@ -174,11 +169,7 @@ pub(crate) fn start(state: &mut State, path: &str, body: &Value) -> Result<Value
         .min(state.pq.result_cap);
     let events = dv::search(state, body, parts[0], rows)?;
     let default_cut = command_limit.is_none() && events.len() >= DEFAULT_ROWS;
-    let failed = state
-        .pq
-        .fail_containing
-        .as_deref()
-        .is_some_and(|text| query.contains(text));
+    let failed = dv::mentions(state.pq.fail_containing.as_ref(), query);
     let id = format!("pq{}", state.mint_id());
     let query = PqQuery {
         columns,
