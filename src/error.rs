@@ -217,6 +217,10 @@ pub enum WarningCode {
     UpstreamInvalidValue,
     /// An ingest run stopped at its per-run limit; the next run goes on from there.
     IngestLimitReached,
+    /// More records were found than the run returns (`max_records`); the rest were left out.
+    RecordsLimitReached,
+    /// The hunt's `auto` engine found PowerQuery refused and ran on Deep Visibility.
+    HuntEngineFallback,
     /// A finding of `s1-actions probe` that needs action: `probe.<check>`.
     Probe(&'static str),
 }
@@ -234,6 +238,8 @@ impl WarningCode {
             Self::UpstreamBadResponse => "upstream.bad_response",
             Self::UpstreamInvalidValue => "upstream.invalid_value",
             Self::IngestLimitReached => "ingest.limit_reached",
+            Self::RecordsLimitReached => "records.limit_reached",
+            Self::HuntEngineFallback => "hunt.engine_fallback",
             Self::Probe(check) => return format!("probe.{check}").into(),
         })
     }

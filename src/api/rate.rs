@@ -102,6 +102,10 @@ pub const FAMILY_LIMITS: &[FamilyLimit] = &[
     // 60 s between init-queries and 1 s between status polls for the same reason).
     FamilyLimit::per_minute("/dv/init-query", 1),
     FamilyLimit::per_second("/dv/query-status", 1),
+    // PowerQuery: the SDK's `/dv/events/pq` and `/dv/events/pq-ping` rules, 4 per second each
+    // (burst 1). `/dv/events/pq` does not cover `/dv/events/pq-ping` here (see `covers`).
+    FamilyLimit::per_second("/dv/events/pq", 4),
+    FamilyLimit::per_second("/dv/events/pq-ping", 4),
 ];
 
 /// The index in [`FAMILY_LIMITS`] of the family `path` belongs to: the longest matching prefix.

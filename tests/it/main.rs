@@ -4,6 +4,7 @@
 //! - `cli`: commands, help, usage errors and `spec`.
 //! - `batching`: request counts of large runs (batching minimums), asserted exactly.
 //! - `checkpoints`: ingest checkpoints over runs fed each other's state: nothing missed or repeated.
+//! - `hunt`: a hunt of 1,000 mixed indicators sends the fewest queries the length bound allows.
 //! - `odd_answers`: one odd 2xx answer fails only the objects of its request.
 //! - `validate_parity`: `validate` refuses exactly what `run` refuses before any request.
 
@@ -24,6 +25,7 @@ mod deadline;
 mod faults;
 mod fixtures;
 mod hostile_config;
+mod hunt;
 mod odd_answers;
 mod probe;
 mod properties;

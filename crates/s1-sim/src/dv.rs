@@ -57,7 +57,12 @@ fn quoted_values(query: &str) -> Vec<String> {
     values
 }
 
-fn time_of(body: &Value, key: &str) -> Option<DateTime<Utc>> {
+/// Whether a scenario's `refuse_containing` / `fail_containing` text is in a query.
+pub(crate) fn mentions(pattern: Option<&String>, query: &str) -> bool {
+    pattern.is_some_and(|text| query.contains(text.as_str()))
+}
+
+pub(crate) fn time_of(body: &Value, key: &str) -> Option<DateTime<Utc>> {
     match body.get(key)? {
         Value::String(text) => DateTime::parse_from_rfc3339(text)
             .ok()
@@ -75,34 +80,21 @@ fn ids(body: &Value, key: &str) -> Option<Vec<String>> {
     })
 }
 
-/// `POST /dv/init-query`.
-pub(crate) fn init_query(state: &mut State, body: &Value) -> Result<Value, ApiError> {
-    let query = body
-        .get("query")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::missing_field(&["query"]))?;
+/// The seeded events a query finds: within the body's `fromDate`..`toDate` and scope
+/// (`siteIds`, `accountIds`), carrying one of the quoted values of `filter` in a searched
+/// field, at most `limit` of them. Deep Visibility and PowerQuery search alike.
+pub(crate) fn search(
+    state: &State,
+    body: &Value,
+    filter: &str,
+    limit: usize,
+) -> Result<Vec<Value>, ApiError> {
     let (Some(from), Some(to)) = (time_of(body, "fromDate"), time_of(body, "toDate")) else {
         return Err(ApiError::validation(
             "{'fromDate': ['Missing data for required field.']}",
         ));
     };
-    if state
-        .dv
-        .refuse_containing
-        .as_deref()
-        .is_some_and(|text| query.contains(text))
-    {
-        return Err(ApiError::validation(format!(
-            "could not parse query: {query}"
-        )));
-    }
-    let limit = body
-        .get("limit")
-        .and_then(Value::as_u64)
-        .and_then(|limit| usize::try_from(limit).ok())
-        .unwrap_or(usize::MAX)
-        .min(state.dv.result_cap);
-    let values = quoted_values(query);
+    let values = quoted_values(filter);
     let sites = ids(body, "siteIds");
     let accounts = ids(body, "accountIds");
     let in_scope = |event: &Value, key: &str, scope: &Option<Vec<String>>| match scope {
@@ -113,7 +105,7 @@ pub(crate) fn init_query(state: &mut State, body: &Value) -> Result<Value, ApiEr
             .and_then(Value::as_str)
             .is_some_and(|id| list.iter().any(|wanted| wanted == id)),
     };
-    let events: Vec<Value> = state
+    Ok(state
         .dv_events
         .iter()
         .filter(|event| {
@@ -133,12 +125,28 @@ pub(crate) fn init_query(state: &mut State, body: &Value) -> Result<Value, ApiEr
         })
         .take(limit)
         .cloned()
-        .collect();
-    let failed = state
-        .dv
-        .fail_containing
-        .as_deref()
-        .is_some_and(|text| query.contains(text));
+        .collect())
+}
+
+/// `POST /dv/init-query`.
+pub(crate) fn init_query(state: &mut State, body: &Value) -> Result<Value, ApiError> {
+    let query = body
+        .get("query")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::missing_field(&["query"]))?;
+    if mentions(state.dv.refuse_containing.as_ref(), query) {
+        return Err(ApiError::validation(format!(
+            "could not parse query: {query}"
+        )));
+    }
+    let limit = body
+        .get("limit")
+        .and_then(Value::as_u64)
+        .and_then(|limit| usize::try_from(limit).ok())
+        .unwrap_or(usize::MAX)
+        .min(state.dv.result_cap);
+    let events = search(state, body, query, limit)?;
+    let failed = mentions(state.dv.fail_containing.as_ref(), query);
     let id = format!("q{}", state.mint_id());
     state.dv_queries.insert(
         id.clone(),

@@ -32,6 +32,7 @@ mod model;
 mod org;
 mod paging;
 mod params;
+mod pq;
 mod routes;
 pub mod scenario;
 pub mod scripted;

@@ -13,7 +13,7 @@ use super::model::ListKind;
 use super::params::{ApiError, Params};
 use super::scenario::TokenUserSeed;
 use super::state::State;
-use super::{agents, dv, iocs, lists, misc, org, threats, user};
+use super::{agents, dv, iocs, lists, misc, org, pq, threats, user};
 
 /// The API's base path.
 pub(crate) const BASE: &str = "/web/api/v2.1";
@@ -85,6 +85,8 @@ enum Endpoint<'a> {
     DvInit,
     DvStatus,
     DvEvents,
+    PqStart,
+    PqPing,
 }
 
 fn route<'a>(segments: &[&'a str]) -> Option<(&'static [&'static str], Endpoint<'a>)> {
@@ -121,6 +123,8 @@ fn route<'a>(segments: &[&'a str]) -> Option<(&'static [&'static str], Endpoint<
         ["dv", "init-query"] => (POST, Endpoint::DvInit),
         ["dv", "query-status"] => (GET, Endpoint::DvStatus),
         ["dv", "events"] => (GET, Endpoint::DvEvents),
+        ["dv", "events", "pq"] => (POST, Endpoint::PqStart),
+        ["dv", "events", "pq-ping"] => (GET, Endpoint::PqPing),
         _ => return None,
     })
 }
@@ -212,5 +216,7 @@ fn dispatch(state: &mut State, access: &Access, call: &Call<'_>) -> Result<Reply
         (_, Endpoint::DvInit) => dv::init_query(state, body).map(Reply::Json),
         (_, Endpoint::DvStatus) => dv::query_status(state, &params).map(Reply::Json),
         (_, Endpoint::DvEvents) => dv::events(state, &params).map(Reply::Json),
+        (_, Endpoint::PqStart) => pq::start(state, call.path, body).map(Reply::Json),
+        (_, Endpoint::PqPing) => pq::ping(state, call.path, &params).map(Reply::Json),
     }
 }

@@ -58,6 +58,8 @@ pub struct Scenario {
     pub dv_events: Vec<Value>,
     /// How Deep Visibility queries behave.
     pub dv: DvSeed,
+    /// How PowerQuery (`/dv/events/pq`) behaves; it searches `dv_events` too.
+    pub pq: PqSeed,
     /// Replaces the built-in list served by `GET /activities/types`.
     pub activity_types: Option<Vec<ActivityTypeSeed>>,
     /// Blacklist (`black_hash`) entries.
@@ -152,6 +154,7 @@ impl Default for Scenario {
             activities: Vec::new(),
             dv_events: Vec::new(),
             dv: DvSeed::default(),
+            pq: PqSeed::default(),
             activity_types: None,
             restrictions: Vec::new(),
             exclusions: Vec::new(),
@@ -367,6 +370,35 @@ impl Default for DvSeed {
     }
 }
 
+/// How the simulated PowerQuery answers. `available: false` is a console without it: both
+/// endpoints are answered as an unknown route (404). A query's answer is ready after
+/// `pings_to_finish` calls of `GET /dv/events/pq-ping` (0: `POST /dv/events/pq` answers it
+/// at once); it holds at most `result_cap` rows besides the query's own `| limit` (1,000
+/// without one) and body `limit`. A query whose text contains `refuse_containing` is refused
+/// by the POST (400, code 4000040 "Bad Request"), one containing `fail_containing` ends
+/// `FAILED`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PqSeed {
+    pub available: bool,
+    pub pings_to_finish: u32,
+    pub result_cap: usize,
+    pub refuse_containing: Option<String>,
+    pub fail_containing: Option<String>,
+}
+
+impl Default for PqSeed {
+    fn default() -> Self {
+        PqSeed {
+            available: true,
+            pings_to_finish: 1,
+            result_cap: 100_000,
+            refuse_containing: None,
+            fail_containing: None,
+        }
+    }
+}
+
 /// One row of `GET /activities/types`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -473,6 +505,8 @@ pub const SENTINELONE_FAMILY_LIMITS: &[(&str, u32, u64)] = &[
     ("/users/login", 1, 1_000),
     ("/dv/init-query", 1, 60_000),
     ("/dv/query-status", 1, 1_000),
+    ("/dv/events/pq", 4, 1_000),
+    ("/dv/events/pq-ping", 4, 1_000),
 ];
 
 /// The preset tables a scenario may name.

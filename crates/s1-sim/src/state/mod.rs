@@ -76,6 +76,9 @@ pub(crate) struct State {
     pub dv: crate::scenario::DvSeed,
     /// Deep Visibility queries started, by query id.
     pub dv_queries: HashMap<String, crate::dv::DvQuery>,
+    pub pq: crate::scenario::PqSeed,
+    /// PowerQueries started, by query id.
+    pub pq_queries: HashMap<String, crate::pq::PqQuery>,
 }
 
 /// The hashes of one list's entries: lower-cased `value` and `sha256Value` → positions, and

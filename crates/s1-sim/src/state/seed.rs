@@ -101,6 +101,8 @@ impl State {
             dv_events: scenario.dv_events.clone(),
             dv: scenario.dv.clone(),
             dv_queries: HashMap::new(),
+            pq: scenario.pq.clone(),
+            pq_queries: HashMap::new(),
         };
         state.seed_org(scenario, start)?;
         state.token_accounts = crate::user::assigned_accounts(&scenario.token_user, &state)?;
