@@ -121,23 +121,7 @@ impl Action for ScanEndpoints {
             return Ok(());
         }
         let protected = Protected::parse(params.protected_agents.as_deref())?;
-        let (hosts, files): (Vec<TargetId>, Vec<TargetId>) =
-            ids.iter().partition(|id| is_host(ctx.target(**id).kind));
-        let mut found: Vec<(TargetId, Vec<Agent>)> = Vec::new();
-        if !hosts.is_empty() {
-            let by_host = agents::find(ctx, &hosts, Scope::default());
-            for (id, agents) in hosts.iter().zip(by_host) {
-                if let Some(agents) = agents {
-                    found.push((*id, agents.agents));
-                }
-            }
-        }
-        if !files.is_empty() {
-            found.extend(agents_of_threats(ctx, &files));
-        }
-        // A target failed in a later look-up (an agent read shared with another) is left out.
-        found.retain(|(id, _)| ctx.is_pending(*id));
-        let found: Vec<(TargetId, Vec<Agent>, Vec<Agent>)> = found
+        let found: Vec<(TargetId, Vec<Agent>, Vec<Agent>)> = find(ctx, &ids)
             .into_iter()
             .filter_map(|(id, agents)| {
                 let (agents, held) = protected.hold_back(ctx, id, agents)?;
@@ -158,6 +142,28 @@ impl Action for ScanEndpoints {
         }
         Ok(())
     }
+}
+
+/// The agents behind each pending target that both look-ups found: by address or name for
+/// hosts, by their threats for files.
+fn find(ctx: &mut RunContext<'_>, ids: &[TargetId]) -> Vec<(TargetId, Vec<Agent>)> {
+    let (hosts, files): (Vec<TargetId>, Vec<TargetId>) =
+        ids.iter().partition(|id| is_host(ctx.target(**id).kind));
+    let mut found: Vec<(TargetId, Vec<Agent>)> = Vec::new();
+    if !hosts.is_empty() {
+        let by_host = agents::find(ctx, &hosts, Scope::default());
+        for (id, agents) in hosts.iter().zip(by_host) {
+            if let Some(agents) = agents {
+                found.push((*id, agents.agents));
+            }
+        }
+    }
+    if !files.is_empty() {
+        found.extend(agents_of_threats(ctx, &files));
+    }
+    // A target failed in a later look-up (an agent read shared with another) is left out.
+    found.retain(|(id, _)| ctx.is_pending(*id));
+    found
 }
 
 fn is_host(kind: IndicatorType) -> bool {
