@@ -1,9 +1,9 @@
-//! Benchmarks of actions 1–4 (issue 6): the release binary, run as a child process, against the
-//! console simulator, which runs in this process with a fixed per-request latency and a rate
-//! limit.
+//! Benchmarks of actions 1–4 (issue 6), 20 (IOC remove) and 21 (scan endpoints) (issue 18): the
+//! release binary, run as a child process, against the console simulator, which runs in this
+//! process with a fixed per-request latency and a rate limit.
 //!
 //! ```sh
-//! cargo bench --bench actions -- [--sizes 1000,10000,50000] [--actions 1,2,3,4] \
+//! cargo bench --bench actions -- [--sizes 1000,10000,50000] [--actions 1,2,3,4,20,21] \
 //!     [--rate 100] [--concurrency 4] [--latency-ms 20] [--sim-rate-limit 110] \
 //!     [--startup-runs 21] [--repeat 1] [--markdown FILE] [--json FILE] [--keep DIR]
 //! cargo bench --bench actions -- --ioc-30-per-minute [--sizes 50000] [--rate 100]
@@ -15,8 +15,9 @@
 //! time against the floor of an evenly spaced client: (POSTs − 1) × 2 s.
 //! ```
 //!
-//! For each action and size it writes an envelope to a temporary file, seeds a fresh simulator,
-//! and runs `s1-actions run` twice (a first run and a re-run, when everything is already
+//! For each action and size it writes an envelope to a temporary file, seeds a fresh simulator
+//! (action 2: a threat per object; 3: a blacklist entry per object; 20: the ThreatQ IOC of each
+//! object, as action 4 exports it; 21: an agent behind each object's IP address), and runs `s1-actions run` twice (a first run and a re-run, when everything is already
 //! present), each under `/usr/bin/time` (GNU time: user and system CPU, peak resident set of the
 //! child alone, read by `wait4`). Requests are counted by the simulator, which records every
 //! request it answers, and compared with the action's batching minimum; wall time is measured
@@ -52,7 +53,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use s1_actions::api::{FAMILY_LIMITS, QUERY_VALUES_BUDGET, family_of};
+use s1_actions::api::{FAMILY_LIMITS, QUERY_VALUES_BUDGET, chunk_for_query, family_of};
 use s1_sim::{RecordedRequest, Scenario, Simulator};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_s1-actions");
@@ -60,7 +61,8 @@ const GNU_TIME: &str = "/usr/bin/time";
 const CLOCK: &str = "2026-04-22T13:50:54Z";
 /// The bench scenarios' API token (the simulator's default).
 const TOKEN: &str = "sim-token";
-/// Threat or entry ids per mitigation POST or DELETE, IOCs per IOC POST (the actions' batches).
+/// Threat or entry ids per mitigation POST or DELETE, IOCs per IOC POST, IOC uuids per IOC
+/// DELETE, agent ids per scan POST (the actions' batches).
 const IDS_PER_WRITE: usize = 1000;
 /// The memory bar of the issue: peak RSS ≤ 3 × envelope + 30 MB.
 const RSS_FACTOR: f64 = 3.0;
@@ -460,6 +462,7 @@ fn indicator(action: u32, i: usize) -> (&'static str, String) {
         1 => ("SHA-1", format!("ab1e{:016x}{:020x}", splitmix(n), n)),
         2 => ("SHA-1", format!("5eed{i:036x}")),
         3 => ("SHA-1", format!("b1ac{i:036x}")),
+        21 => ("IP Address", scan_address(i)),
         _ => match i % 6 {
             0 => ("FQDN", format!("host-{i}.bench.example")),
             1 => (
@@ -483,6 +486,32 @@ fn indicator(action: u32, i: usize) -> (&'static str, String) {
                 ),
             ),
         },
+    }
+}
+
+/// The IP address of action 21's i-th object and of the agent behind it (i from 1). The last
+/// octet is 100–255, so that no address is part of another: `networkInterfaceInet__contains`
+/// matches text, and `10.0.0.1` would also find `10.0.0.10`–`10.0.0.199`, making the look-ups
+/// page through agents no indicator names.
+fn scan_address(i: usize) -> String {
+    let k = i - 1;
+    let (prefix, host) = (k / 156, 100 + k % 156);
+    format!("10.{}.{}.{host}", (prefix >> 8) & 255, prefix & 255)
+}
+
+/// The account, and for action 21 the site, the scenarios of actions 20 and 21 seed by id.
+const BENCH_ACCOUNT: &str = "1001";
+const BENCH_SITE: &str = "2001";
+
+/// SentinelOne's IOC type for action 20's ThreatQ type (as `lookup::iocs::ioc_type`).
+fn ioc_type(kind: &str) -> &'static str {
+    match kind {
+        "FQDN" => "DNS",
+        "IP Address" => "IPV4",
+        "URL" => "URL",
+        "MD5" => "MD5",
+        "SHA-1" => "SHA1",
+        _ => "SHA256",
     }
 }
 
@@ -526,6 +555,9 @@ fn config(action: u32, base: &str, options: &Options, rate: f64) -> Value {
         1 => json!({ "list": "Blacklist", "os_type": ["Windows"], "description": "Benchmark" }),
         2 => json!({ "mitigation_action": "Quarantine" }),
         3 => json!({ "list": "Blacklist" }),
+        // No scope, as action 4: the token's accounts are looked up.
+        20 => json!({}),
+        21 => json!({ "scan_action": "Start Full Disk Scan" }),
         _ => json!({ "threatq_hostname": "threatq.bench.example" }),
     };
     for (key, value) in extra.as_object().into_iter().flatten() {
@@ -575,6 +607,27 @@ fn scenario_json(action: u32, size: usize, latency_ms: u64, rate_limit: Option<u
     match action {
         2 => scenario["generate"] = json!({ "agents": 200, "threats": size }),
         3 => scenario["generate"] = json!({ "restrictions": size }),
+        20 => {
+            scenario["accounts"] = json!([{ "id": BENCH_ACCOUNT, "name": "Bench Account" }]);
+            scenario["iocs"] = (1..=size)
+                .map(|i| {
+                    let (kind, value) = indicator(action, i);
+                    json!({ "accountId": BENCH_ACCOUNT, "type": ioc_type(kind), "value": value,
+                            "source": "ThreatQ", "method": "EQUALS" })
+                })
+                .collect();
+        }
+        21 => {
+            scenario["accounts"] = json!([{ "id": BENCH_ACCOUNT, "name": "Bench Account" }]);
+            scenario["sites"] = json!([{ "id": BENCH_SITE, "name": "Bench Site",
+                                         "accountId": BENCH_ACCOUNT }]);
+            scenario["agents"] = (1..=size)
+                .map(|i| {
+                    json!({ "computerName": format!("BENCH-{i:05}"), "siteId": BENCH_SITE,
+                            "ips": [scan_address(i)] })
+                })
+                .collect();
+        }
         _ => {}
     }
     scenario
@@ -617,6 +670,13 @@ fn sha1_per_lookup() -> usize {
     (QUERY_VALUES_BUDGET + 3) / 43
 }
 
+/// Agent look-ups action 21 needs for `size` objects: their addresses in input order (the
+/// order of the binary's targets), cut where the comma-joined text would pass the query budget.
+fn address_lookups(size: usize) -> u64 {
+    let addresses: Vec<String> = (1..=size).map(scan_address).collect();
+    chunk_for_query(&addresses, QUERY_VALUES_BUDGET).len() as u64
+}
+
 /// The fewest requests `action` can make for `size` objects: (first run, re-run).
 fn minimum(action: u32, size: usize) -> (u64, u64) {
     let lookups = size.div_ceil(sha1_per_lookup()) as u64;
@@ -624,6 +684,15 @@ fn minimum(action: u32, size: usize) -> (u64, u64) {
     match action {
         1 => (lookups + size as u64, lookups),
         2 | 3 => (lookups + writes, lookups),
+        // The account look-up and the IOC count, then the scope's IOCs read a page (1,000) at
+        // a time and deleted 1,000 uuids a request; a re-run counts 0 and stops there.
+        20 => (2 + 2 * writes, 2),
+        // Agent look-ups, then one initiate-scan per 1,000 agents; a re-run finds every agent
+        // scanning and sends look-ups only.
+        21 => {
+            let lookups = address_lookups(size);
+            (lookups + writes, lookups)
+        }
         _ => (writes + 1, writes + 1),
     }
 }

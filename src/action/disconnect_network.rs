@@ -229,8 +229,8 @@ fn within_limit(
     accepted
 }
 
-/// Each indicator's agents without the protected ones, which come back apart (by name); an
-/// indicator whose agents are all protected fails here and sends nothing.
+/// Each indicator's agents without the protected ones, which come back apart; an indicator
+/// whose agents are all protected fails here and sends nothing.
 fn hold_back(
     ctx: &mut RunContext<'_>,
     accepted: Vec<(TargetId, Found)>,
@@ -238,18 +238,11 @@ fn hold_back(
 ) -> Vec<(TargetId, Found, Vec<Agent>)> {
     let mut kept = Vec::new();
     for (id, mut found) in accepted {
-        let (held, agents): (Vec<Agent>, Vec<Agent>) = found
-            .agents
-            .into_iter()
-            .partition(|agent| protected.matching(agent).is_some());
-        found.agents = agents;
-        if found.agents.is_empty() && !held.is_empty() {
-            let held: Vec<&Agent> = held.iter().collect();
-            let names = agents::name_list(&held, NAMES_IN_DETAIL);
-            ctx.fail(id, protected::refusal(&ctx.target(id).value, &names));
-            continue;
+        let agents = std::mem::take(&mut found.agents);
+        if let Some((agents, held)) = protected.hold_back(ctx, id, agents) {
+            found.agents = agents;
+            kept.push((id, found, held));
         }
-        kept.push((id, found, held));
     }
     kept
 }
@@ -312,14 +305,10 @@ fn send(
 /// An indicator's detail, in the run's tense, naming the protected computers left alone.
 fn report(direction: Direction, found: &Found, held: &[Agent], tense: Tense) -> String {
     let mut detail = report_agents(direction, found, tense);
-    if !held.is_empty() {
-        let held: Vec<&Agent> = held.iter().collect();
-        detail.push_str(&format!(
-            "; {} protected computer(s) left alone: {}",
-            held.len(),
-            agents::name_list(&held, NAMES_IN_DETAIL)
-        ));
-    }
+    detail.push_str(&protected::left_alone(
+        "",
+        held.iter().map(Agent::display_name),
+    ));
     detail
 }
 

@@ -191,13 +191,10 @@ impl Action for MitigateThreats {
         for ((id, threats), held) in ids.into_iter().zip(found).zip(held) {
             let Some(threats) = threats else { continue };
             let (mut detail, computers) = report(action, &threats, &skipped, ctx.tense());
-            if !held.is_empty() {
-                detail.push_str(&format!(
-                    "; threats on {} protected computer(s) left alone: {}",
-                    held.len(),
-                    protected::name_list(held.iter().map(String::as_str))
-                ));
-            }
+            detail.push_str(&protected::left_alone(
+                "threats on ",
+                held.iter().map(String::as_str),
+            ));
             let attributes = vec![AddedAttribute::new(ATTRIBUTE, computers.to_string())];
             ctx.succeed(id, detail, attributes);
         }

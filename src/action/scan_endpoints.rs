@@ -16,6 +16,12 @@
 //! a start skips them, and an abort sends only them, so a second run sends look-ups only.
 //! Adds `Computers Scanned` (start) or `Computers Scan Aborted` (abort) = the number of the
 //! indicator's computers, all in the wanted state once the run is over.
+//!
+//! Computers on the `protected_agents` list ([`super::lookup::protected`]) are never sent,
+//! whether the scan starts or aborts (a scan loads the computer, which is what the list is
+//! for): the detail names them and they are not counted; an indicator all of whose computers
+//! are protected fails with `input.protected`. Both look-ups return whole agents, so the list
+//! is matched on them directly, with no look-up of its own.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -24,6 +30,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::lookup::agents::{self, Agent, Scope};
+use super::lookup::protected::{self, Protected};
 use super::lookup::{self, threats};
 use super::{Action, Reply, RunContext, TargetId, Tense, Write, distinct_targets};
 use crate::error::Failure;
@@ -47,6 +54,8 @@ pub struct ScanEndpoints;
 pub struct Params {
     /// Start a full disk scan, or abort a running one.
     pub scan_action: ScanAction,
+    /// Agent ids, computer names or IP addresses of computers never to scan.
+    pub protected_agents: Option<Vec<String>>,
 }
 
 /// The scan choices of the configuration page.
@@ -98,37 +107,63 @@ impl ScanAction {
 impl Action for ScanEndpoints {
     type Params = Params;
 
+    fn preflight(
+        params: &Params,
+        _state: Option<&Value>,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), Failure> {
+        Protected::parse(params.protected_agents.as_deref()).map(drop)
+    }
+
     fn run(params: &Params, ctx: &mut RunContext<'_>) -> Result<(), Failure> {
         let ids = ctx.pending();
         if ids.is_empty() {
             return Ok(());
         }
-        let (hosts, files): (Vec<TargetId>, Vec<TargetId>) =
-            ids.iter().partition(|id| is_host(ctx.target(**id).kind));
-        let mut found: Vec<(TargetId, Vec<Agent>)> = Vec::new();
-        if !hosts.is_empty() {
-            let by_host = agents::find(ctx, &hosts, Scope::default());
-            for (id, agents) in hosts.iter().zip(by_host) {
-                if let Some(agents) = agents {
-                    found.push((*id, agents.agents));
-                }
-            }
-        }
-        if !files.is_empty() {
-            found.extend(agents_of_threats(ctx, &files));
-        }
-        // A target failed in a later look-up (an agent read shared with another) is left out.
-        found.retain(|(id, _)| ctx.is_pending(*id));
+        let protected = Protected::parse(params.protected_agents.as_deref())?;
+        let found: Vec<(TargetId, Vec<Agent>, Vec<Agent>)> = find(ctx, &ids)
+            .into_iter()
+            .filter_map(|(id, agents)| {
+                let (agents, held) = protected.hold_back(ctx, id, agents)?;
+                Some((id, agents, held))
+            })
+            .collect();
         send(ctx, params.scan_action, &found);
         let tense = ctx.tense();
-        for (id, agents) in found {
-            let detail = report(params.scan_action, ctx.target(id).kind, &agents, tense);
+        for (id, agents, held) in found {
+            let mut detail = report(params.scan_action, ctx.target(id).kind, &agents, tense);
+            detail.push_str(&protected::left_alone(
+                "",
+                held.iter().map(Agent::display_name),
+            ));
             let count =
                 AddedAttribute::new(params.scan_action.attribute(), agents.len().to_string());
             ctx.succeed(id, detail, vec![count]);
         }
         Ok(())
     }
+}
+
+/// The agents behind each pending target that both look-ups found: by address or name for
+/// hosts, by their threats for files.
+fn find(ctx: &mut RunContext<'_>, ids: &[TargetId]) -> Vec<(TargetId, Vec<Agent>)> {
+    let (hosts, files): (Vec<TargetId>, Vec<TargetId>) =
+        ids.iter().partition(|id| is_host(ctx.target(**id).kind));
+    let mut found: Vec<(TargetId, Vec<Agent>)> = Vec::new();
+    if !hosts.is_empty() {
+        let by_host = agents::find(ctx, &hosts, Scope::default());
+        for (id, agents) in hosts.iter().zip(by_host) {
+            if let Some(agents) = agents {
+                found.push((*id, agents.agents));
+            }
+        }
+    }
+    if !files.is_empty() {
+        found.extend(agents_of_threats(ctx, &files));
+    }
+    // A target failed in a later look-up (an agent read shared with another) is left out.
+    found.retain(|(id, _)| ctx.is_pending(*id));
+    found
 }
 
 fn is_host(kind: IndicatorType) -> bool {
@@ -181,9 +216,13 @@ fn agents_of_threats(ctx: &mut RunContext<'_>, files: &[TargetId]) -> Vec<(Targe
 
 /// Sends (or plans) the scan action for every agent that needs it, each once however many
 /// indicators name it.
-fn send(ctx: &mut RunContext<'_>, action: ScanAction, found: &[(TargetId, Vec<Agent>)]) {
+fn send(
+    ctx: &mut RunContext<'_>,
+    action: ScanAction,
+    found: &[(TargetId, Vec<Agent>, Vec<Agent>)],
+) {
     let mut owners: BTreeMap<&str, BTreeSet<TargetId>> = BTreeMap::new();
-    for (id, agents) in found {
+    for (id, agents, _) in found {
         for agent in agents.iter().filter(|agent| action.needs_action(agent)) {
             owners.entry(agent.id.as_str()).or_default().insert(*id);
         }

@@ -13,20 +13,23 @@
 //! request (`config.invalid`): a protection list that silently protects nothing is worse than
 //! no run.
 //!
-//! Actions that already hold the agents they act on ask [`Protected::matching`]; those that
-//! hold only agent ids (threats) first [`Protected::resolve`] the list to agents with
-//! `GET /agents` — `ids`, `computerName__contains` and `networkInterfaceInet__contains` are
-//! list filters of that endpoint (SW24 `AgentsApi.md`, `reference/sentinelone-api.md` §7.1) —
-//! and match by id. A failed resolution ends the run: nothing is written unless every protected
-//! computer is known.
+//! Actions that already hold the agents they act on (13, 21) split each indicator's agents with
+//! [`Protected::hold_back`]; those that hold only agent ids (threats, action 2) first
+//! [`Protected::resolve`] the list to agents with `GET /agents` — `ids`,
+//! `computerName__contains` and `networkInterfaceInet__contains` are list filters of that
+//! endpoint (SW24 `AgentsApi.md`, `reference/sentinelone-api.md` §7.1) — and match by id. A
+//! failed resolution ends the run: nothing is written unless every protected computer is known.
 //!
-//! This module decides nothing about outcomes; the actions report what was held back.
+//! The one outcome decided here is shared by every such action: an indicator all of whose
+//! computers are protected fails with `input.protected` ([`refusal`]) — the analyst asked for
+//! the action and did not get it, which a success would hide. Otherwise the action's detail
+//! ends with the computers left alone ([`left_alone`]).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::agents::{self, Agent};
-use crate::action::RunContext;
+use crate::action::{RunContext, TargetId};
 use crate::api::{QUERY_VALUES_BUDGET, chunk_for_query, join_csv};
 use crate::error::{ErrorCode, Failure};
 
@@ -182,6 +185,28 @@ impl ProtectedAgents {
     }
 }
 
+impl Protected {
+    /// One target's agents split into those to act on and the protected ones (second). A
+    /// target all of whose agents are protected fails here with `input.protected` (`None`):
+    /// nothing is sent for it.
+    pub fn hold_back(
+        &self,
+        ctx: &mut RunContext<'_>,
+        id: TargetId,
+        agents: Vec<Agent>,
+    ) -> Option<(Vec<Agent>, Vec<Agent>)> {
+        let (held, kept): (Vec<Agent>, Vec<Agent>) = agents
+            .into_iter()
+            .partition(|agent| self.matching(agent).is_some());
+        if kept.is_empty() && !held.is_empty() {
+            let names = name_list(held.iter().map(Agent::display_name));
+            ctx.fail(id, refusal(&ctx.target(id).value, &names));
+            return None;
+        }
+        Some((kept, held))
+    }
+}
+
 /// Computer names written in a detail before "and N more".
 const NAMES_IN_DETAIL: usize = 10;
 
@@ -193,6 +218,21 @@ pub fn name_list<'n>(names: impl IntoIterator<Item = &'n str>) -> String {
         text.push_str(&format!(" and {} more", names.len() - NAMES_IN_DETAIL));
     }
     text
+}
+
+/// The end of a detail naming the protected computers held back for an indicator
+/// ("; N protected computer(s) left alone: A, B"; empty when there are none). `what` says what
+/// was left alone on them ("" for the computers themselves).
+pub fn left_alone<'n>(what: &str, names: impl IntoIterator<Item = &'n str>) -> String {
+    let names: Vec<&str> = names.into_iter().collect();
+    if names.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; {what}{} protected computer(s) left alone: {}",
+        names.len(),
+        name_list(names)
+    )
 }
 
 /// The failure of an indicator all of whose computers are protected: nothing was sent for it,
@@ -257,6 +297,19 @@ mod tests {
             );
         }
         assert!(Protected::parse(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_left_alone_note_names_up_to_ten_computers() {
+        assert_eq!(left_alone("", []), "");
+        assert_eq!(
+            left_alone("threats on ", ["A", "B"]),
+            "; threats on 2 protected computer(s) left alone: A, B"
+        );
+        let names: Vec<String> = (1..=12).map(|n| format!("PC-{n}")).collect();
+        let note = left_alone("", names.iter().map(String::as_str));
+        assert!(note.starts_with("; 12 protected computer(s) left alone: PC-1, "));
+        assert!(note.ends_with("PC-10 and 2 more"), "{note}");
     }
 
     #[test]
