@@ -334,20 +334,22 @@ impl Counts {
         let (noun, scope, present) = (params.list.noun(), params.scope_text(), self.present);
         let added = entries(self.added, noun);
         let added_os = self.added_os.iter().copied().collect::<Vec<_>>().join(", ");
-        match tense {
-            Tense::Planned => format!(
+        if self.added == 0 {
+            let already = format!(
+                "Already on the {noun} for {} in {scope}",
+                os_list.join(", ")
+            );
+            return tense.pick(
+                already.clone(),
+                format!("Dry run: nothing to add. {already}"),
+            );
+        }
+        tense.pick(
+            format!("Added {added} ({added_os}) in {scope}; {present} already present"),
+            format!(
                 "Dry run: would add {added} ({added_os}) in {scope}; {present} already present"
             ),
-            Tense::Done if self.added == 0 => {
-                format!(
-                    "Already on the {noun} for {} in {scope}",
-                    os_list.join(", ")
-                )
-            }
-            Tense::Done => {
-                format!("Added {added} ({added_os}) in {scope}; {present} already present")
-            }
-        }
+        )
     }
 }
 

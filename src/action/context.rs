@@ -46,25 +46,23 @@ pub fn distinct_targets(targets: impl IntoIterator<Item = TargetId>) -> Vec<Targ
         .collect()
 }
 
-/// The ids of the things a write acts on (list entries, IOCs), each once with every target
-/// that found it, in target order so that batches stay deterministic. One thing can be found
-/// by two targets (an entry carrying both the SHA-1 and the SHA-256 of a file): its id is sent
-/// once, and a failed request fails both.
-pub fn ids_with_owners<'a, T>(
-    ids: &[TargetId],
-    found: &'a [Option<Vec<T>>],
-    id_of: impl Fn(&'a T) -> &'a str,
+/// The ids of the things a write acts on (list entries, IOCs, agents), each once with every
+/// target that found it, in target order so that batches stay deterministic. One thing can be
+/// found by two targets (an entry carrying both the SHA-1 and the SHA-256 of a file, an agent
+/// behind two addresses): its id is sent once, and a failed request fails both. `found` is
+/// each target with the ids of what it found.
+pub fn ids_with_owners<'a, Ids: IntoIterator<Item = &'a str>>(
+    found: impl IntoIterator<Item = (TargetId, Ids)>,
 ) -> Vec<(&'a str, Vec<TargetId>)> {
     let mut owned: Vec<(&str, Vec<TargetId>)> = Vec::new();
     let mut position: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for (target, found) in ids.iter().zip(found) {
-        for thing in found.iter().flatten() {
-            let id = id_of(thing);
+    for (target, ids) in found {
+        for id in ids {
             match position.get(id) {
-                Some(&at) => owned[at].1.push(*target),
+                Some(&at) => owned[at].1.push(target),
                 None => {
                     position.insert(id, owned.len());
-                    owned.push((id, vec![*target]));
+                    owned.push((id, vec![target]));
                 }
             }
         }

@@ -113,7 +113,10 @@ impl Action for DeleteHashes {
                 None => (None, Vec::new()),
             })
             .unzip();
-        let entries = ids_with_owners(&ids, &found, |entry: &ListEntry| entry.id.as_str());
+        let entries =
+            ids_with_owners(ids.iter().zip(&found).map(|(id, entries)| {
+                (*id, entries.iter().flatten().map(|entry| entry.id.as_str()))
+            }));
         let batches: Vec<&[(&str, Vec<TargetId>)]> = entries.chunks(DELETE_BATCH).collect();
         ctx.write(
             "delete",

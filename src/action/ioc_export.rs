@@ -100,6 +100,18 @@ fn time_text(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// A date as a detail shows it: to the second, so that the date planned in a dry run (as sent)
+/// and one the console stored (to the microsecond) read alike; text that is not a date as is.
+fn shown(text: &str) -> String {
+    DateTime::parse_from_rfc3339(text).map_or_else(
+        |_| text.to_string(),
+        |time| {
+            time.with_timezone(&Utc)
+                .to_rfc3339_opts(SecondsFormat::Secs, true)
+        },
+    )
+}
+
 /// What one IOC is made from: a target and the first object that carries it.
 struct Source<'o> {
     id: TargetId,
@@ -320,21 +332,22 @@ impl Action for IocExport {
                     existing
                         .get(&source.id)
                         .and_then(|found| found.first())
-                        .map(|ioc| ioc.valid_until.clone().unwrap_or_else(|| "unknown".into()))
+                        .map(|ioc| ioc.valid_until.as_deref().map_or("unknown".into(), shown))
                 });
+                let until_shown = shown(&until);
                 let detail = match before {
                     None => tense.pick(
-                        format!("Exported as {kind} until {until}"),
-                        format!("Dry run: would export as {kind} until {until}"),
+                        format!("Exported as {kind} until {until_shown}"),
+                        format!("Dry run: would export as {kind} until {until_shown}"),
                     ),
                     Some(None) => tense.pick(
-                        format!("Exported as a new {kind} IOC until {until}"),
-                        format!("Dry run: would export as a new {kind} IOC until {until}"),
+                        format!("Exported as a new {kind} IOC until {until_shown}"),
+                        format!("Dry run: would export as a new {kind} IOC until {until_shown}"),
                     ),
                     Some(Some(was)) => tense.pick(
-                        format!("Refreshed the existing {kind} IOC until {until} (was until {was})"),
+                        format!("Refreshed the existing {kind} IOC until {until_shown} (was until {was})"),
                         format!(
-                            "Dry run: would refresh the existing {kind} IOC until {until} (was until {was})"
+                            "Dry run: would refresh the existing {kind} IOC until {until_shown} (was until {was})"
                         ),
                     ),
                 };

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::context::ids_with_owners;
-use super::lookup::iocs::{self, FoundIoc, IOCS, IocLookup};
+use super::lookup::iocs::{self, IOCS, IocLookup};
 use super::{Action, Reply, RunContext, TargetId, Tense, Write, distinct_targets};
 use crate::error::Failure;
 use crate::indicator::IndicatorType;
@@ -73,7 +73,11 @@ impl Action for IocRemove {
             accounts_seen,
         };
         let found = lookup.find(ctx, &ids);
-        let entries = ids_with_owners(&ids, &found, |ioc: &FoundIoc| ioc.uuid.as_str());
+        let entries = ids_with_owners(
+            ids.iter()
+                .zip(&found)
+                .map(|(id, iocs)| (*id, iocs.iter().flatten().map(|ioc| ioc.uuid.as_str()))),
+        );
         let batches: Vec<&[(&str, Vec<TargetId>)]> = entries.chunks(DELETE_BATCH).collect();
         ctx.write(
             "delete",
@@ -122,6 +126,7 @@ fn report(removed: usize, tense: Tense) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::action::lookup::iocs::FoundIoc;
 
     #[test]
     fn a_uuid_shared_by_targets_is_sent_once() {
@@ -131,7 +136,12 @@ mod tests {
         };
         let found = vec![Some(vec![ioc("a"), ioc("b")]), None, Some(vec![ioc("a")])];
         assert_eq!(
-            ids_with_owners(&[0, 1, 2], &found, |ioc: &FoundIoc| ioc.uuid.as_str()),
+            ids_with_owners(
+                [0, 1, 2]
+                    .into_iter()
+                    .zip(&found)
+                    .map(|(id, iocs)| { (id, iocs.iter().flatten().map(|ioc| ioc.uuid.as_str())) })
+            ),
             vec![("a", vec![0, 2]), ("b", vec![0])]
         );
     }

@@ -29,6 +29,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::context::ids_with_owners;
 use super::lookup::agents::{self, Agent, Scope};
 use super::lookup::protected::{self, Protected};
 use super::lookup::{self, threats};
@@ -221,22 +222,20 @@ fn send(
     action: ScanAction,
     found: &[(TargetId, Vec<Agent>, Vec<Agent>)],
 ) {
-    let mut owners: BTreeMap<&str, BTreeSet<TargetId>> = BTreeMap::new();
-    for (id, agents, _) in found {
-        for agent in agents.iter().filter(|agent| action.needs_action(agent)) {
-            owners.entry(agent.id.as_str()).or_default().insert(*id);
-        }
-    }
-    let keys: Vec<&str> = owners.keys().copied().collect();
-    let batches: Vec<&[&str]> = keys.chunks(IDS_PER_REQUEST).collect();
+    let agents = ids_with_owners(found.iter().map(|(id, agents, _)| {
+        let to_send = agents.iter().filter(|agent| action.needs_action(agent));
+        (*id, to_send.map(|agent| agent.id.as_str()))
+    }));
+    let batches: Vec<&[(&str, Vec<TargetId>)]> = agents.chunks(IDS_PER_REQUEST).collect();
     ctx.write(
         "scan action",
         &batches,
-        |batch| distinct_targets(batch.iter().flat_map(|key| owners[key].iter().copied())),
+        |batch| distinct_targets(batch.iter().flat_map(|(_, owners)| owners.iter().copied())),
         |batch| {
+            let ids: Vec<&str> = batch.iter().map(|(agent, _)| *agent).collect();
             Write::post(
                 action.path(),
-                json!({ "filter": { "ids": batch }, "data": {} }),
+                json!({ "filter": { "ids": ids }, "data": {} }),
             )
         },
         |_, reply: Reply<Value>| reply.answer().map(drop),

@@ -28,7 +28,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::agents::{self, Agent};
+use super::agents::{self, Agent, AgentItem};
 use crate::action::{RunContext, TargetId};
 use crate::api::{QUERY_VALUES_BUDGET, chunk_for_query, join_csv};
 use crate::error::{ErrorCode, Failure};
@@ -157,9 +157,9 @@ impl Protected {
         ] {
             for chunk in chunk_for_query(&values, QUERY_VALUES_BUDGET) {
                 client
-                    .pages("/agents", vec![(filter, join_csv(chunk))], "/data")
+                    .pages_as::<AgentItem>("/agents", vec![(filter, join_csv(chunk))], "/data")
                     .each_item(|item| {
-                        let Some(agent) = Agent::from_json(&item) else {
+                        let Some(agent) = Agent::from_fields(item.0) else {
                             return;
                         };
                         if self.matching(&agent).is_some() {
@@ -195,6 +195,11 @@ impl Protected {
         id: TargetId,
         agents: Vec<Agent>,
     ) -> Option<(Vec<Agent>, Vec<Agent>)> {
+        if !agents.iter().any(|agent| self.matching(agent).is_some()) {
+            // The usual case, and the target's list kept as it is: `partition` would give
+            // every target of a 50,000-object run a new list with room for four agents.
+            return Some((agents, Vec::new()));
+        }
         let (held, kept): (Vec<Agent>, Vec<Agent>) = agents
             .into_iter()
             .partition(|agent| self.matching(agent).is_some());
