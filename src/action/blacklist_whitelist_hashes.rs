@@ -334,6 +334,13 @@ impl Counts {
         let (noun, scope, present) = (params.list.noun(), params.scope_text(), self.present);
         let added = entries(self.added, noun);
         let added_os = self.added_os.iter().copied().collect::<Vec<_>>().join(", ");
+        if self.added == 0 && present == 0 {
+            // Every slot is covered by an entry in a wider scope, which the caller names.
+            return tense.pick(
+                format!("Nothing to add in {scope}"),
+                format!("Dry run: nothing to add in {scope}"),
+            );
+        }
         if self.added == 0 {
             let already = format!(
                 "Already on the {noun} for {} in {scope}",
